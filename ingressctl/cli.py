@@ -1,0 +1,65 @@
+"""Command line entry point: `ingressctl <command> ...`.
+
+Each command lives in its own module under `ingressctl/commands/` and exposes
+`register(subparsers)`, which adds its parser and sets `func` to a function taking the
+parsed arguments and returning an exit code. This file only wires them together, so adding
+a command never touches another command's code.
+
+Design choice: every failure a user can cause ends in one line on stderr naming the
+reason and a non-zero exit code; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Order is the order of `ingressctl --help`.
+COMMAND_MODULES = (
+    "ingressctl.commands.local",  # run, render, validate
+)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 1 (or .code)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingressctl",
+        description="A small, readable Ingress controller that drives a real nginx.",
+        epilog="Start with: ingressctl run --manifests examples/quickstart  (see README.md)",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"ingressctl {args.command}: {e}", file=sys.stderr)
+        return e.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

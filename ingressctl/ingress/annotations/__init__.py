@@ -1,0 +1,90 @@
+"""Annotation registry: every supported `nginx.ingress.kubernetes.io/*` annotation.
+
+Each family module (`proxy.py`, `routing.py`, ...) registers its annotations with a parser
+that turns the user's text into a typed value (or raises `InvalidValue`). `parse_annotations`
+applies them all to one Ingress and returns an `IngressConfig` plus the problems and
+warnings it found; it never raises. The same registry drives the admission webhook,
+`ingressctl validate` and the generated reference `docs/annotations.md`.
+
+Design choice: one flat, frozen `IngressConfig` with a field per annotation; `None` means
+"not set, use the global setting", so templates never see an unparsed string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import values as v
+from .config import IngressConfig
+
+PREFIX = "nginx.ingress.kubernetes.io/"
+
+__all__ = ["PREFIX", "Annotation", "AnnotationProblem", "IngressConfig", "REGISTRY",
+           "parse_annotations", "register"]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    name: str  # without the prefix
+    field: str  # IngressConfig field it sets
+    parse: Callable[[str], Any]
+    type: str  # for the reference table: bool, duration, size, enum, ...
+    default: str
+    doc: str
+    risk: str = "Low"  # Low, Medium, High, Critical (ingress-nginx's scale)
+    snippet: bool = False  # only with allow-snippet-annotations
+
+
+@dataclass(frozen=True)
+class AnnotationProblem:
+    annotation: str  # full name with prefix
+    value: str
+    reason: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        return f"annotation {self.annotation}={self.value!r}: {self.reason}"
+
+
+REGISTRY: dict[str, Annotation] = {}
+
+
+def register(*annotations: Annotation) -> None:
+    for a in annotations:
+        if a.name in REGISTRY:
+            raise RuntimeError(f"annotation {a.name} registered twice")
+        if a.field not in IngressConfig.__dataclass_fields__:
+            raise RuntimeError(f"annotation {a.name}: IngressConfig has no field {a.field}")
+        REGISTRY[a.name] = a
+
+
+def parse_annotations(
+    annotations: Mapping[str, str], allow_snippets: bool = False
+) -> tuple[IngressConfig, list[AnnotationProblem]]:
+    """Typed config for one Ingress; invalid or unsupported annotations come back as problems."""
+    values: dict[str, Any] = {}
+    problems: list[AnnotationProblem] = []
+    for full in sorted(annotations):
+        if not full.startswith(PREFIX):
+            continue
+        raw = annotations[full]
+        spec = REGISTRY.get(full[len(PREFIX):])
+        if spec is None:
+            problems.append(AnnotationProblem(full, raw, "not supported by ingressctl, ignored", warning=True))
+            continue
+        if spec.snippet and not allow_snippets:
+            problems.append(AnnotationProblem(
+                full, raw, "snippet annotations are disabled (ConfigMap allow-snippet-annotations: false)"))
+            continue
+        try:
+            values[spec.field] = spec.parse(raw)
+        except v.InvalidValue as e:
+            problems.append(AnnotationProblem(full, raw, str(e)))
+    return dataclasses.replace(IngressConfig(), **values), problems
+
+
+# Family modules register themselves on import.
+from . import proxy, routing  # noqa: E402,F401

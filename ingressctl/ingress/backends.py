@@ -1,0 +1,111 @@
+"""Service backends -> upstreams: port resolution and endpoint selection.
+
+A backend names a Service port by number or name. The Service port's name then selects the
+matching port in each EndpointSlice (slices name their ports after the Service port), which
+gives the target port number. Ready endpoints are used; serving-but-terminating endpoints
+only when no endpoint is ready. ExternalName Services become upstreams that nginx resolves
+at request time.
+
+Design choice: one `BackendResolver` per build caches every (Service, port) resolution, so
+10,000 Ingresses sharing a Service cost one endpoint scan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ..objects import Service, ServiceBackend, ServicePort
+from ..store import Snapshot
+from . import values as v
+from .model import Endpoint, Upstream
+
+ProblemTuple = tuple[str, str, bool]  # reason, message, warning
+
+
+@dataclass(frozen=True)
+class Resolution:
+    upstream: Upstream | None  # None: answer 503
+    service: str  # ns/name:port for logs
+    problems: tuple[ProblemTuple, ...] = ()
+
+
+def select_endpoints(snap: Snapshot, svc: Service, sp: ServicePort) -> tuple[Endpoint, ...]:
+    ready: set[Endpoint] = set()
+    terminating: set[Endpoint] = set()
+    for sl in snap.slices(svc.meta.namespace, svc.meta.name):
+        if sl.address_type not in ("IPv4", "IPv6"):
+            continue
+        port = next((p.port for p in sl.ports if p.name == sp.name and p.protocol == sp.protocol), 0)
+        if not 1 <= port <= 65535:
+            continue
+        for ep in sl.endpoints:
+            bucket = ready if ep.ready else terminating if (ep.serving and ep.terminating) else None
+            if bucket is None:
+                continue
+            for addr in ep.addresses:
+                try:
+                    bucket.add(Endpoint(str(ipaddress.ip_address(addr)), port))
+                except ValueError:
+                    continue
+    return tuple(sorted(ready or terminating, key=lambda e: (e.address, e.port)))
+
+
+def upstream_name(namespace: str, service: str, port: int | str) -> str:
+    return f"{namespace}-{service}-{port}"
+
+
+class BackendResolver:
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self._cache: dict[tuple[str, str, int | str], Resolution] = {}
+
+    def resolve(self, namespace: str, backend: ServiceBackend) -> Resolution:
+        key = (namespace, backend.name, backend.port)
+        res = self._cache.get(key)
+        if res is None:
+            res = self._resolve(namespace, backend)
+            self._cache[key] = res
+        return res
+
+    def _resolve(self, namespace: str, backend: ServiceBackend) -> Resolution:
+        label = f"{namespace}/{backend.name}:{backend.port}"
+        svc = self.snap.service(namespace, backend.name)
+        if svc is None:
+            return Resolution(None, label, (("ServiceNotFound", f"Service {namespace}/{backend.name} not found; "
+                                             "answering 503", True),))
+        if svc.type == "ExternalName":
+            return self._external(svc, backend, label)
+        sp = svc.port_for(backend.port)
+        if sp is None:
+            return Resolution(None, label, (("PortNotFound", f"Service {svc.meta.key} has no port "
+                                             f"{backend.port!r}; answering 503", True),))
+        name = upstream_name(namespace, backend.name, sp.port)
+        endpoints = select_endpoints(self.snap, svc, sp)
+        if not endpoints:
+            return Resolution(None, label, (("NoEndpoints", f"Service {svc.meta.key} port {backend.port} has "
+                                             "no ready endpoints; answering 503", True),))
+        return Resolution(Upstream(name, svc.meta.key, endpoints), label)
+
+    def _external(self, svc: Service, backend: ServiceBackend, label: str) -> Resolution:
+        try:
+            host = v.host(svc.external_name.rstrip(".").lower())
+        except v.InvalidValue as e:
+            return Resolution(None, label, (("InvalidExternalName", str(e), False),))
+        if isinstance(backend.port, int):
+            port = backend.port
+        else:
+            sp = svc.port_for(backend.port)
+            if sp is None:
+                return Resolution(None, label, (("PortNotFound", f"Service {svc.meta.key} has no port "
+                                                 f"{backend.port!r}; answering 503", True),))
+            port = sp.port
+        name = upstream_name(svc.meta.namespace, svc.meta.name, port)
+        return Resolution(Upstream(name, svc.meta.key, (), external_name=host, external_port=port), label)
+
+    def upstreams(self) -> tuple[Upstream, ...]:
+        seen: dict[str, Upstream] = {}
+        for res in self._cache.values():
+            if res.upstream is not None:
+                seen[res.upstream.name] = res.upstream
+        return tuple(seen[k] for k in sorted(seen))

@@ -1,0 +1,275 @@
+"""Snapshot -> Model: the Kubernetes Ingress semantics, as a pure function.
+
+`build(snapshot, options)` returns `BuildResult(model, statuses, problems)`. It does no
+I/O, reads no clock (`options.now` is given) and never raises on bad objects: an invalid
+Ingress is skipped and reported, everything else is served.
+
+Design choice: Ingresses are processed oldest first (creationTimestamp, then
+namespace/name), so "first claim wins" is exactly "oldest wins" for host+path conflicts and
+for a host's TLS certificate, and the result does not depend on the order objects arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ..objects import Ingress, IngressPath, ServiceBackend
+from ..store import Snapshot
+from . import values as v
+from .annotations import IngressConfig, parse_annotations
+from .backends import BackendResolver
+from .classes import ClassFilter
+from .model import Certificate, Location, Model, Problem, Server, StatusUpdate, Upstream
+from .settings import Settings
+from .tls import TLSError, certificate_from_secret
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    classes: ClassFilter = field(default_factory=ClassFilter)
+    settings: Settings = field(default_factory=Settings)
+    default_backend: str = ""  # "ns/name:port" (--default-backend-service), "" = 404
+    now: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    model: Model
+    statuses: tuple[StatusUpdate, ...]
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One validated host+path rule of one Ingress, before it becomes nginx locations."""
+
+    host: str  # "" = every host
+    kind: str  # exact | prefix | regex
+    path: str  # prefix paths are stored without a trailing slash ("/" stays "/")
+    ingress: Ingress
+    backend: ServiceBackend | None
+    config: IngressConfig
+
+    @property
+    def claim(self) -> tuple[str, str, str]:
+        return (self.host, self.kind, self.path)
+
+
+def _problem(ing: Ingress, reason: str, message: str, warning: bool = False) -> Problem:
+    return Problem("Ingress", ing.meta.namespace, ing.meta.name, reason, message, warning)
+
+
+def _route_kind(p: IngressPath, cfg: IngressConfig) -> tuple[str, str]:
+    """(kind, normalised path) for one Ingress path; raises InvalidValue."""
+    if p.path_type == "ImplementationSpecific" and cfg.use_regex:
+        return "regex", v.regex_path(p.path)
+    path = v.path(p.path)
+    if p.path_type == "Exact":
+        return "exact", path
+    return "prefix", path.rstrip("/") or "/"
+
+
+def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], list[Problem]]:
+    """Validate one Ingress completely; any error makes it contribute no routes at all."""
+    cfg, ann_problems = parse_annotations(ing.meta.annotations, allow_snippets)
+    problems = [_problem(ing, "InvalidAnnotation" if not a.warning else "UnsupportedAnnotation",
+                         str(a), a.warning) for a in ann_problems]
+    routes: list[Route] = []
+    try:
+        for rule in ing.rules:
+            host = v.host(rule.host) if rule.host else ""
+            for p in rule.paths:
+                if p.backend is None:
+                    raise v.InvalidValue(f"path {p.path}: backend {p.resource_kind} is not a Service (unsupported)")
+                v.k8s_name(p.backend.name)
+                kind, path = _route_kind(p, cfg)
+                routes.append(Route(host, kind, path, ing, p.backend, cfg))
+        for t in ing.tls:
+            for h in t.hosts:
+                v.host(h)
+            if t.secret_name:
+                v.k8s_name(t.secret_name)
+        if ing.default_backend is not None:
+            v.k8s_name(ing.default_backend.name)
+    except v.InvalidValue as e:
+        problems.append(_problem(ing, "InvalidIngress", str(e)))
+    if any(not p.warning for p in problems):
+        return [], problems
+    return routes, problems
+
+
+Target = tuple[Upstream | None, int, str]  # upstream, status when None, service label
+
+
+def _location(path: str, modifier: str, target: Target, ingress: str, cfg: IngressConfig) -> Location:
+    up, status, service = target
+    if up is None:
+        return Location(path, modifier, "", status, ingress, service, cfg)
+    return Location(path, modifier, up.name, 0, ingress, service, cfg, up.external_name, up.external_port)
+
+
+def _locations(route: Route, target: Target, explicit_exact: set[str]) -> list[Location]:
+    ing = route.ingress.meta.key
+    if route.kind == "regex":
+        forms = [("~*", route.path)]
+    elif route.kind == "exact":
+        forms = [("=", route.path)]
+    elif route.path == "/":
+        forms = [("", "/")]
+    else:
+        forms = [("=", route.path)] if route.path not in explicit_exact else []
+        forms.append(("", route.path + "/"))
+    return [_location(path, mod, target, ing, route.config) for mod, path in forms]
+
+
+class _Builder:
+    def __init__(self, snap: Snapshot, opts: BuildOptions) -> None:
+        self.snap, self.opts = snap, opts
+        self.problems: list[Problem] = []
+        self.backends = BackendResolver(snap)
+        self.certs: dict[str, Certificate] = {}
+        self.host_cert: dict[str, str] = {}  # host -> cert name ("" = default certificate)
+        self.host_tls_owner: dict[str, str] = {}
+
+    def ours(self) -> list[Ingress]:
+        f, classes = self.opts.classes, self.snap.classes
+        return sorted((i for i in self.snap.ingresses.values() if f.is_ours(i, classes)),
+                      key=lambda i: i.meta.age_key)
+
+    def claim_routes(self, ingresses: Iterable[Ingress]) -> tuple[list[Route], list[Ingress]]:
+        winners: dict[tuple[str, str, str], Route] = {}
+        valid: list[Ingress] = []
+        for ing in ingresses:
+            routes, problems = ingress_routes(ing, self.opts.settings.allow_snippet_annotations)
+            self.problems.extend(problems)
+            if any(not p.warning for p in problems):
+                continue
+            valid.append(ing)
+            for r in routes:
+                owner = winners.get(r.claim)
+                if owner is None:
+                    winners[r.claim] = r
+                elif owner.ingress is not ing:
+                    self.problems.append(_problem(
+                        ing, "PathConflict",
+                        f"host {r.host or '*'} path {r.path} ({r.kind}) is already served by the older "
+                        f"Ingress {owner.ingress.meta.key}; this rule is ignored"))
+        return list(winners.values()), valid
+
+    def target(self, route: Route) -> Target:
+        if route.backend is None:
+            return None, 404, ""
+        res = self.backends.resolve(route.ingress.meta.namespace, route.backend)
+        for reason, msg, warning in res.problems:
+            self.problems.append(_problem(route.ingress, reason, msg, warning))
+        return res.upstream, 503, res.service
+
+    def tls(self, ing: Ingress) -> None:
+        rule_hosts = [r.host for r in ing.rules if r.host]
+        for t in ing.tls:
+            hosts = list(t.hosts) or rule_hosts
+            cert = self.certificate(ing, t.secret_name) if t.secret_name else ""
+            for h in hosts:
+                if h not in self.host_cert:
+                    self.host_cert[h] = cert
+                    self.host_tls_owner[h] = ing.meta.key
+                elif self.host_cert[h] != cert:
+                    self.problems.append(_problem(
+                        ing, "TLSConflict", f"host {h} already takes its certificate from the older "
+                        f"Ingress {self.host_tls_owner[h]}", warning=True))
+
+    def certificate(self, ing: Ingress, secret_name: str) -> str:
+        secret = self.snap.secret(ing.meta.namespace, secret_name)
+        if secret is None:
+            self.problems.append(_problem(ing, "SecretNotFound", f"TLS Secret {ing.meta.namespace}/{secret_name} "
+                                          "not found; serving the default certificate", warning=True))
+            return ""
+        try:
+            cert = certificate_from_secret(secret, self.opts.now)
+        except TLSError as e:
+            self.problems.append(_problem(ing, "InvalidCertificate", f"TLS Secret {secret.meta.key}: {e}; "
+                                          "serving the default certificate", warning=True))
+            return ""
+        self.certs[cert.name] = cert
+        return cert.name
+
+
+def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) -> Server:
+    claimed = {(r.kind, r.path) for r in routes}
+    merged = routes + [r for r in fallback if (r.kind, r.path) not in claimed]
+    explicit_exact = {r.path for r in merged if r.kind == "exact"}
+    locations: list[Location] = []
+    for r in merged:
+        locations.extend(_locations(r, b.target(r), explicit_exact))
+    tls = host in b.host_cert
+    redirect = False
+    if routes:
+        cfg = routes[0].config
+        wanted = cfg.ssl_redirect if cfg.ssl_redirect is not None else b.opts.settings.ssl_redirect
+        redirect = (tls and wanted) or cfg.force_ssl_redirect
+    if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
+        locations.append(_default_location(b, routes))
+    return Server(host=host, locations=tuple(sorted(locations, key=lambda loc: loc.sort_key)), tls=tls,
+                  certificate=b.host_cert.get(host, ""), ssl_redirect=redirect)
+
+
+def _default_location(b: _Builder, routes: list[Route]) -> Location:
+    """`location /` for unmatched paths: the Ingress's defaultBackend, the global one, or 404."""
+    for r in routes:
+        if r.ingress.default_backend is not None:
+            dummy = Route(r.host, "prefix", "/", r.ingress, r.ingress.default_backend, r.config)
+            return _location("/", "", b.target(dummy), r.ingress.meta.key, r.config)
+    return _global_default(b)
+
+
+def _global_default(b: _Builder) -> Location:
+    if b.opts.default_backend:
+        ns_name, _, port = b.opts.default_backend.rpartition(":")
+        ns, _, name = ns_name.partition("/")
+        ref: int | str = int(port) if port.isdigit() else port
+        res = b.backends.resolve(ns, ServiceBackend(name, ref))
+        return _location("/", "", (res.upstream, 503, res.service), "", IngressConfig())
+    return Location("/", "", "", 404, "", "")
+
+
+def build(snap: Snapshot, opts: BuildOptions = BuildOptions()) -> BuildResult:
+    b = _Builder(snap, opts)
+    routes, valid = b.claim_routes(b.ours())
+    for ing in valid:
+        b.tls(ing)
+    by_host: dict[str, list[Route]] = {}
+    for r in routes:
+        by_host.setdefault(r.host, []).append(r)
+    hostless = by_host.pop("", [])
+    for h in b.host_cert:
+        by_host.setdefault(h, [])
+    catch_all = _catch_all(b, hostless, valid)
+    servers = [catch_all] + [_server(h, by_host[h], hostless, b) for h in sorted(by_host)]
+    model = Model(
+        servers=tuple(servers),
+        upstreams=b.backends.upstreams(),
+        certificates=tuple(b.certs[k] for k in sorted(b.certs)),
+        settings=opts.settings,
+    )
+    statuses = tuple(StatusUpdate(i.meta.namespace, i.meta.name) for i in valid)
+    problems = tuple(sorted(set(b.problems), key=lambda p: (p.namespace, p.name, p.reason, p.message)))
+    return BuildResult(model, statuses, problems)
+
+
+def _catch_all(b: _Builder, hostless: list[Route], valid: list[Ingress]) -> Server:
+    """The default server: host-less rules, then the oldest rule-less defaultBackend, else 404."""
+    server = _server("", hostless, [], b)
+    if any(r.path == "/" and r.kind == "prefix" for r in hostless) or b.opts.default_backend:
+        return server
+    for ing in valid:
+        if ing.default_backend is not None and not ing.rules:
+            dummy = Route("", "prefix", "/", ing, ing.default_backend, IngressConfig())
+            root = _location("/", "", b.target(dummy), ing.meta.key, IngressConfig())
+            rest = tuple(loc for loc in server.locations if not (loc.modifier == "" and loc.path == "/"))
+            return Server(host="", locations=tuple(sorted(rest + (root,), key=lambda loc: loc.sort_key)))
+    return server
+
+
+__all__ = ["BuildOptions", "BuildResult", "Route", "build", "ingress_routes", "Upstream"]

@@ -1,0 +1,52 @@
+"""Checks a `kubernetes.io/tls` Secret and turns it into a `Certificate` (pure: `now` is passed in).
+
+A Secret is refused, with a reason, when a key is missing, the PEM does not parse, the key
+does not belong to the certificate, or the certificate is expired or not yet valid.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..objects import Secret
+from .model import Certificate
+
+
+class TLSError(ValueError):
+    pass
+
+
+def certificate_from_secret(secret: Secret, now: datetime) -> Certificate:
+    crt, key = secret.data.get("tls.crt"), secret.data.get("tls.key")
+    if not crt or not key:
+        raise TLSError("Secret has no tls.crt or tls.key")
+    try:
+        chain = x509.load_pem_x509_certificates(crt)
+    except ValueError as e:
+        raise TLSError(f"tls.crt is not a PEM certificate ({e})") from None
+    try:
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError) as e:
+        raise TLSError(f"tls.key is not an unencrypted PEM private key ({e})") from None
+    leaf = chain[0]
+    pub = serialization.PublicFormat.SubjectPublicKeyInfo
+    if private.public_key().public_bytes(serialization.Encoding.PEM, pub) != leaf.public_key().public_bytes(
+        serialization.Encoding.PEM, pub
+    ):
+        raise TLSError("tls.key does not match the certificate in tls.crt")
+    if now > leaf.not_valid_after_utc:
+        raise TLSError(f"certificate expired at {leaf.not_valid_after_utc.isoformat()}")
+    if now < leaf.not_valid_before_utc:
+        raise TLSError(f"certificate is not valid before {leaf.not_valid_before_utc.isoformat()}")
+    m = secret.meta
+    return Certificate(
+        name=f"{m.namespace}-{m.name}",
+        cert_pem=b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain),
+        key_pem=private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+        not_after=leaf.not_valid_after_utc.isoformat(),
+    )

@@ -1,0 +1,200 @@
+"""Typed validators for every value that may reach nginx syntax.
+
+Each function takes user text and returns a value of a narrow type, or raises
+`InvalidValue` with a reason a user can act on. Templates never receive raw user strings:
+they receive the results of these functions, which by construction contain no character
+nginx could read as syntax (`;`, `{`, `}`, quotes, `#`, `$`, whitespace, newlines).
+
+Design choice: allow-lists (regular expressions anchored at both ends) rather than
+deny-lists; anything outside the documented shape is refused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+
+class InvalidValue(ValueError):
+    """A user value that does not have the shape we accept."""
+
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+# RFC 3986 path characters minus those nginx or a shell could read as syntax.
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._~%!+,:@=/-]*$")
+_DURATION_RE = re.compile(r"^([0-9]{1,6})(ms|s|m|h|d)?$")
+_SIZE_RE = re.compile(r"^([0-9]{1,9})([kKmMgG]?)$")
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def host(value: str) -> str:
+    """A DNS name (lower case, optionally a leading `*.` wildcard)."""
+    if len(value) > 253 or not _HOST_RE.match(value):
+        raise InvalidValue(f"host {value!r} is not a valid DNS name (lower-case labels, optional leading '*.')")
+    return value
+
+
+def path(value: str, max_len: int = 1024) -> str:
+    """An Exact or Prefix path: starts with '/', only safe URI characters."""
+    if len(value) > max_len:
+        raise InvalidValue(f"path is longer than {max_len} characters")
+    if not _PATH_RE.match(value):
+        raise InvalidValue(
+            f"path {value!r} must start with '/' and use only letters, digits and ._~%!+,:@=/-"
+        )
+    if "//" in value or "/../" in value or value.endswith("/.."):
+        raise InvalidValue(f"path {value!r} contains '//' or '..' segments")
+    return value
+
+
+_REGEX_FORBIDDEN = re.compile(r"[\s;{}'\"#`\\]|\$[A-Za-z_{]")
+
+
+def regex_path(value: str, max_len: int = 256) -> str:
+    """A path regular expression for nginx `location ~`; compiled and bounded."""
+    if len(value) > max_len:
+        raise InvalidValue(f"regex path is longer than {max_len} characters")
+    if not value.startswith("/"):
+        raise InvalidValue(f"regex path {value!r} must start with '/'")
+    bad = _REGEX_FORBIDDEN.search(value.replace("\\.", "").replace("\\/", ""))
+    if bad:
+        raise InvalidValue(f"regex path {value!r} contains {bad.group(0)!r}, which nginx could read as syntax")
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise InvalidValue(f"regex path {value!r} does not compile: {e}") from None
+    return value
+
+
+def k8s_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise InvalidValue(f"{value!r} is not a valid Kubernetes name")
+    return value
+
+
+def token(value: str) -> str:
+    """A short identifier: letters, digits, '.', '_' and '-'."""
+    if not _TOKEN_RE.match(value):
+        raise InvalidValue(f"{value!r} may only contain letters, digits, '.', '_' and '-' (max 128)")
+    return value
+
+
+def header_name(value: str) -> str:
+    if not _HEADER_RE.match(value):
+        raise InvalidValue(f"{value!r} is not a valid HTTP header name")
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A time span in milliseconds; rendered in nginx's own units."""
+
+    ms: int
+
+    def __str__(self) -> str:
+        if self.ms % 1000 == 0:
+            return f"{self.ms // 1000}s"
+        return f"{self.ms}ms"
+
+    @property
+    def seconds(self) -> int:
+        return self.ms // 1000
+
+
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def duration(value: str, default_unit: str = "s", max_ms: int = 7 * 86_400_000) -> Duration:
+    """'60', '60s', '500ms', '5m' -> Duration; a bare number uses `default_unit`."""
+    m = _DURATION_RE.match(value.strip())
+    if not m:
+        raise InvalidValue(f"{value!r} is not a duration (a number, optionally with ms, s, m, h or d)")
+    ms = int(m.group(1)) * _UNIT_MS[m.group(2) or default_unit]
+    if ms > max_ms:
+        raise InvalidValue(f"{value!r} is longer than the maximum allowed")
+    return Duration(ms)
+
+
+@dataclass(frozen=True, order=True)
+class Size:
+    """A byte size rendered as nginx writes sizes (k, m, g suffixes)."""
+
+    bytes: int
+
+    def __str__(self) -> str:
+        for unit, mult in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+            if self.bytes and self.bytes % mult == 0:
+                return f"{self.bytes // mult}{unit}"
+        return str(self.bytes)
+
+
+def size(value: str) -> Size:
+    """'1m', '512k', '8192', '0' -> Size."""
+    m = _SIZE_RE.match(value.strip())
+    if not m:
+        raise InvalidValue(f"{value!r} is not a size (a number with an optional k, m or g suffix)")
+    mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+    return Size(int(m.group(1)) * mult)
+
+
+def boolean(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise InvalidValue(f"{value!r} is not true or false")
+
+
+def integer(value: str, lo: int, hi: int) -> int:
+    v = value.strip()
+    if not re.fullmatch(r"-?[0-9]{1,10}", v):
+        raise InvalidValue(f"{value!r} is not an integer")
+    n = int(v)
+    if not lo <= n <= hi:
+        raise InvalidValue(f"{n} is not in {lo}-{hi}")
+    return n
+
+
+def number(value: str, lo: float, hi: float) -> float:
+    v = value.strip()
+    if not re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,6})?", v):
+        raise InvalidValue(f"{value!r} is not a number")
+    n = float(v)
+    if not lo <= n <= hi:
+        raise InvalidValue(f"{n:g} is not in {lo:g}-{hi:g}")
+    return n
+
+
+def enum(value: str, allowed: tuple[str, ...]) -> str:
+    v = value.strip()
+    if v not in allowed:
+        raise InvalidValue(f"{value!r} is not one of {', '.join(allowed)}")
+    return v
+
+
+def cidr(value: str) -> str:
+    """One IPv4/IPv6 address or network, normalised ('10.0.0.1/8' is refused: host bits)."""
+    try:
+        net = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise InvalidValue(f"{value!r} is not an IP address or CIDR") from None
+    return str(net)
+
+
+def cidr_list(value: str) -> tuple[str, ...]:
+    items = [v for v in (x.strip() for x in value.split(",")) if v]
+    if not items:
+        raise InvalidValue("empty list of CIDRs")
+    return tuple(cidr(v) for v in items)
+
+
+def ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise InvalidValue(f"{value!r} is not an IP address") from None

@@ -1,0 +1,140 @@
+"""Model -> nginx.conf text, through Jinja2 templates.
+
+The environment uses StrictUndefined (a typo in a template is an error, not an empty
+string) and exposes one quoting filter, `q`, for every string that came from a user object.
+`q` wraps the value in double quotes and refuses anything nginx could read as syntax or as
+a variable, so a value that slipped past validation still cannot become a directive.
+
+Design choice: templates are looked up in an optional override directory first, then in the
+package; `Renderer.with_sources` pins a known-good set of sources so the process layer can
+fall back to the last override that passed `nginx -t`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from ..ingress.model import Model
+
+CONFIG_ID_MARK = "@@INGRESSCTL_CONFIG_ID@@"
+TEMPLATE_NAMES = ("nginx.conf.j2", "upstream.j2", "server.j2", "location.j2")
+
+
+class RenderError(ValueError):
+    """The template or a value could not be rendered safely."""
+
+
+_UNSAFE = re.compile(r'["\\$\x00-\x1f\x7f]')
+_LOG_UNSAFE = re.compile(r"['\\\x00-\x1f\x7f]")
+
+
+def quote(value: object) -> str:
+    """The one quoting filter: a double-quoted nginx string with nothing nginx would interpret."""
+    text = str(value)
+    bad = _UNSAFE.search(text)
+    if bad:
+        raise RenderError(f"refusing to render {text[:80]!r}: it contains {bad.group(0)!r}")
+    return f'"{text}"'
+
+
+def quote_log_format(value: object) -> str:
+    """Log formats are the one place '$variables' are wanted: single-quoted, no ' or \\."""
+    text = str(value)
+    if _LOG_UNSAFE.search(text):
+        raise RenderError("refusing to render a log format with single quotes, backslashes or control characters")
+    return f"'{text}'"
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """Everything the templates need that does not come from Kubernetes objects."""
+
+    prefix: str  # nginx prefix directory (state dir / nginx)
+    http_port: int = 80
+    https_port: int = 443
+    listen: tuple[str, ...] = ("",)  # "" = all IPv4 addresses, "127.0.0.1:", "[::]:"
+    resolver: tuple[str, ...] = ()
+    config_id: str = CONFIG_ID_MARK
+    error_log_level: str = "notice"
+    access_log: str = "/dev/stdout"
+    modules: tuple[str, ...] = ()
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def status_socket(self) -> str:
+        return f"{self.prefix}/status.sock"
+
+    @property
+    def default_certificate(self) -> str:
+        return f"{self.prefix}/certs/default.pem"
+
+    @property
+    def https_port_suffix(self) -> str:
+        return "" if self.https_port == 443 else f":{self.https_port}"
+
+    def cert_path(self, name: str) -> str:
+        return f"{self.prefix}/certs/{name}.pem"
+
+
+def _package_sources() -> dict[str, str]:
+    pkg = resources.files("ingressctl.templates")
+    return {n: pkg.joinpath(n).read_text(encoding="utf-8") for n in TEMPLATE_NAMES}
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["q"] = quote
+    env.filters["q_log"] = quote_log_format
+    return env
+
+
+class Renderer:
+    """Renders a Model with the package templates, optionally overridden from a directory."""
+
+    def __init__(self, override_dir: str | Path | None = None, sources: Mapping[str, str] | None = None):
+        self.override_dir = Path(override_dir) if override_dir else None
+        self.builtin = _package_sources()
+        if sources is not None:
+            loader: jinja2.BaseLoader = jinja2.DictLoader({**self.builtin, **sources})
+        elif self.override_dir is not None:
+            loader = jinja2.ChoiceLoader(
+                [jinja2.FileSystemLoader(str(self.override_dir)), jinja2.DictLoader(self.builtin)])
+        else:
+            loader = jinja2.DictLoader(self.builtin)
+        self.env = _environment(loader)
+
+    def sources(self) -> dict[str, str]:
+        """The template texts this renderer uses now (to pin them as 'last good')."""
+        out = dict(self.builtin)
+        if self.override_dir is not None:
+            for n in TEMPLATE_NAMES:
+                p = self.override_dir / n
+                if p.is_file():
+                    out[n] = p.read_text(encoding="utf-8")
+        return out
+
+    def with_sources(self, sources: Mapping[str, str]) -> "Renderer":
+        return Renderer(sources=sources)
+
+    def render(self, model: Model, ctx: RenderContext) -> str:
+        try:
+            tpl = self.env.get_template("nginx.conf.j2")
+            return tpl.render(model=model, s=model.settings, ctx=ctx)
+        except RenderError:
+            raise
+        except jinja2.TemplateError as e:
+            where = f" ({e.filename}:{e.lineno})" if isinstance(e, jinja2.TemplateSyntaxError) else ""
+            raise RenderError(f"template error{where}: {e}") from None

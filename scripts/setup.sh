@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything ingressctl and its tests need on a fresh Debian machine:
+# nginx (nginx-extras: Lua + stream modules), iptables, nftables, iproute2, wrk, kubectl,
+# and a virtualenv in .venv with the package and its test dependencies.
+# Safe to run again: every step is idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for bin_pkg in nginx:nginx-extras iptables:iptables nft:nftables ip:iproute2 wrk:wrk; do
+  bin=${bin_pkg%%:*}; pkg=${bin_pkg#*:}
+  command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need_apt+=("$pkg")
+done
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# Debian starts a system nginx on install where an init system runs; we never use it.
+if command -v service >/dev/null 2>&1 && pgrep -x nginx >/dev/null 2>&1 && [ -f /run/nginx.pid ]; then
+  service nginx stop >/dev/null 2>&1 || true
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup: ok (nginx: $(/usr/sbin/nginx -v 2>&1 | cut -d/ -f2))"

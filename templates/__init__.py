@@ -1,0 +1,1 @@
+"""nginx configuration templates (Jinja2), shipped inside the ingressctl package."""
