@@ -192,8 +192,8 @@ class _Builder:
             self.problems.append(_problem(ing, "InvalidCertificate", f"TLS Secret {secret.meta.key}: {e}; "
                                           "serving the default certificate", warning=True))
             return ""
-        self.certs[cert.name] = cert
-        return cert.name
+        self.certs[cert.file_name] = cert
+        return cert.file_name
 
 
 def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) -> Server:

@@ -11,6 +11,7 @@ modifier so templates never compute precedence.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +78,9 @@ class Certificate:
 
     @property
     def file_name(self) -> str:
-        return f"{self.name}.pem"
+        """Content-addressed: a rotated Secret gets a new file, so a live config's files never change."""
+        digest = hashlib.sha256(self.cert_pem + b"\0" + self.key_pem).hexdigest()[:12]
+        return f"{self.name}-{digest}.pem"
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class Server:
     host: str  # "" for the catch-all server; may start with "*."
     locations: tuple[Location, ...]
     tls: bool = False
-    certificate: str = ""  # Certificate.name; "" with tls=True means the default certificate
+    certificate: str = ""  # Certificate.file_name; "" with tls=True means the default certificate
     ssl_redirect: bool = False
     aliases: tuple[str, ...] = ()
     config: IngressConfig = field(default_factory=IngressConfig)

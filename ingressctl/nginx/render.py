@@ -61,7 +61,7 @@ class RenderContext:
     listen: tuple[str, ...] = ("",)  # "" = all IPv4 addresses, "127.0.0.1:", "[::]:"
     resolver: tuple[str, ...] = ()
     config_id: str = CONFIG_ID_MARK
-    error_log_level: str = "notice"
+    error_log_level: str = "warn"
     access_log: str = "/dev/stdout"
     modules: tuple[str, ...] = ()
     extra: Mapping[str, object] = field(default_factory=dict)
@@ -78,8 +78,8 @@ class RenderContext:
     def https_port_suffix(self) -> str:
         return "" if self.https_port == 443 else f":{self.https_port}"
 
-    def cert_path(self, name: str) -> str:
-        return f"{self.prefix}/certs/{name}.pem"
+    def cert_path(self, file_name: str) -> str:
+        return f"{self.prefix}/certs/{file_name}"
 
 
 def _package_sources() -> dict[str, str]:

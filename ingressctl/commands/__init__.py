@@ -1,0 +1,1 @@
+"""One module per `ingressctl` command; each exposes `register(subparsers)`."""

@@ -1,0 +1,106 @@
+"""Flags and wiring shared by the commands that run nginx (`run`, `controller`, `render`)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from ..controller import ControllerOptions
+from ..ingress.classes import CONTROLLER_NAME, ClassFilter
+
+
+def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: str) -> None:
+    g = p.add_argument_group("nginx")
+    g.add_argument("--http-port", type=int, default=http, help=f"HTTP listen port (default {http})")
+    g.add_argument("--https-port", type=int, default=https, help=f"HTTPS listen port (default {https})")
+    g.add_argument("--listen-address", action="append", default=None, metavar="ADDR",
+                   help=f"address to listen on, repeatable; '*' for all IPv4, '::' for all IPv6 (default {listen})")
+    g.add_argument("--state-dir", type=Path, default=None,
+                   help="where nginx.conf, certificates and sockets live (default /tmp/ingressctl-<http port>)")
+    g.add_argument("--template-dir", type=Path, default=None,
+                   help="override templates (nginx.conf.j2, server.j2, location.j2, upstream.j2); watched")
+    g.add_argument("--resolver", action="append", default=None, metavar="IP",
+                   help="DNS resolver for ExternalName Services (default: nameservers of /etc/resolv.conf)")
+    p.set_defaults(default_listen=listen)
+
+
+def add_class_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ingress selection")
+    g.add_argument("--ingress-class", default="nginx",
+                   help="class name matched by the legacy kubernetes.io/ingress.class annotation (default nginx)")
+    g.add_argument("--controller-class", default=CONTROLLER_NAME,
+                   help=f"IngressClass spec.controller value we serve (default {CONTROLLER_NAME})")
+    g.add_argument("--watch-ingress-without-class", action="store_true",
+                   help="also serve Ingresses with no class when no default IngressClass exists")
+    g.add_argument("--configmap", default="", metavar="NS/NAME", help="controller ConfigMap with global settings")
+    g.add_argument("--default-backend-service", default="", metavar="NS/NAME:PORT",
+                   help="Service for requests no rule matches (default: answer 404)")
+
+
+def _listen(addresses: list[str] | None, default: str) -> tuple[str, ...]:
+    out = []
+    for a in addresses or [default]:
+        if a in ("*", "0.0.0.0", ""):
+            out.append("")
+        elif ":" in a:
+            out.append(f"[{a.strip('[]')}]:")
+        else:
+            out.append(f"{a}:")
+    return tuple(dict.fromkeys(out))
+
+
+def system_resolvers(path: str = "/etc/resolv.conf") -> tuple[str, ...]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return ()
+    out = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            out.append(f"[{parts[1]}]" if ":" in parts[1] else parts[1])
+    return tuple(out)
+
+
+def controller_options(args: argparse.Namespace) -> ControllerOptions:
+    """Options from parsed flags; commands without the nginx flags get the local defaults."""
+    http, https = getattr(args, "http_port", 8080), getattr(args, "https_port", 8443)
+    state = getattr(args, "state_dir", None) or Path(f"/tmp/ingressctl-{http}")
+    template_dir, resolver = getattr(args, "template_dir", None), getattr(args, "resolver", None)
+    return ControllerOptions(
+        state_dir=Path(state).resolve(),
+        http_port=http,
+        https_port=https,
+        listen=_listen(getattr(args, "listen_address", None), getattr(args, "default_listen", "127.0.0.1")),
+        classes=ClassFilter(controller=args.controller_class, ingress_class=args.ingress_class,
+                            watch_without_class=args.watch_ingress_without_class),
+        configmap=args.configmap,
+        default_backend=args.default_backend_service,
+        template_dir=template_dir.resolve() if template_dir else None,
+        resolver=tuple(resolver) if resolver else system_resolvers(),
+    )
+
+
+def wait_for_signal() -> int:
+    """Block until SIGTERM or SIGINT; returns the signal number."""
+    got: list[int] = []
+    done = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        got.append(signum)
+        done.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, handler)
+    while not done.wait(timeout=1.0):
+        pass
+    return got[0] if got else 0
+
+
+def check_port(port: int, what: str) -> None:
+    from ..cli import UserError
+
+    if not 0 < port < 65536:
+        raise UserError(f"{what} {port} is not a TCP port")

@@ -1,0 +1,132 @@
+"""`ingressctl run`, `render` and `validate`: local mode on a directory of manifests."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ..cli import UserError
+from ..controller import Controller
+from ..health import StatusServer
+from ..nginx.process import Nginx, NginxError, write_files
+from ..nginx.render import RenderError
+from ..sources.allocate import DEFAULT_SERVICE_CIDR, AddressAllocator
+from ..sources.files import ManifestDirectory
+from ..store import Store
+from .common import add_class_flags, add_nginx_flags, check_port, controller_options, wait_for_signal
+
+log = logging.getLogger("ingressctl")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = sub.add_parser(
+        "run", help="local mode: serve a directory of manifests with nginx, reloading on every change",
+        description="Read Ingress, IngressClass, Service, EndpointSlice, Secret and ConfigMap objects from a "
+        "directory of YAML files, run nginx with the configuration they describe, and follow every edit "
+        "(no restart). /readyz on the status port answers 200 once the first configuration is live.")
+    _manifest_flags(run)
+    add_nginx_flags(run, http=8080, https=8443, listen="127.0.0.1")
+    add_class_flags(run)
+    run.add_argument("--status-port", type=int, default=10254, help="/healthz, /readyz, /metrics (default 10254)")
+    run.add_argument("--status-address", default="127.0.0.1", help="address of the status port (default 127.0.0.1)")
+    run.set_defaults(func=cmd_run)
+
+    render = sub.add_parser("render", help="print the nginx.conf for a directory of manifests",
+                            description="Build and render the configuration without starting nginx; TLS "
+                            "certificates from Secrets are written under the state dir.")
+    _manifest_flags(render)
+    add_nginx_flags(render, http=8080, https=8443, listen="127.0.0.1")
+    add_class_flags(render)
+    render.set_defaults(func=cmd_render)
+
+    validate = sub.add_parser("validate", help="check a directory of manifests offline (exit 1 with reasons)",
+                              description="Run the admission checks on every Ingress of the directory; print "
+                              "one line per problem; exit 1 if any Ingress would be refused.")
+    _manifest_flags(validate)
+    add_class_flags(validate)
+    validate.set_defaults(func=cmd_validate)
+
+
+def _manifest_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifests", required=True, type=Path, metavar="DIR", help="directory of YAML manifests")
+    p.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR,
+                   help=f"range for clusterIPs assigned to Services without one (default {DEFAULT_SERVICE_CIDR})")
+
+
+def load_store(args: argparse.Namespace) -> tuple[Store, ManifestDirectory]:
+    if not args.manifests.is_dir():
+        raise UserError(f"--manifests {args.manifests}: not a directory")
+    store = Store()
+    try:
+        source = ManifestDirectory(args.manifests, store, AddressAllocator(service_cidr=args.service_cidr))
+    except ValueError as e:
+        raise UserError(f"--service-cidr: {e}") from None
+    source.load()
+    return store, source
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    for port, what in ((args.http_port, "--http-port"), (args.https_port, "--https-port"),
+                       (args.status_port, "--status-port")):
+        check_port(port, what)
+    store, source = load_store(args)
+    opts = controller_options(args)
+    try:
+        nginx = Nginx(opts.prefix)
+    except NginxError as e:
+        raise UserError(str(e)) from None
+    ctl = Controller(store, opts, nginx)
+    try:
+        status = StatusServer(args.status_address, args.status_port, healthy=lambda: _healthy(ctl),
+                              ready=lambda: (ctl.ready, "configuration live" if ctl.ready else "starting"),
+                              registry=ctl.metrics.registry)
+    except OSError as e:
+        raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
+    status.start()
+    ctl.start()
+    source.watch()
+    log.warning("serving %s on http://%s:%d and https port %d (state %s); status on :%d",
+                args.manifests, (args.listen_address or ["127.0.0.1"])[0], args.http_port, args.https_port,
+                opts.state_dir, status.port)
+    try:
+        wait_for_signal()
+    finally:
+        source.stop()
+        ctl.stop()
+        status.stop()
+    return 0
+
+
+def _healthy(ctl: Controller) -> tuple[bool, str]:
+    if ctl.nginx is not None and ctl.ready and not ctl.nginx.running():
+        return False, "nginx is not running"
+    return True, "ok"
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    store, _ = load_store(args)
+    opts = controller_options(args)
+    ctl = Controller(store, opts)
+    try:
+        rendered = ctl.render_snapshot(store.snapshot())
+    except RenderError as e:
+        raise UserError(str(e)) from None
+    write_files(opts.prefix / "certs", rendered.files)
+    sys.stdout.write(rendered.text)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    store, source = load_store(args)
+    ctl = Controller(store, controller_options(args))
+    result = ctl.build(store.snapshot())
+    errors = [str(p) for p in source.problems] + [str(p) for p in result.problems if not p.warning]
+    warnings = [str(p) for p in result.problems if p.warning]
+    for w in warnings:
+        print(f"warning: {w}")
+    for e in errors:
+        print(f"error: {e}")
+    print(f"{len(result.statuses)} Ingress(es) valid, {len(errors)} error(s), {len(warnings)} warning(s)")
+    return 1 if errors else 0

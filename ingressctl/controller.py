@@ -1,0 +1,252 @@
+"""The sync loop shared by `ingressctl run` (files) and `ingressctl controller` (API).
+
+Store changes wake one thread that coalesces them (a short debounce), takes a snapshot,
+builds the model (pure), renders it and hands the text to `nginx.process.Nginx.apply`,
+which skips identical configurations, tests, swaps and confirms the reload. Results are
+passed to observers (status writer, event recorder) as data: the loop writes nothing to
+the API itself.
+
+Design choice: rendering falls back in order — the override templates, the last override
+that went live, the built-in templates — so a broken `--template-dir` edit never costs
+traffic; nginx itself keeps the last configuration that passed `nginx -t` whatever happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .ingress.build import BuildOptions, BuildResult, build
+from .ingress.classes import ClassFilter
+from .ingress.model import Model
+from .ingress.settings import Settings, parse_settings
+from .metrics import ControllerMetrics
+from .nginx.defaultcert import ensure_default_certificate
+from .nginx.process import ApplyResult, Nginx, config_id_of
+from .nginx.render import CONFIG_ID_MARK, RenderContext, Renderer, RenderError
+from .store import Snapshot, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    state_dir: Path
+    http_port: int = 80
+    https_port: int = 443
+    listen: tuple[str, ...] = ("",)
+    classes: ClassFilter = field(default_factory=ClassFilter)
+    configmap: str = ""  # ns/name
+    default_backend: str = ""  # ns/name:port
+    template_dir: Path | None = None
+    resolver: tuple[str, ...] = ()
+    debounce: float = 0.05
+
+    @property
+    def prefix(self) -> Path:
+        return (self.state_dir / "nginx").resolve()
+
+    def render_context(self) -> RenderContext:
+        return RenderContext(prefix=str(self.prefix), http_port=self.http_port, https_port=self.https_port,
+                             listen=self.listen, resolver=self.resolver)
+
+
+def settings_from(snap: Snapshot, configmap: str) -> tuple[Settings, list[str]]:
+    if not configmap:
+        return Settings(), []
+    ns, _, name = configmap.partition("/")
+    cm = snap.configmap(ns, name)
+    if cm is None:
+        return Settings(), [f"ConfigMap {configmap} not found; using defaults"]
+    settings, problems = parse_settings(cm.data)
+    return settings, [str(p) for p in problems]
+
+
+def model_files(model: Model) -> dict[str, bytes]:
+    """Files the configuration refers to, by name under <prefix>/certs/."""
+    return {c.file_name: c.cert_pem + c.key_pem for c in model.certificates}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str  # with the config id filled in
+    config_id: str
+    files: dict[str, bytes]
+    result: BuildResult
+    template: str  # which templates rendered it: override, last-good, built-in
+
+
+class Controller:
+    def __init__(self, store: Store, options: ControllerOptions, nginx: Nginx | None = None,
+                 metrics: ControllerMetrics | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        self.store, self.options = store, options
+        self.nginx = nginx
+        self.metrics = metrics or ControllerMetrics()
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.observers: list[Callable[[BuildResult], None]] = []
+        self.override = Renderer(options.template_dir) if options.template_dir else None
+        self.builtin = Renderer()
+        self.last_good_override: Renderer | None = None
+        self.last_result: ApplyResult | None = None
+        self.live_since: float | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._template_watch: Any = None
+        self._reported: set[str] = set()
+
+    # -- pure-ish pipeline ------------------------------------------------------------------
+    def build(self, snap: Snapshot) -> BuildResult:
+        settings, problems = settings_from(snap, self.options.configmap)
+        self._report_once(problems)
+        opts = BuildOptions(classes=self.options.classes, settings=settings,
+                            default_backend=self.options.default_backend, now=self.clock())
+        return build(snap, opts)
+
+    def renderers(self) -> list[tuple[str, Renderer]]:
+        out: list[tuple[str, Renderer]] = []
+        if self.override is not None:
+            out.append(("override", Renderer(self.options.template_dir)))
+            if self.last_good_override is not None:
+                out.append(("last-good", self.last_good_override))
+        out.append(("built-in", self.builtin))
+        return out
+
+    def render(self, result: BuildResult, renderer: Renderer, template: str) -> Rendered:
+        text = renderer.render(result.model, self.options.render_context())
+        files = model_files(result.model)
+        cid = config_id_of(text, files)
+        return Rendered(text.replace(CONFIG_ID_MARK, cid), cid, files, result, template)
+
+    def render_snapshot(self, snap: Snapshot) -> Rendered:
+        """Build and render with the first template set that renders (no nginx involved)."""
+        result = self.build(snap)
+        errors = []
+        for name, renderer in self.renderers():
+            try:
+                return self.render(result, renderer, name)
+            except RenderError as e:
+                errors.append(f"{name} templates: {e}")
+        raise RenderError("; ".join(errors))
+
+    # -- effects ----------------------------------------------------------------------------
+    def sync(self) -> ApplyResult:
+        assert self.nginx is not None, "sync needs an nginx"
+        started = time.monotonic()
+        result = self.build(self.store.snapshot())
+        self._record_problems(result)
+        outcome = ApplyResult(False, False, "", "no template rendered")
+        for name, renderer in self.renderers():
+            try:
+                rendered = self.render(result, renderer, name)
+            except RenderError as e:
+                log.error("rendering with %s templates failed: %s", name, e)
+                continue
+            outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files)
+            if outcome.ok:
+                if name == "override" and outcome.changed:
+                    self.last_good_override = renderer.with_sources(renderer.sources())
+                break
+            log.error("configuration from %s templates refused: %s", name, outcome.message)
+            self.metrics.reload_failures.inc()
+        self._record_outcome(outcome, time.monotonic() - started)
+        for observer in self.observers:
+            try:
+                observer(result)
+            except Exception:
+                log.exception("observer failed")
+        return outcome
+
+    def _record_outcome(self, outcome: ApplyResult, seconds: float) -> None:
+        self.last_result = outcome
+        self.metrics.sync_duration.observe(seconds)
+        if not outcome.changed:
+            return
+        self.metrics.last_reload_success.set(1 if outcome.ok else 0)
+        if outcome.ok:
+            self.metrics.reloads.inc()
+            self.metrics.last_reload_timestamp.set(time.time())
+            self.metrics.config_hash.set(int(outcome.config_id[:12], 16))
+            if self.live_since is None:
+                self.live_since = time.monotonic()
+            log.info("configuration %s is live (%.0f ms)", outcome.config_id, seconds * 1000)
+
+    def _record_problems(self, result: BuildResult) -> None:
+        self.metrics.problems.clear()
+        counts: dict[str, int] = {}
+        for p in result.problems:
+            counts[p.reason] = counts.get(p.reason, 0) + 1
+        for reason, n in counts.items():
+            self.metrics.problems.labels(reason).set(n)
+        self.metrics.invalid_ingresses.set(len({(p.namespace, p.name) for p in result.problems if not p.warning}))
+        self._report_once([str(p) for p in result.problems])
+
+    def _report_once(self, messages: list[str]) -> None:
+        for m in messages:
+            if m not in self._reported:
+                log.warning("%s", m)
+        self._reported.update(messages)
+
+    # -- loop ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.live_since is not None
+
+    def start(self) -> None:
+        assert self.nginx is not None
+        self.nginx.prepare()
+        ensure_default_certificate(self.options.prefix / "certs" / "default.pem")
+        self.store.subscribe(lambda change: self._wake.set())
+        if self.options.template_dir is not None:
+            self._watch_templates(self.options.template_dir)
+        self._wake.set()
+        self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
+        self._thread.start()
+
+    def request_sync(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._wake.wait(timeout=1.0):
+                time.sleep(self.options.debounce)  # coalesce a burst of changes
+                self._wake.clear()
+                try:
+                    self.sync()
+                except Exception:
+                    log.exception("sync failed; nginx keeps its last configuration")
+            assert self.nginx is not None
+            if self.nginx.ensure_running():
+                self.metrics.nginx_restarts.inc()
+
+    def _watch_templates(self, directory: Path) -> None:
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        wake = self._wake
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                if event.event_type not in ("opened", "closed_no_write"):
+                    wake.set()
+
+        self._template_watch = Observer()
+        self._template_watch.schedule(Handler(), str(directory), recursive=False)
+        self._template_watch.daemon = True
+        self._template_watch.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._template_watch is not None:
+            self._template_watch.stop()
+        if self.nginx is not None:
+            self.nginx.stop(graceful=True)

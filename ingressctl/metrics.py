@@ -1,0 +1,26 @@
+"""Prometheus metrics of the controller, in a registry of their own (one per controller)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ControllerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.reloads = Counter("ingressctl_nginx_reloads", "nginx reloads (and first starts) that went live", registry=r)
+        self.reload_failures = Counter("ingressctl_nginx_reload_failures",
+                                       "configurations refused by nginx -t or not confirmed live", registry=r)
+        self.last_reload_success = Gauge("ingressctl_nginx_last_reload_successful",
+                                         "1 if the last reload attempt went live, else 0", registry=r)
+        self.last_reload_timestamp = Gauge("ingressctl_nginx_last_reload_success_timestamp_seconds",
+                                           "when the last successful reload went live", registry=r)
+        self.config_hash = Gauge("ingressctl_config_hash", "hash of the live configuration (as a number)",
+                                 registry=r)
+        self.sync_duration = Histogram("ingressctl_sync_duration_seconds", "build + render + apply time",
+                                       buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.problems = Gauge("ingressctl_problems", "problems found by the last build, by reason",
+                              ["reason"], registry=r)
+        self.invalid_ingresses = Gauge("ingressctl_invalid_ingresses", "Ingresses skipped as invalid", registry=r)
+        self.nginx_restarts = Counter("ingressctl_nginx_restarts", "times nginx died and was restarted", registry=r)

@@ -1,0 +1,232 @@
+"""The nginx master process: files, `nginx -t`, reloads, restarts.
+
+`Nginx` owns one private prefix directory (under the state dir) and one master process
+started as our child with `daemon off`. `apply(text, files)` writes the certificate and
+auth files (content-addressed, so the live configuration's files never change under it),
+writes the candidate config beside the live one, runs `nginx -t` on it, swaps it in
+atomically, sends SIGHUP and waits until the workers answer with the new configuration's
+id on a private unix socket. If anything fails the previous file is put back and nginx keeps
+serving the last configuration that passed.
+
+Design choice: success means "the new workers serve it", not "the signal was sent": the
+config id embedded in nginx.conf is read back from nginx itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+class NginxError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    changed: bool  # False: the same bytes were already live, nothing done
+    ok: bool
+    config_id: str
+    message: str = ""
+
+
+def find_nginx() -> str:
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise NginxError("nginx is not installed (Debian: apt-get install nginx-extras; or run scripts/setup.sh)")
+
+
+def config_id_of(text: str, files: Mapping[str, bytes]) -> str:
+    h = hashlib.sha256(text.encode())
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name])
+    return h.hexdigest()[:16]
+
+
+def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
+    """Write certificate/auth files (0600, atomically); names are content-addressed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = directory / name
+        if path.exists() and path.read_bytes() == content:
+            continue
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.replace(tmp, path)
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.path)
+        self.sock = s
+
+
+class Nginx:
+    """One nginx master under a private prefix."""
+
+    def __init__(self, prefix: str | Path, binary: str | None = None, reload_timeout: float = 15.0) -> None:
+        self.prefix = Path(prefix).resolve()
+        self.binary = binary or find_nginx()
+        self.reload_timeout = reload_timeout
+        self.conf = self.prefix / "nginx.conf"
+        self.status_socket = self.prefix / "status.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.live_id = ""
+        self._lock = threading.RLock()
+        self._stopping = False
+        self.restarts = 0
+
+    # -- files ---------------------------------------------------------------------------
+    def prepare(self) -> None:
+        for d in ("", "certs", "tmp", "logs", *(f"tmp/{t}" for t in TEMP_DIRS)):
+            (self.prefix / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.prefix / "certs", 0o700)
+        if os.geteuid() == 0:  # workers run as nobody and must write request-body temp files
+            nobody = pwd.getpwnam("nobody")
+            for t in TEMP_DIRS:
+                os.chown(self.prefix / "tmp" / t, nobody.pw_uid, nobody.pw_gid)
+            os.chmod(self.prefix / "tmp", 0o755)
+            os.chmod(self.prefix, 0o755)
+
+    def write_files(self, files: Mapping[str, bytes]) -> None:
+        write_files(self.prefix / "certs", files)
+
+    def prune_files(self, keep: set[str]) -> None:
+        for p in (self.prefix / "certs").iterdir():
+            if p.name not in keep and p.name != "default.pem":
+                p.unlink(missing_ok=True)
+
+    # -- test / start / reload -------------------------------------------------------------
+    def test(self, conf: Path) -> tuple[bool, str]:
+        r = subprocess.run([self.binary, "-t", "-q", "-p", str(self.prefix), "-c", str(conf)],
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+    def apply(self, text: str, config_id: str, files: Mapping[str, bytes]) -> ApplyResult:
+        with self._lock:
+            if config_id == self.live_id and self.running():
+                return ApplyResult(False, True, config_id, "unchanged")
+            self.write_files(files)
+            candidate = self.prefix / "nginx.conf.new"
+            candidate.write_text(text)
+            ok, out = self.test(candidate)
+            if not ok:
+                return ApplyResult(True, False, config_id, f"nginx -t failed: {_last_error(out)}")
+            previous = self.conf.read_bytes() if self.conf.exists() else None
+            os.replace(candidate, self.conf)
+            try:
+                self._start_or_reload(config_id)
+            except NginxError as e:
+                self._restore(previous)
+                return ApplyResult(True, False, config_id, str(e))
+            self.live_id = config_id
+            self.prune_files(set(files))
+            return ApplyResult(True, True, config_id, "reloaded")
+
+    def _restore(self, previous: bytes | None) -> None:
+        if previous is None:
+            return
+        self.conf.write_bytes(previous)
+        if self.running():
+            self._signal(signal.SIGHUP)
+
+    def _start_or_reload(self, config_id: str) -> None:
+        if self.running():
+            self._signal(signal.SIGHUP)
+        else:
+            self._start()
+        self._wait_for(config_id)
+
+    def _start(self) -> None:
+        self.status_socket.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def _wait_for(self, config_id: str) -> None:
+        deadline = time.monotonic() + self.reload_timeout
+        seen = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise NginxError(f"nginx exited with code {self.proc.returncode}")
+            seen = self.live_config_id()
+            if seen == config_id:
+                return
+            time.sleep(0.02)
+        raise NginxError(f"nginx did not serve config {config_id} within {self.reload_timeout:.0f}s (saw {seen!r})")
+
+    def live_config_id(self) -> str:
+        """The config id the current workers answer with ('' when unreachable)."""
+        try:
+            conn = _UnixHTTPConnection(str(self.status_socket), timeout=1.0)
+            conn.request("GET", "/ingressctl/config-id", headers={"Connection": "close"})
+            body = conn.getresponse().read().decode()
+            conn.close()
+            return body.strip()
+        except OSError:
+            return ""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+
+    def ensure_running(self) -> bool:
+        """Restart nginx with the last good config if it died; True if a restart happened."""
+        with self._lock:
+            if self._stopping or self.running() or not self.live_id or not self.conf.exists():
+                return False
+            log.error("nginx exited unexpectedly (code %s); restarting", self.proc.returncode if self.proc else "?")
+            self.restarts += 1
+            self._start()
+            try:
+                self._wait_for(self.live_id)
+            except NginxError as e:
+                log.error("restart failed: %s", e)
+            return True
+
+    def stop(self, graceful: bool = True, timeout: float = 30.0) -> None:
+        with self._lock:
+            self._stopping = True
+            if not self.running() or self.proc is None:
+                return
+            self._signal(signal.SIGQUIT if graceful else signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def _last_error(output: str) -> str:
+    lines = [ln for ln in output.splitlines() if "[emerg]" in ln or "[alert]" in ln or "[crit]" in ln]
+    return (lines[-1] if lines else output.splitlines()[-1] if output else "no output").strip()
