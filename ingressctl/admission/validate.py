@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ingress.build import BuildOptions, Route, build, ingress_routes
-from ..ingress.model import Problem
+from ..ingress.model import Model, Problem
 from ..nginx.render import RenderContext, Renderer, RenderError
 from ..objects import Ingress, ObjectError, parse_object
 from ..store import Snapshot
@@ -201,6 +201,14 @@ class Validator:
         except RenderError as e:
             return [f"rendering refused: {e}"], warnings
         return [f"configuration scan: {f}" for f in scan.scan(before, after, self.vocabulary)], warnings
+
+    def render(self, snap: Snapshot, candidate: Ingress, ctx: RenderContext | None = None) -> tuple[Model, str]:
+        """The configuration of the candidate's slice, as the controller would write it (tests, tools)."""
+        self.index.refresh(snap.ingresses)
+        ingresses = self._related(snap, candidate)
+        ingresses[candidate.meta.key] = candidate
+        model = build(dataclasses.replace(snap, ingresses=ingresses), self.options.build).model
+        return model, self.renderer.render(model, ctx or self.options.render)
 
     def check_all(self, snap: Snapshot) -> list[Verdict]:
         """A verdict for every Ingress in `snap`; conflicts are charged to the newer Ingress."""
