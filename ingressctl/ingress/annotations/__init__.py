@@ -22,8 +22,16 @@ from .config import IngressConfig
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 
-__all__ = ["PREFIX", "Annotation", "AnnotationProblem", "IngressConfig", "REGISTRY",
-           "parse_annotations", "register"]
+__all__ = [
+    "PREFIX",
+    "REGISTRY",
+    "Annotation",
+    "AnnotationProblem",
+    "IngressConfig",
+    "parse_annotations",
+    "register",
+    "register_check",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,16 @@ class AnnotationProblem:
 
 
 REGISTRY: dict[str, Annotation] = {}
+
+# Checks across annotations (e.g. canary-weight <= canary-weight-total): each returns
+# (annotation name without prefix, reason) pairs for a parsed config.
+ConsistencyCheck = Callable[[IngressConfig], list[tuple[str, str]]]
+CHECKS: list[ConsistencyCheck] = []
+
+
+def register_check(check: ConsistencyCheck) -> ConsistencyCheck:
+    CHECKS.append(check)
+    return check
 
 
 def register(*annotations: Annotation) -> None:
@@ -83,8 +101,13 @@ def parse_annotations(
             values[spec.field] = spec.parse(raw)
         except v.InvalidValue as e:
             problems.append(AnnotationProblem(full, raw, str(e)))
-    return dataclasses.replace(IngressConfig(), **values), problems
+    cfg = dataclasses.replace(IngressConfig(), **values)
+    for check in CHECKS:
+        for name, reason in check(cfg):
+            full = PREFIX + name
+            problems.append(AnnotationProblem(full, annotations.get(full, ""), reason))
+    return cfg, problems
 
 
 # Family modules register themselves on import.
-from . import proxy, routing  # noqa: E402,F401
+from . import access, canary, cors, errors, limits, proxy, routing, snippet  # noqa: F401

@@ -1,26 +1,107 @@
-"""The typed result of parsing one Ingress's annotations (see the registry in __init__)."""
+"""The typed result of parsing one Ingress's annotations (see the registry in __init__).
+
+Design choice: one flat frozen dataclass, one field per annotation, holding only typed
+values (Duration, Size, validated names, tuples of enums); `None` means "not set, use the
+global setting", so templates never see an unparsed string.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .. import values as v
+from .shapes import MirrorTarget, RewriteTarget, SecretRef
+
+DEFAULT_CORS_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS")
+DEFAULT_CORS_HEADERS = ("DNT", "Keep-Alive", "User-Agent", "X-Requested-With", "If-Modified-Since",
+                        "Cache-Control", "Content-Type", "Range", "Authorization")
 
 
 @dataclass(frozen=True)
 class IngressConfig:
     """One field per supported annotation; None means 'use the global setting'."""
 
-    # routing
+    # routing and redirects
     use_regex: bool = False
     ssl_redirect: bool | None = None
     force_ssl_redirect: bool = False
-    # proxy
+    rewrite_target: RewriteTarget | None = None
+    app_root: str | None = None
+    x_forwarded_prefix: str | None = None
+    permanent_redirect: str | None = None
+    permanent_redirect_code: int = 301
+    temporal_redirect: str | None = None
+    from_to_www_redirect: bool = False
+    server_alias: tuple[str, ...] = ()
+    # proxy and upstream
     proxy_connect_timeout: v.Duration | None = None
     proxy_read_timeout: v.Duration | None = None
     proxy_send_timeout: v.Duration | None = None
     proxy_body_size: v.Size | None = None
     backend_protocol: str = "HTTP"
+    upstream_vhost: str | None = None
+    service_upstream: bool = False
+    upstream_hash_by: str | None = None
+    load_balance: str | None = None
+    proxy_next_upstream: tuple[str, ...] | None = None
+    proxy_next_upstream_tries: int | None = None
+    proxy_next_upstream_timeout: v.Duration | None = None
+    proxy_buffering: str | None = None
+    proxy_buffer_size: v.Size | None = None
+    proxy_request_buffering: str | None = None
+    client_body_buffer_size: v.Size | None = None
+    proxy_http_version: str | None = None
+    # access
+    allowlist_source_range: tuple[str, ...] = ()
+    denylist_source_range: tuple[str, ...] = ()
+    auth_type: str | None = None
+    auth_secret: SecretRef | None = None
+    auth_secret_type: str = "auth-file"
+    auth_realm: str = "Authentication Required"
+    auth_url: str | None = None
+    auth_signin: str | None = None
+    auth_method: str | None = None
+    auth_response_headers: tuple[str, ...] = ()
+    auth_tls_secret: SecretRef | None = None
+    auth_tls_verify_client: str = "on"
+    auth_tls_verify_depth: int = 1
+    auth_tls_pass_certificate_to_upstream: bool = False
+    auth_tls_match_cn: str | None = None
+    # limits
+    limit_rps: int | None = None
+    limit_rpm: int | None = None
+    limit_connections: int | None = None
+    limit_burst_multiplier: int = 5
+    limit_whitelist: tuple[str, ...] = ()
+    # CORS
+    enable_cors: bool = False
+    cors_allow_origin: tuple[str, ...] = ("*",)
+    cors_allow_methods: tuple[str, ...] = DEFAULT_CORS_METHODS
+    cors_allow_headers: tuple[str, ...] = DEFAULT_CORS_HEADERS
+    cors_allow_credentials: bool = True
+    cors_expose_headers: tuple[str, ...] = ()
+    cors_max_age: int = 1_728_000
+    # canary
+    canary: bool = False
+    canary_by_header: str | None = None
+    canary_by_header_value: str | None = None
+    canary_by_cookie: str | None = None
+    canary_weight: int | None = None
+    canary_weight_total: int = 100
+    # errors, fallbacks, mirroring
+    custom_http_errors: tuple[int, ...] = ()
+    default_backend: str | None = None
+    mirror_target: MirrorTarget | None = None
+    mirror_request_body: bool = True
+    # snippets (only with allow-snippet-annotations)
+    configuration_snippet: tuple[Any, ...] = ()
+    server_snippet: tuple[Any, ...] = ()
+
+    @property
+    def regex(self) -> bool:
+        """rewrite-target implies use-regex, as in ingress-nginx."""
+        return self.use_regex or self.rewrite_target is not None
 
     @property
     def grpc(self) -> bool:
@@ -33,3 +114,24 @@ class IngressConfig:
     @property
     def grpc_scheme(self) -> str:
         return "grpcs" if self.backend_protocol == "GRPCS" else "grpc"
+
+    @property
+    def redirect(self) -> tuple[int, str] | None:
+        """(code, URL) when this location answers with a redirect; temporal beats permanent."""
+        if self.temporal_redirect:
+            return 302, self.temporal_redirect
+        if self.permanent_redirect:
+            return self.permanent_redirect_code, self.permanent_redirect
+        return None
+
+    @property
+    def basic_auth(self) -> bool:
+        return self.auth_type == "basic"
+
+    @property
+    def cors_any_origin(self) -> bool:
+        return self.cors_allow_origin == ("*",)
+
+    @property
+    def rate_limited(self) -> bool:
+        return bool(self.limit_rps or self.limit_rpm or self.limit_connections)

@@ -1,15 +1,39 @@
-"""Routing annotations: regex paths and HTTPS redirects."""
+"""Routing annotations: regex paths, rewrites, redirects and host aliases."""
 
 from __future__ import annotations
 
 from .. import values as v
 from . import Annotation, register
+from .shapes import host_list, rewrite_target, url
+
+
+def _redirect_code(value: str) -> int:
+    return v.integer(value, 300, 308)
+
 
 register(
     Annotation("use-regex", "use_regex", v.boolean, "bool", "false",
-               "Treat ImplementationSpecific paths of this Ingress as case-sensitive regular expressions."),
+               "Treat ImplementationSpecific paths of this Ingress as case-insensitive regular expressions."),
     Annotation("ssl-redirect", "ssl_redirect", v.boolean, "bool", "true (ConfigMap ssl-redirect)",
                "Redirect HTTP to HTTPS (308) when the host has TLS."),
     Annotation("force-ssl-redirect", "force_ssl_redirect", v.boolean, "bool", "false",
                "Redirect HTTP to HTTPS (308) even when the host has no TLS section."),
+    Annotation("rewrite-target", "rewrite_target", rewrite_target, "URI with $1..$9", "",
+               "Rewrite the request URI before proxying; $1..$9 are the path regex's capture groups. "
+               "Implies use-regex.", risk="Medium"),
+    Annotation("app-root", "app_root", v.path, "path", "",
+               "Redirect requests for '/' to this path (302)."),
+    Annotation("x-forwarded-prefix", "x_forwarded_prefix", v.path, "path", "",
+               "Send this value to the backend in an X-Forwarded-Prefix header."),
+    Annotation("permanent-redirect", "permanent_redirect", url, "URL", "",
+               "Answer every request with a redirect to this URL (code from permanent-redirect-code)."),
+    Annotation("permanent-redirect-code", "permanent_redirect_code", _redirect_code, "int 300-308", "301",
+               "Status code of permanent-redirect."),
+    Annotation("temporal-redirect", "temporal_redirect", url, "URL", "",
+               "Answer every request with a 302 redirect to this URL (wins over permanent-redirect)."),
+    Annotation("from-to-www-redirect", "from_to_www_redirect", v.boolean, "bool", "false",
+               "Redirect www.<host> to <host> (or the reverse when the rule's host starts with www.) with 308."),
+    Annotation("server-alias", "server_alias", host_list, "host list", "",
+               "Extra host names (comma-separated) served by the same server block."),
 )
+

@@ -1,0 +1,230 @@
+"""Typed shapes of annotation values that `ingress/values.py` does not cover.
+
+URLs, rewrite targets, hash keys, CORS origins, header and method lists, status codes and
+the like. Each parser returns a value that is safe to print in nginx syntax (or to pass to
+the `q` / `q_re` filters) and raises `InvalidValue` with a reason otherwise.
+
+Design choice: every shape is an allow-list anchored at both ends; the only `$` ever
+accepted is a capture reference `$1`..`$9` (rewrite targets) or a variable from a fixed
+list (hash keys, mirror targets), so no user value can name an arbitrary nginx variable.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .. import values as v
+
+InvalidValue = v.InvalidValue
+
+# Safe URL characters: RFC 3986 unreserved + most sub-delims, never quotes, '$', '\', ';',
+# braces, whitespace or '#'.
+_URL_CHARS = r"[A-Za-z0-9._~%!+,:@=/?&*-]"
+_URL_RE = re.compile(rf"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{{1,5}})?(/{_URL_CHARS}*)?$")
+_REWRITE_RE = re.compile(rf"^(/|https?://)({_URL_CHARS}|\$[1-9])*$")
+_TEXT_RE = re.compile(r"^[A-Za-z0-9 ._,:()/@!?+*=-]{1,128}$")
+
+
+def url(value: str) -> str:
+    """An absolute http(s) URL without variables, quotes or whitespace."""
+    s = value.strip()
+    m = _URL_RE.match(s)
+    if not m:
+        raise InvalidValue(f"{value!r} is not an http(s) URL made of safe characters (no '$', quotes, spaces, ';')")
+    host = m.group(2)
+    if not host.startswith("["):
+        v.host(host.rstrip("."))
+    if m.group(3) and not 1 <= int(m.group(3)[1:]) <= 65535:
+        raise InvalidValue(f"{value!r} has an invalid port")
+    return s
+
+
+@dataclass(frozen=True)
+class MirrorTarget:
+    """A mirror URL, optionally followed by nginx's `$request_uri` (the only variable allowed)."""
+
+    url: str
+    append_request_uri: bool
+
+
+def mirror_target(value: str) -> MirrorTarget:
+    s = value.strip()
+    append = s.endswith("$request_uri")
+    base = s[: -len("$request_uri")] if append else s
+    return MirrorTarget(url(base), append)
+
+
+@dataclass(frozen=True)
+class RewriteTarget:
+    """A rewrite replacement: a path or URL whose only variables are captures $1..$9."""
+
+    text: str
+
+    @property
+    def max_capture(self) -> int:
+        return max((int(n) for n in re.findall(r"\$([1-9])", self.text)), default=0)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def rewrite_target(value: str) -> RewriteTarget:
+    s = value.strip()
+    if len(s) > 512 or not _REWRITE_RE.match(s):
+        raise InvalidValue(
+            f"{value!r} must start with '/' or http(s)://, use safe URL characters and no '$' other than $1..$9")
+    return RewriteTarget(s)
+
+
+def text(value: str) -> str:
+    """A short human-readable text (auth realm): letters, digits, spaces, basic punctuation."""
+    if not _TEXT_RE.match(value):
+        raise InvalidValue(f"{value!r} may only contain letters, digits, spaces and ._,:()/@!?+*=- (max 128)")
+    return value
+
+
+_HASH_VARS = ("$request_uri", "$uri", "$remote_addr", "$binary_remote_addr", "$host",
+              "$args", "$query_string", "$server_name", "$scheme")
+_HASH_PART = re.compile(r"\$(http|cookie|arg)_[a-z0-9_]{1,64}|" + "|".join(re.escape(x) for x in _HASH_VARS))
+
+
+def hash_key(value: str) -> str:
+    """`upstream-hash-by`: one or more allowed nginx variables, concatenated."""
+    s = value.strip()
+    pos = 0
+    while pos < len(s):
+        m = _HASH_PART.match(s, pos)
+        if not m:
+            raise InvalidValue(
+                f"{value!r} must be made of the variables {', '.join(_HASH_VARS)}, $http_*, $cookie_*, $arg_*")
+        pos = m.end()
+    if not s:
+        raise InvalidValue("empty hash key")
+    return s
+
+
+_ORIGIN_RE = re.compile(r"^(https?)://(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)"
+                        r"(:[0-9]{1,5})?$")
+
+
+def origin_list(value: str) -> tuple[str, ...]:
+    """`cors-allow-origin`: '*' or a comma-separated list of origins, '*.' wildcard subdomains."""
+    items = tuple(x.strip().lower() for x in value.split(",") if x.strip())
+    if items == ("*",):
+        return items
+    if not items:
+        raise InvalidValue("empty origin list")
+    for o in items:
+        if not _ORIGIN_RE.match(o):
+            raise InvalidValue(f"origin {o!r} is not scheme://host[:port] (a leading '*.' is allowed)")
+    return items
+
+
+_ONE_LABEL = r"[a-z0-9-]+\."
+
+
+def origin_regex(origins: tuple[str, ...]) -> str:
+    """An anchored regex matching any of the origins ('*.' = exactly one extra label)."""
+    parts = []
+    for o in origins:
+        scheme, rest = o.split("://", 1)
+        wild = rest.startswith("*.")
+        body = re.escape(rest[2:] if wild else rest)
+        parts.append(f"{scheme}://{_ONE_LABEL if wild else ''}{body}")
+    return "^(" + "|".join(parts) + ")$"
+
+
+def header_list(value: str) -> tuple[str, ...]:
+    items = tuple(x.strip() for x in value.split(",") if x.strip())
+    if not items:
+        raise InvalidValue("empty header list")
+    return tuple(v.header_name(h) for h in items)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE")
+
+
+def method(value: str) -> str:
+    return v.enum(value.strip().upper(), _METHODS)
+
+
+def method_list(value: str) -> tuple[str, ...]:
+    items = tuple(x.strip().upper() for x in value.split(",") if x.strip())
+    if not items:
+        raise InvalidValue("empty method list")
+    return tuple(v.enum(m, _METHODS) for m in items)
+
+
+def status_codes(value: str) -> tuple[int, ...]:
+    """`custom-http-errors`: comma-separated codes 400-599."""
+    items = [x.strip() for x in value.split(",") if x.strip()]
+    if not items:
+        raise InvalidValue("empty list of status codes")
+    return tuple(sorted({v.integer(x, 400, 599) for x in items}))
+
+
+_NEXT_UPSTREAM = ("error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504",
+                  "http_403", "http_404", "http_429", "non_idempotent", "off")
+
+
+def next_upstream(value: str) -> tuple[str, ...]:
+    """`proxy-next-upstream`: space-separated conditions from nginx's list."""
+    items = tuple(value.split())
+    if not items:
+        raise InvalidValue("empty list")
+    for x in items:
+        v.enum(x, _NEXT_UPSTREAM)
+    if "off" in items and len(items) > 1:
+        raise InvalidValue("'off' cannot be combined with other conditions")
+    return items
+
+
+def on_off(value: str) -> str:
+    s = value.strip().lower()
+    if s in ("on", "true"):
+        return "on"
+    if s in ("off", "false"):
+        return "off"
+    raise InvalidValue(f"{value!r} is not on or off")
+
+
+def host_list(value: str) -> tuple[str, ...]:
+    items = tuple(x.strip().lower() for x in value.split(",") if x.strip())
+    if not items:
+        raise InvalidValue("empty host list")
+    return tuple(v.host(h) for h in items)
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """`name` or `namespace/name`; the namespace must be the Ingress's own (checked in build)."""
+
+    namespace: str  # "" = the Ingress's namespace
+    name: str
+
+
+def secret_ref(value: str) -> SecretRef:
+    ns, _, name = value.strip().rpartition("/")
+    return SecretRef(v.k8s_name(ns) if ns else "", v.k8s_name(name))
+
+
+def header_value(value: str) -> str:
+    """A canary header value: printable, no quotes, backslashes or '$'."""
+    if not re.fullmatch(r"[A-Za-z0-9 ._~:/=+,@-]{1,256}", value):
+        raise InvalidValue(f"{value!r} may only contain letters, digits, spaces and ._~:/=+,@- (max 256)")
+    return value
+
+
+_CN_RE = re.compile(r"^[A-Za-z0-9 =,.*_()|^+?:-]{1,256}$")
+
+
+def cn_regex(value: str) -> str:
+    """`auth-tls-match-cn`: a regex over the client DN (e.g. 'CN=(alice|bob)'), no quotes or '$'."""
+    if not _CN_RE.match(value):
+        raise InvalidValue(f"{value!r} may only contain letters, digits, spaces and =,.*_()|^+?:-")
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise InvalidValue(f"{value!r} does not compile: {e}") from None
+    return value
