@@ -77,7 +77,8 @@ class CommandRunner:
     def __call__(self, argv: Sequence[str], stdin: str = "") -> str:
         full = (["ip", "netns", "exec", self.netns] if self.netns else []) + list(argv)
         try:
-            proc = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=600)
+            proc = subprocess.run(full, input=stdin, capture_output=True, text=True, timeout=600,
+                                  check=False)
         except FileNotFoundError as e:
             raise BackendUnavailable(f"{argv[0]} is not installed ({e.strerror})") from None
         if proc.returncode != 0:

@@ -1,0 +1,214 @@
+"""nftables backend: one table of our own, dispatch by verdict maps, one `nft -f` per sync.
+
+Table `ip <name>` holds static chains hooked at nat prerouting/output/postrouting and at
+filter input/forward/output (after DNAT), and four verdict maps: `service-ips`
+(address . protocol . port -> goto the Service's chain), `service-nodeports`
+(protocol . port, consulted only for local destinations), and the `no-endpoint-*` maps the
+filter hooks consult to reject (no endpoints) or drop (Local policy, no local endpoint).
+Per Service port: `svc-` (masquerade off-cluster sources, ClientIP affinity lookups, then
+`numgen random mod N vmap` over endpoints), `ext-` (external traffic policy), `svl-`
+(local endpoints), `fw-` (loadBalancerSourceRanges) and one `ep-` chain per endpoint that
+DNATs and, with affinity, records the client in a timed set of its own.
+
+Design choice: chain and set names carry a hash plus the readable Service port, and an
+affinity set's name carries its timeout, so a change never needs to alter an object other
+rules still reference: it writes new chains, moves map elements and deletes what is unused,
+all in one transaction.
+"""
+
+from __future__ import annotations
+
+from .backend import ApplyError, BackendUnavailable, FragmentBackend, require_tools
+from .model import EndpointInfo, ServiceInfo
+from .rules import ChainId, Delta, Fragment, ipv4_only, stable_hash
+
+MAPS = {
+    "service-ips": "ipv4_addr . inet_proto . inet_service : verdict",
+    "service-nodeports": "inet_proto . inet_service : verdict",
+    "no-endpoint-services": "ipv4_addr . inet_proto . inet_service : verdict",
+    "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
+}
+BASE_CHAINS = {
+    "nat-prerouting": "type nat hook prerouting priority dstnat ;",
+    "nat-output": "type nat hook output priority -100 ;",
+    "nat-postrouting": "type nat hook postrouting priority srcnat ;",
+    "filter-input": "type filter hook input priority -1 ;",
+    "filter-forward": "type filter hook forward priority -1 ;",
+    "filter-output": "type filter hook output priority -1 ;",
+}
+ELEMENT_BATCH = 2000
+
+
+class NftablesBackend(FragmentBackend):
+    mode = "nftables"
+
+    @property
+    def table(self) -> str:
+        return f"ip {self.options.nft_table}"
+
+    # -- static structure ----------------------------------------------------------------
+    def _local_dst(self) -> str:
+        if self.options.nodeport_addresses:
+            return f"ip daddr {{ {', '.join(self.options.nodeport_addresses)} }}"
+        return "ip daddr != 127.0.0.0/8 fib daddr type local"
+
+    def static_chains(self) -> dict[str, list[str]]:
+        mark = f"{self.options.masquerade_mark:#x}"
+        check = ["ct state new jump endpoints-check"]
+        return {
+            "nat-prerouting": ["jump services"],
+            "nat-output": ["jump services"],
+            "nat-postrouting": ["jump masquerading"],
+            "filter-input": check,
+            "filter-forward": check,
+            "filter-output": check,
+            "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
+                         f"{self._local_dst()} meta l4proto . th dport vmap @service-nodeports"],
+            "endpoints-check": ["ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+                                f"{self._local_dst()} meta l4proto . th dport vmap @no-endpoint-nodeports"],
+            "mark-for-masquerade": [f"meta mark set meta mark | {mark}"],
+            "masquerading": [f"meta mark & {mark} == 0 return",
+                             f"meta mark set meta mark ^ {mark}",
+                             "masquerade fully-random"],
+            "reject-chain": ["reject"],
+        }
+
+    # -- per Service ---------------------------------------------------------------------
+    def _base(self, s: ServiceInfo) -> str:
+        k = s.key
+        return f"{stable_hash(str(k), 8)}-{k.namespace}/{k.name}/{k.protocol.lower()}/{k.port_name or s.port}"
+
+    def _ep(self, s: ServiceInfo, e: EndpointInfo) -> str:
+        return f"ep-{self._base(s)}__{e.ip}/{e.port}"
+
+    def _aff(self, s: ServiceInfo, e: EndpointInfo) -> str:
+        return f"aff-{self._base(s)}__{e.ip}/{e.port}/{s.affinity_timeout}s"
+
+    def fragment(self, s: ServiceInfo) -> Fragment:
+        base = self._base(s)
+        svc, ext, fw, svl = (f"{k}-{base}" for k in ("svc", "ext", "fw", "svl"))
+        v4 = lambda eps: [e for e in eps if ":" not in e.ip]
+        cluster_eps, local_eps, usable = v4(s.cluster_endpoints()), v4(s.local_endpoints()), v4(s.all_usable_endpoints())
+        proto = s.protocol.lower()
+        ips: set[str] = set()
+        nodeports: set[str] = set()
+        no_ep: set[str] = set()
+        no_ep_nodeports: set[str] = set()
+        reject = "goto reject-chain"
+        for ip in ipv4_only(s.cluster_ips):
+            target = f"goto {svc}" if cluster_eps else ("drop" if usable else reject)
+            (ips if cluster_eps else no_ep).add(f"{ip} . {proto} . {s.port} : {target}")
+        externals = [(ip, ext) for ip in ipv4_only(s.external_ips)]
+        externals += [(ip, fw if s.load_balancer_source_ranges else ext) for ip in ipv4_only(s.load_balancer_ips)]
+        for ip, target in externals:
+            if usable:
+                ips.add(f"{ip} . {proto} . {s.port} : goto {target}")
+            else:
+                no_ep.add(f"{ip} . {proto} . {s.port} : {reject}")
+        if s.node_port:
+            if usable:
+                nodeports.add(f"{proto} . {s.node_port} : goto {ext}")
+            else:
+                no_ep_nodeports.add(f"{proto} . {s.node_port} : {reject}")
+        chains: dict[ChainId, tuple[str, ...]] = {}
+        objects: dict[str, str] = {}
+        if cluster_eps or (usable and (externals or s.node_port)):
+            chains[("", svc)] = self._spread(s, cluster_eps, masquerade=True)
+        if usable and (externals or s.node_port):
+            chains[("", ext)] = self._ext_rules(s, svc, svl, local_eps)
+            if s.external_local and local_eps:
+                chains[("", svl)] = self._spread(s, local_eps, masquerade=False)
+            if any(t == fw for _, t in externals):
+                ranges = ", ".join(s.load_balancer_source_ranges)
+                chains[("", fw)] = (f"ip saddr {{ {ranges} }} goto {ext}", "drop")
+        for e in usable:
+            chains[("", self._ep(s, e))] = self._ep_rules(s, e)
+            if s.uses_affinity:
+                objects[self._aff(s, e)] = ("{ type ipv4_addr ; flags dynamic,timeout ; "
+                                            f"timeout {s.affinity_timeout}s ; }}")
+        entries = {("", "service-ips"): ips, ("", "service-nodeports"): nodeports,
+                   ("", "no-endpoint-services"): no_ep, ("", "no-endpoint-nodeports"): no_ep_nodeports}
+        return Fragment(chains=chains, entries={k: frozenset(v) for k, v in entries.items() if v},
+                        objects=objects)
+
+    def _spread(self, s: ServiceInfo, eps: list[EndpointInfo], masquerade: bool) -> tuple[str, ...]:
+        rules = []
+        if masquerade and self.options.masquerade_all:
+            rules.append("jump mark-for-masquerade")
+        elif masquerade and self.options.cluster_cidr:
+            rules.append(f"ip saddr != {self.options.cluster_cidr} jump mark-for-masquerade")
+        if s.uses_affinity:
+            rules += [f"ip saddr @{self._aff(s, e)} goto {self._ep(s, e)}" for e in eps]
+        if len(eps) == 1:
+            rules.append(f"goto {self._ep(s, eps[0])}")
+        elif eps:
+            vmap = ", ".join(f"{i} : goto {self._ep(s, e)}" for i, e in enumerate(eps))
+            rules.append(f"numgen random mod {len(eps)} vmap {{ {vmap} }}")
+        return tuple(rules)
+
+    def _ext_rules(self, s: ServiceInfo, svc: str, svl: str, local_eps: list[EndpointInfo]) -> tuple[str, ...]:
+        if not s.external_local:
+            return ("jump mark-for-masquerade", f"goto {svc}")
+        rules = []
+        if self.options.cluster_cidr:
+            rules.append(f"ip saddr {self.options.cluster_cidr} goto {svc}")
+        rules += ["fib saddr type local jump mark-for-masquerade", f"fib saddr type local goto {svc}"]
+        rules.append(f"goto {svl}" if local_eps else "drop")
+        return tuple(rules)
+
+    def _ep_rules(self, s: ServiceInfo, e: EndpointInfo) -> tuple[str, ...]:
+        rules = [f"ip saddr {e.ip} jump mark-for-masquerade"]
+        if s.uses_affinity:
+            rules.append(f"update @{self._aff(s, e)} {{ ip saddr }}")
+        rules.append(f"meta l4proto {s.protocol.lower()} dnat to {e.ip}:{e.port}")
+        return tuple(rules)
+
+    # -- text ----------------------------------------------------------------------------
+    def serialize(self, delta: Delta, full: bool, first: bool) -> str:
+        t = self.table
+        out = [f"add table {t}"]
+        if first:
+            out += [f"delete table {t}", f"add table {t}"]
+        static = self.static_chains() if full else {}
+        if full:
+            out += [f"add map {t} {m} {{ type {spec} ; }}" for m, spec in MAPS.items()]
+            out += [f"add chain {t} {c} {{ {spec} }}" for c, spec in BASE_CHAINS.items()]
+        chains = sorted(set(static) | {c for _, c in delta.write_chains} | {c for _, c in delta.delete_chains})
+        out += [f"add chain {t} {c}" for c in chains if c not in BASE_CHAINS]
+        if not first:
+            out += [f"flush chain {t} {c}" for c in chains]
+        if full and not first:
+            out += [f"flush map {t} {m}" for m in MAPS]
+        for (_, m), elements in sorted(delta.remove_entries.items()):
+            if not full:
+                out += self._elements("delete", m, sorted(e.split(" : ")[0] for e in elements))
+        out += [f"delete chain {t} {c}" for _, c in sorted(delta.delete_chains)]
+        out += [f"delete set {t} {o}" for o in sorted(delta.delete_objects)]
+        out += [f"add set {t} {o} {decl}" for o, decl in sorted(delta.add_objects.items())]
+        for c, rules in sorted(static.items()):
+            out += [f"add rule {t} {c} {r}" for r in rules]
+        for (_, c), rules in sorted(delta.write_chains.items()):
+            out += [f"add rule {t} {c} {r}" for r in rules]
+        for (_, m), elements in sorted(delta.add_entries.items()):
+            out += self._elements("add", m, sorted(elements))
+        return "\n".join(out) + "\n"
+
+    def _elements(self, verb: str, m: str, elements: list[str]) -> list[str]:
+        return [f"{verb} element {self.table} {m} {{ {', '.join(elements[i:i + ELEMENT_BATCH])} }}"
+                for i in range(0, len(elements), ELEMENT_BATCH)]
+
+    # -- effects -------------------------------------------------------------------------
+    def check(self) -> None:
+        require_tools(["nft"], self.mode, self.runner)
+        try:
+            self.runner(["nft", "list", "tables"])
+        except ApplyError as e:
+            raise BackendUnavailable(f"nft cannot list tables: {e}") from None
+
+    def apply(self, text: str, full: bool) -> None:
+        self.runner(["nft", "-f", "-"], text)
+
+    def cleanup(self) -> None:
+        self.runner(["nft", "-f", "-"], f"add table {self.table}\ndelete table {self.table}\n")
+        self._applied.clear()
+        self._need_full = self._first = True
