@@ -1,0 +1,277 @@
+"""The validating admission webhook: AdmissionReview v1 over HTTPS.
+
+`review(body, check)` is the protocol, without sockets: it parses an AdmissionReview,
+refuses malformed ones with an HTTP status and a reason, asks `check` for a verdict and
+returns the response review (uid echoed, status message, warnings). `WebhookServer` is the
+thin HTTPS layer around it: TLS 1.2 or newer, a bounded body, socket and validation
+timeouts, `/healthz`. `CertificateFiles` holds the serving certificate and swaps in a new
+one when the files change (watchdog), so a rotated Secret needs no restart; connections
+already open keep the context they started with.
+
+Design choice: the server never runs nginx or any other program; a verdict is computed
+in memory by `admission.validate` (see CVE-2025-1974 for why).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from ..store import Snapshot, Store
+from .validate import ValidateOptions, Validator, Verdict
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/networking/v1/ingresses"
+MAX_BODY = 4 << 20  # an object may be 1.5 MiB; a review carries object and oldObject
+INGRESS_GVK = {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}
+
+Check = Callable[[Mapping[str, Any]], Verdict]
+
+
+class BadReview(ValueError):
+    """A request the webhook cannot answer with a review: HTTP 400 with this reason."""
+
+
+def _request(body: bytes) -> Mapping[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadReview(f"body is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise BadReview("body is not a JSON object")
+    if doc.get("kind") != "AdmissionReview":
+        raise BadReview(f"kind {doc.get('kind')!r} is not AdmissionReview")
+    if doc.get("apiVersion") != "admission.k8s.io/v1":
+        raise BadReview(f"apiVersion {doc.get('apiVersion')!r} is not admission.k8s.io/v1")
+    req = doc.get("request")
+    if not isinstance(req, dict) or not isinstance(req.get("uid"), str) or not req["uid"]:
+        raise BadReview("request.uid is missing")
+    kind = req.get("kind")
+    if not isinstance(kind, dict) or any(kind.get(k) != v for k, v in INGRESS_GVK.items()):
+        raise BadReview(f"request.kind {kind!r} is not networking.k8s.io/v1 Ingress")
+    return req
+
+
+def response(uid: str, verdict: Verdict) -> dict[str, Any]:
+    resp: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
+    if not verdict.allowed:
+        resp["status"] = {"code": 403, "reason": "Forbidden",
+                          "message": f"ingressctl denied Ingress {verdict.ingress}: {verdict.message}"}
+    if verdict.warnings:
+        resp["warnings"] = [w[:512] for w in verdict.warnings[:20]]
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
+
+
+def review(body: bytes, check: Check) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON document) for one request body."""
+    try:
+        req = _request(body)
+    except BadReview as e:
+        return 400, {"error": str(e)}
+    if req.get("operation") not in ("CREATE", "UPDATE"):
+        return 200, response(req["uid"], Verdict("", True))
+    obj = req.get("object")
+    if not isinstance(obj, dict):
+        return 400, {"error": "request.object is missing"}
+    return 200, response(req["uid"], check(obj))
+
+
+class StoreCheck:
+    """`Check` against the live Store; options follow the snapshot (e.g. the ConfigMap)."""
+
+    def __init__(self, store: Store, options_for: Callable[[Snapshot], ValidateOptions]) -> None:
+        self.store, self.options_for = store, options_for
+        self._lock = threading.Lock()
+        self._validator: Validator | None = None
+
+    def __call__(self, obj: Mapping[str, Any]) -> Verdict:
+        with self._lock:  # the host index is not thread-safe; a verdict takes milliseconds
+            snap = self.store.snapshot()
+            opts = self.options_for(snap)
+            if self._validator is None or self._validator.options != opts:
+                self._validator = Validator(opts)
+            return self._validator.check(snap, obj)
+
+
+class CertificateFiles:
+    """The serving certificate; `reload()` swaps it when both files load, else keeps the old one."""
+
+    def __init__(self, cert: str | Path, key: str | Path) -> None:
+        self.cert, self.key = Path(cert), Path(key)
+        self.context = self._load()
+        self.loads = 1
+        self._observer: Any = None
+        self._timer: threading.Timer | None = None
+
+    def _load(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(str(self.cert), str(self.key))
+        return ctx
+
+    def reload(self) -> bool:
+        try:
+            self.context = self._load()
+        except (OSError, ssl.SSLError) as e:
+            log.warning("webhook certificate %s not reloaded (keeping the current one): %s", self.cert, e)
+            return False
+        self.loads += 1
+        log.info("webhook certificate reloaded from %s", self.cert)
+        return True
+
+    def watch(self, debounce: float = 0.2) -> None:
+        """Follow both files' directories (Secret volumes swap a symlink, not the file)."""
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        certs = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: Any) -> None:
+                if event.event_type not in ("opened", "closed_no_write"):
+                    certs._schedule(debounce)
+
+        self._observer = Observer()
+        for d in sorted({self.cert.resolve().parent, self.key.resolve().parent, self.cert.parent, self.key.parent}):
+            self._observer.schedule(Handler(), str(d), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(delay, self.reload)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=2)
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = MAX_BODY
+    socket_timeout: float = 10.0  # reading the request, writing the answer
+    check_timeout: float = 5.0  # computing the verdict
+
+
+class WebhookServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], certs: CertificateFiles, check: Check,
+                 limits: Limits = Limits()) -> None:
+        self.certs, self.check, self.limits = certs, check, limits
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="admission")
+        super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        sock.settimeout(self.limits.socket_timeout)
+        # The handshake runs in the request thread, so a slow client cannot stall accept().
+        return self.certs.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def verdict(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        future = self.pool.submit(review, body, self.check)
+        try:
+            return future.result(timeout=self.limits.check_timeout)
+        except concurrent.futures.TimeoutError:
+            return 504, {"error": f"validation did not finish within {self.limits.check_timeout:g}s"}
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: WebhookServer
+    protocol_version = "HTTP/1.1"
+
+    def handle(self) -> None:
+        try:
+            self.connection.do_handshake()
+            super().handle()
+        except (OSError, ssl.SSLError) as e:  # handshake failures, timeouts, resets
+            log.debug("webhook connection from %s ended: %s", self.client_address[0], e)
+
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] == "/healthz":
+            self._send(200, {"status": "ok"})
+        else:
+            self._send(404, {"error": f"no such path {self.path.split('?')[0]}"})
+
+    def do_POST(self) -> None:
+        if self.path.split("?")[0] != WEBHOOK_PATH:
+            self._send(404, {"error": f"POST AdmissionReviews to {WEBHOOK_PATH}"})
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self._send(411, {"error": "Content-Length is required"})
+            return
+        if int(length) > self.server.limits.max_body:
+            self._send(413, {"error": f"body larger than {self.server.limits.max_body} bytes"})
+            return
+        body = self.rfile.read(int(length))
+        if self.headers.get_content_type() != "application/json":
+            self._send(400, {"error": "Content-Type must be application/json"})
+            return
+        status, doc = self.server.verdict(body)
+        self._send(status, doc)
+
+    def _send(self, status: int, doc: Mapping[str, Any]) -> None:
+        data = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status >= 400:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("webhook %s: " + format, self.client_address[0], *args)
+
+
+class Webhook:
+    """A running webhook (a server thread and a certificate watcher); `stop()` ends both."""
+
+    def __init__(self, server: WebhookServer, certs: CertificateFiles) -> None:
+        self.server, self.certs = server, certs
+        self.thread = threading.Thread(target=server.serve_forever, name="webhook", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.certs.stop()
+
+
+def start_webhook(store: Store, options_for: Callable[[Snapshot], ValidateOptions], port: int,
+                  cert: str | Path, key: str | Path, address: str = "0.0.0.0",
+                  limits: Limits = Limits()) -> Webhook:
+    """Start the webhook in a background thread (for `ingressctl controller` and `webhook`).
+
+    Raises OSError (port) or ssl.SSLError / OSError (certificate files) before any thread starts.
+    """
+    certs = CertificateFiles(cert, key)
+    server = WebhookServer((address, port), certs, StoreCheck(store, options_for), limits)
+    certs.watch()
+    hook = Webhook(server, certs)
+    hook.thread.start()
+    return hook
