@@ -20,6 +20,7 @@ from collections.abc import Sequence
 # Order is the order of `ingressctl --help`.
 COMMAND_MODULES = (
     "ingressctl.commands.local",  # run, render, validate
+    "ingressctl.commands.proxy",  # proxy (Service proxy)
 )
 
 
