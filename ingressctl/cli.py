@@ -21,6 +21,8 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "ingressctl.commands.local",  # run, render, validate
     "ingressctl.commands.proxy",  # proxy (Service proxy)
+    "ingressctl.commands.webhook",  # webhook (admission, alone)
+    "ingressctl.commands.certgen",  # certgen create|patch (webhook certificates)
 )
 
 
