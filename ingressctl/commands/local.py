@@ -7,6 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..admission.options import validate_options
+from ..admission.validate import validate_snapshot
 from ..cli import UserError
 from ..controller import Controller
 from ..health import StatusServer
@@ -119,14 +121,17 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The admission checks (admission.validate), offline: the same verdicts the webhook gives."""
     store, source = load_store(args)
-    ctl = Controller(store, controller_options(args))
-    result = ctl.build(store.snapshot())
-    errors = [str(p) for p in source.problems] + [str(p) for p in result.problems if not p.warning]
-    warnings = [str(p) for p in result.problems if p.warning]
+    snap = store.snapshot()
+    verdicts = validate_snapshot(snap, validate_options(controller_options(args), snap))
+    errors = [str(p) for p in source.problems]
+    errors += [f"Ingress {v.ingress}: {r}" for v in verdicts for r in v.reasons]
+    warnings = [f"Ingress {v.ingress}: {w}" for v in verdicts for w in v.warnings]
     for w in warnings:
         print(f"warning: {w}")
     for e in errors:
         print(f"error: {e}")
-    print(f"{len(result.statuses)} Ingress(es) valid, {len(errors)} error(s), {len(warnings)} warning(s)")
+    valid = sum(1 for v in verdicts if v.allowed)
+    print(f"{valid} Ingress(es) valid, {len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors else 0
