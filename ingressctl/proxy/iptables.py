@@ -83,6 +83,7 @@ class IptablesBackend(FragmentBackend):
         cluster_eps = [e for e in s.cluster_endpoints() if ":" not in e.ip]
         local_eps = [e for e in s.local_endpoints() if ":" not in e.ip]
         usable = [e for e in s.all_usable_endpoints() if ":" not in e.ip]
+        any_eps = s.has_endpoints
         chains: dict[ChainId, tuple[str, ...]] = {}
         nat: set[str] = set()
         nodeports: set[str] = set()
@@ -92,31 +93,31 @@ class IptablesBackend(FragmentBackend):
             match = f"-d {ip}/32 {self._proto(s, s.port)}"
             if cluster_eps:
                 nat.add(f'{match} {name} cluster IP" -j {svc}')
-            elif usable:
+            elif any_eps:
                 filt.add(f'{match} {name} has no local endpoints" -j DROP')
             else:
                 filt.add(f'{match} {name} has no endpoints" -j REJECT')
         externals = [(ip, ext, "external IP") for ip in ipv4_only(s.external_ips)]
         externals += [(ip, fw if s.load_balancer_source_ranges else ext, "load-balancer IP")
                       for ip in ipv4_only(s.load_balancer_ips)]
-        ext_reachable = bool(usable) and (not s.external_local or bool(local_eps))
+        ext_reachable = any_eps and (not s.external_local or bool(local_eps))
         for ip, target, label in externals:
             match = f"-d {ip}/32 {self._proto(s, s.port)}"
-            if usable:
+            if any_eps:
                 nat.add(f'{match} {name} {label}" -j {target}')
             if not ext_reachable or target == fw:
-                verdict = "REJECT" if not usable else "DROP"
+                verdict = "REJECT" if not any_eps else "DROP"
                 filt.add(f'{match} {name} not reachable from this source" -j {verdict}')
         if s.node_port:
-            if usable:
+            if any_eps:
                 nodeports.add(f'{self._proto(s, s.node_port)} {name} node port" -j {ext}')
             if not ext_reachable:
-                verdict = "REJECT" if not usable else "DROP"
+                verdict = "REJECT" if not any_eps else "DROP"
                 filt.add(f'-m addrtype --dst-type LOCAL {self._proto(s, s.node_port)} '
                          f'{name} node port unreachable" -j {verdict}')
-        if cluster_eps or (usable and (externals or s.node_port)):
+        if cluster_eps or (any_eps and (externals or s.node_port)):
             chains[(NAT, svc)] = self._svc_rules(s, cluster_eps, masquerade=True)
-        if usable and (externals or s.node_port):
+        if any_eps and (externals or s.node_port):
             chains[(NAT, ext)] = self._ext_rules(s, svc, svl, local_eps)
             if s.external_local and local_eps:
                 chains[(NAT, svl)] = self._svc_rules(s, local_eps, masquerade=False)

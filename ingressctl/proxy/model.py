@@ -127,8 +127,13 @@ class ServiceInfo:
 
     def all_usable_endpoints(self) -> tuple[EndpointInfo, ...]:
         """Every endpoint any traffic may reach (per-endpoint chains are made for these)."""
-        seen = {e: None for e in self.cluster_endpoints() + self.external_endpoints()}
-        return tuple(sorted(seen))
+        external = self.external_endpoints() if self.has_external else ()
+        return tuple(sorted(set(self.cluster_endpoints() + external)))
+
+    @property
+    def has_endpoints(self) -> bool:
+        """Some endpoint can serve, on any node: without one, traffic is rejected."""
+        return bool(_usable(self.endpoints))
 
 
 @dataclass(frozen=True)

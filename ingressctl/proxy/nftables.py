@@ -89,6 +89,7 @@ class NftablesBackend(FragmentBackend):
         svc, ext, fw, svl = (f"{k}-{base}" for k in ("svc", "ext", "fw", "svl"))
         v4 = lambda eps: [e for e in eps if ":" not in e.ip]
         cluster_eps, local_eps, usable = v4(s.cluster_endpoints()), v4(s.local_endpoints()), v4(s.all_usable_endpoints())
+        any_eps = s.has_endpoints
         proto = s.protocol.lower()
         ips: set[str] = set()
         nodeports: set[str] = set()
@@ -96,25 +97,25 @@ class NftablesBackend(FragmentBackend):
         no_ep_nodeports: set[str] = set()
         reject = "goto reject-chain"
         for ip in ipv4_only(s.cluster_ips):
-            target = f"goto {svc}" if cluster_eps else ("drop" if usable else reject)
+            target = f"goto {svc}" if cluster_eps else ("drop" if any_eps else reject)
             (ips if cluster_eps else no_ep).add(f"{ip} . {proto} . {s.port} : {target}")
         externals = [(ip, ext) for ip in ipv4_only(s.external_ips)]
         externals += [(ip, fw if s.load_balancer_source_ranges else ext) for ip in ipv4_only(s.load_balancer_ips)]
         for ip, target in externals:
-            if usable:
+            if any_eps:
                 ips.add(f"{ip} . {proto} . {s.port} : goto {target}")
             else:
                 no_ep.add(f"{ip} . {proto} . {s.port} : {reject}")
         if s.node_port:
-            if usable:
+            if any_eps:
                 nodeports.add(f"{proto} . {s.node_port} : goto {ext}")
             else:
                 no_ep_nodeports.add(f"{proto} . {s.node_port} : {reject}")
         chains: dict[ChainId, tuple[str, ...]] = {}
         objects: dict[str, str] = {}
-        if cluster_eps or (usable and (externals or s.node_port)):
+        if cluster_eps or (any_eps and (externals or s.node_port)):
             chains[("", svc)] = self._spread(s, cluster_eps, masquerade=True)
-        if usable and (externals or s.node_port):
+        if any_eps and (externals or s.node_port):
             chains[("", ext)] = self._ext_rules(s, svc, svl, local_eps)
             if s.external_local and local_eps:
                 chains[("", svl)] = self._spread(s, local_eps, masquerade=False)
