@@ -1,0 +1,100 @@
+"""AdmissionReview protocol without sockets: status codes, uid echo, verdict shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ingressctl.admission.server import StoreCheck, review
+from ingressctl.admission.validate import ValidateOptions
+from ingressctl.ingress.build import BuildOptions
+from ingressctl.objects import parse_object
+from ingressctl.store import Store
+
+from .admission_fixtures import PREFIX, endpoint_slice, ingress, ingress_class, service
+
+
+def admission_review(obj: Any = None, operation: str = "CREATE", uid: str = "uid-1", **over: Any) -> bytes:
+    req: dict[str, Any] = {
+        "uid": uid, "operation": operation, "namespace": "default", "name": "x",
+        "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+        "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "ingresses"},
+        "object": obj if obj is not None else ingress("x", host="x.example.com"),
+    }
+    doc: dict[str, Any] = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req}
+    for k, v in over.items():
+        if k.startswith("req_"):
+            req[k[4:]] = v
+        else:
+            doc[k] = v
+    return json.dumps(doc).encode()
+
+
+@pytest.fixture
+def check() -> StoreCheck:
+    store = Store()
+    store.replace(None, [parse_object(o) for o in (ingress_class(), service(), endpoint_slice(),
+                                                   ingress("taken", host="a.example.com", path="/a"))])
+    return StoreCheck(store, lambda snap: ValidateOptions(build=BuildOptions()))
+
+
+def test_allowed_review_echoes_the_uid(check: StoreCheck) -> None:
+    status, doc = review(admission_review(uid="abc-123"), check)
+    assert status == 200
+    assert doc == {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                   "response": {"uid": "abc-123", "allowed": True}}
+
+
+def test_denied_review_has_403_status_and_message(check: StoreCheck) -> None:
+    bad = ingress("x", host="x.example.com", annotations={PREFIX + "proxy-body-size": "1m;\nroot /etc;"})
+    status, doc = review(admission_review(bad), check)
+    resp = doc["response"]
+    assert status == 200 and resp["allowed"] is False and resp["uid"] == "uid-1"
+    assert resp["status"]["code"] == 403
+    assert "ingressctl denied Ingress default/x" in resp["status"]["message"]
+    assert "proxy-body-size" in resp["status"]["message"]
+
+
+def test_conflict_is_denied_naming_the_other_ingress(check: StoreCheck) -> None:
+    _, doc = review(admission_review(ingress("x", host="a.example.com", path="/a", created=None)), check)
+    assert "already defined in Ingress default/taken" in doc["response"]["status"]["message"]
+
+
+def test_warnings_are_passed_on(check: StoreCheck) -> None:
+    tls = [{"hosts": ["x.example.com"], "secretName": "x-tls"}]
+    _, doc = review(admission_review(ingress("x", host="x.example.com", tls=tls)), check)
+    assert doc["response"]["allowed"] is True
+    assert any("x-tls" in w and "not found" in w for w in doc["response"]["warnings"])
+
+
+@pytest.mark.parametrize("operation", ["DELETE", "CONNECT"])
+def test_other_operations_are_allowed(check: StoreCheck, operation: str) -> None:
+    _, doc = review(admission_review({"garbage": True}, operation=operation), check)
+    assert doc["response"] == {"uid": "uid-1", "allowed": True}
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b"{not json", "body is not JSON"),
+    (b"\xff\xfe", "body is not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (admission_review(kind="AdmissionResponse"), "is not AdmissionReview"),
+    (admission_review(apiVersion="admission.k8s.io/v1beta1"), "is not admission.k8s.io/v1"),
+    (admission_review(req_uid=""), "request.uid is missing"),
+    (admission_review(req_kind={"group": "", "version": "v1", "kind": "Service"}), "is not networking.k8s.io/v1"),
+    (admission_review(req_kind={"group": "networking.k8s.io", "version": "v1beta1", "kind": "Ingress"}),
+     "is not networking.k8s.io/v1"),
+    (admission_review(req_object="a string"), "request.object is missing"),
+])
+def test_malformed_reviews_are_400_with_a_reason(check: StoreCheck, body: bytes, reason: str) -> None:
+    status, doc = review(body, check)
+    assert status == 400
+    assert reason in doc["error"]
+
+
+def test_store_changes_are_seen_by_the_next_review(check: StoreCheck) -> None:
+    candidate = admission_review(ingress("x", host="b.example.com", path="/b", created=None))
+    assert review(candidate, check)[1]["response"]["allowed"] is True
+    check.store.apply(parse_object(ingress("other", host="b.example.com", path="/b")))
+    assert review(candidate, check)[1]["response"]["allowed"] is False
