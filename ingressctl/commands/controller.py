@@ -1,0 +1,176 @@
+"""`ingressctl controller`: cluster mode. The Kubernetes API fills the Store, the shared sync
+loop (`ingressctl.controller.Controller`, the one `ingressctl run` uses) builds, renders and
+reloads nginx, and the leader of a Lease publishes Ingress status and Events.
+
+Design choice: startup is strict and the steady state is forgiving. Before nginx starts, the
+API must answer with our credentials and every kind must list completely (one line and
+exit 1 otherwise); afterwards an unreachable API only pauses updates while nginx keeps
+serving the last configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..cli import UserError
+from ..controller import Controller
+from ..health import StatusServer
+from ..ingress.model import Problem
+from ..kube.client import KubeUnavailable, connect
+from ..kube.events import EventRecorder
+from ..kube.leader import LeaderElector
+from ..kube.status import AddressSource, StatusPublisher
+from ..nginx.process import Nginx, NginxError
+from ..sources.kube import TLS_SECRETS, KubeSource, default_specs
+from ..store import Store
+from .common import (
+    add_class_flags,
+    add_nginx_flags,
+    check_port,
+    controller_options,
+    wait_for_signal,
+)
+from .local import _healthy
+
+log = logging.getLogger("ingressctl")
+SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "controller", help="cluster mode: watch the Kubernetes API and serve its Ingresses with nginx",
+        description="List and watch Ingress, IngressClass, Service, EndpointSlice, TLS Secret and the "
+        "controller ConfigMap; run nginx with the configuration they describe; the replica holding the "
+        "election Lease writes Ingress status and Events.")
+    g = p.add_argument_group("cluster")
+    g.add_argument("--kubeconfig", default=None, metavar="FILE",
+                   help="kubeconfig file (default: $KUBECONFIG, else the in-cluster service account, else "
+                   "~/.kube/config)")
+    g.add_argument("--watch-namespace", default="", metavar="NS", help="only watch this namespace (default all)")
+    g.add_argument("--secret-selector", default=TLS_SECRETS, metavar="FIELDS",
+                   help=f"field selector for the Secrets we read (default {TLS_SECRETS})")
+    pub = g.add_mutually_exclusive_group()
+    pub.add_argument("--publish-service", default="", metavar="NS/NAME",
+                     help="publish this Service's load-balancer addresses in Ingress status")
+    pub.add_argument("--publish-status-address", default="", metavar="ADDR[,ADDR]",
+                     help="publish these IPs or hostnames in Ingress status")
+    e = p.add_argument_group("leader election")
+    e.add_argument("--election-id", default="ingressctl-leader", metavar="NAME", help="Lease name")
+    e.add_argument("--election-namespace", default="", metavar="NS",
+                   help="Lease namespace (default: $POD_NAMESPACE, else the service account's, else default)")
+    e.add_argument("--lease-duration", type=float, default=15.0, metavar="S", help="seconds (default 15)")
+    e.add_argument("--renew-deadline", type=float, default=10.0, metavar="S", help="seconds (default 10)")
+    e.add_argument("--retry-period", type=float, default=2.0, metavar="S", help="seconds (default 2)")
+    w = p.add_argument_group("admission webhook")
+    w.add_argument("--webhook-port", type=int, default=0, help="serve the validating webhook on this port")
+    w.add_argument("--webhook-cert", default="", metavar="FILE", help="webhook serving certificate (PEM)")
+    w.add_argument("--webhook-key", default="", metavar="FILE", help="webhook serving key (PEM)")
+    add_nginx_flags(p, http=80, https=443, listen="*")
+    add_class_flags(p)
+    p.add_argument("--status-port", type=int, default=10254, help="/healthz, /readyz, /metrics (default 10254)")
+    p.add_argument("--status-address", default="0.0.0.0", help="address of the status port (default 0.0.0.0)")
+    p.set_defaults(func=cmd_controller)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    for port, what in ((args.http_port, "--http-port"), (args.https_port, "--https-port"),
+                       (args.status_port, "--status-port")):
+        check_port(port, what)
+    for value, flag in ((args.publish_service, "--publish-service"), (args.configmap, "--configmap")):
+        if value and (value.count("/") != 1 or value.startswith("/") or value.endswith("/")):
+            raise UserError(f"{flag} {value!r}: expected NAMESPACE/NAME")
+    if not args.lease_duration > args.renew_deadline > args.retry_period > 0:
+        raise UserError("leader election needs --lease-duration > --renew-deadline > --retry-period > 0")
+    if args.webhook_port and not (args.webhook_cert and args.webhook_key):
+        raise UserError("--webhook-port needs --webhook-cert and --webhook-key")
+
+
+def election_namespace(args: argparse.Namespace) -> str:
+    if args.election_namespace:
+        return str(args.election_namespace)
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SA_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def identity() -> str:
+    """Unique per process, readable in the Lease: POD_NAME (or host name) plus a random suffix."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+
+
+def _webhook(args: argparse.Namespace, source: Any) -> Any:
+    """Start the admission webhook next to the controller when asked to."""
+    if not args.webhook_port:
+        return None
+    try:
+        from ..admission import server as admission_server
+        start = admission_server.start_for_controller
+    except (ImportError, AttributeError):
+        raise UserError("--webhook-port: this build has no admission webhook server; run `ingressctl webhook` "
+                        "separately") from None
+    return start(args, source)
+
+
+def cmd_controller(args: argparse.Namespace) -> int:
+    _check_flags(args)
+    opts = controller_options(args)
+    try:
+        client = connect(args.kubeconfig)
+        source = KubeSource(client, Store(), default_specs(args.watch_namespace, args.configmap,
+                                                          args.secret_selector))
+        versions = source.initial_sync()
+    except KubeUnavailable as e:
+        raise UserError(str(e)) from None
+    try:
+        nginx = Nginx(opts.prefix)
+    except NginxError as e:
+        raise UserError(str(e)) from None
+    ctl = Controller(source.store, opts, nginx)
+    me = identity()
+    elector = LeaderElector(client, election_namespace(args), args.election_id, me, args.lease_duration,
+                            args.renew_deadline, args.retry_period)
+    status = StatusPublisher(client, source.store, AddressSource(
+        args.publish_status_address, args.publish_service, os.environ.get("NODE_NAME", "")),
+        lambda: elector.is_leader)
+    events = EventRecorder(client, source.store, lambda: elector.is_leader, instance=me,
+                           extra=lambda: tuple(Problem(k, ns, n, "InvalidObject", msg)
+                                               for k, ns, n, msg in source.invalid_objects()))
+    elector.on_change = lambda leader: (status.poke(), events.poke())
+    ctl.observers += [status.observe, events.observe]
+    try:
+        health = StatusServer(args.status_address, args.status_port, healthy=lambda: _healthy(ctl),
+                              ready=lambda: (ctl.ready, "configuration live" if ctl.ready else "starting"),
+                              registry=ctl.metrics.registry)
+    except OSError as e:
+        raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
+    webhook = _webhook(args, source)
+    health.start()
+    ctl.start()
+    source.start(versions)
+    for part in (elector, status, events):
+        part.start()
+    log.warning("controller %s watching %s at %s; status on :%d", me, args.watch_namespace or "all namespaces",
+                client.host, health.port)
+    try:
+        wait_for_signal()
+    finally:
+        source.stop()
+        for part in (status, events):
+            part.stop()
+        elector.stop(release=True)
+        if webhook is not None:
+            webhook.stop()
+        ctl.stop()
+        health.stop()
+        client.close()
+    return 0
+

@@ -1,0 +1,251 @@
+"""Kubernetes API source: list + watch every kind the controller reads, into the Store.
+
+`KubeSource.initial_sync()` lists every kind and fills the Store with one
+`store.replace(kinds, objects)`, so the first snapshot a consumer sees is complete. Then one
+thread per kind watches from the list's resourceVersion with `allowWatchBookmarks`, resumes
+from the last seen resourceVersion after a dropped connection or a server-side timeout, and
+answers `410 Gone` by relisting that kind and replacing it in one step. Failures back off
+exponentially (capped, with jitter); while the API is unreachable the Store is left alone,
+so nginx keeps serving the last configuration.
+
+Design choice: objects travel as raw JSON (`KubeClient`), parsed by the same
+`ingressctl.objects.parse_object` the manifest source uses, so both sources are
+indistinguishable downstream. An object that does not parse is dropped from the Store and
+reported, never half-applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from ..kube.client import RESOURCES, KubeClient, KubeUnavailable, describe_failure
+from ..objects import KubeObject, ObjectError, parse_object
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+TLS_SECRETS = "type=kubernetes.io/tls"
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    kind: str
+    namespace: str = ""  # "" = every namespace (or a cluster-scoped kind)
+    field_selector: str = ""
+    label_selector: str = ""
+
+
+def default_specs(watch_namespace: str = "", configmap: str = "",
+                  secret_selector: str = TLS_SECRETS) -> list[WatchSpec]:
+    """What `ingressctl controller` watches: one spec per kind."""
+    ns = watch_namespace
+    specs = [WatchSpec("IngressClass"), WatchSpec("Ingress", ns), WatchSpec("Service", ns),
+             WatchSpec("EndpointSlice", ns), WatchSpec("Secret", ns, secret_selector)]
+    if configmap:
+        cm_ns, _, cm_name = configmap.partition("/")
+        specs.append(WatchSpec("ConfigMap", cm_ns, f"metadata.name={cm_name}"))
+    return specs
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with equal jitter: delay in [d/2, d], d = min(cap, base*2^n)."""
+
+    base: float = 0.25
+    cap: float = 30.0
+    attempts: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        d = min(self.cap, self.base * (2 ** min(self.attempts, 30)))
+        self.attempts += 1
+        return d / 2 + self.rng.uniform(0, d / 2)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class WatchExpired(Exception):
+    """The resourceVersion we resume from is gone (410): relist."""
+
+
+@dataclass
+class SourceStats:
+    lists: int = 0
+    relists: int = 0  # after 410
+    reconnects: int = 0
+    errors: int = 0
+    invalid: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (kind, ns, name) -> error
+
+
+class KubeSource:
+    def __init__(self, client: KubeClient, store: Store, specs: list[WatchSpec],
+                 watch_seconds: int = 300, backoff_cap: float = 30.0) -> None:
+        self.client, self.store, self.specs = client, store, specs
+        self.watch_seconds = watch_seconds
+        self.backoff_cap = backoff_cap
+        self.stats = SourceStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._responses: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    # -- listing -----------------------------------------------------------------------------
+    def _query(self, spec: WatchSpec) -> dict[str, Any]:
+        return {"fieldSelector": spec.field_selector, "labelSelector": spec.label_selector}
+
+    def list(self, spec: WatchSpec) -> tuple[list[KubeObject], str]:
+        res = RESOURCES[spec.kind]
+        body = self.client.request("GET", res.path(spec.namespace), self._query(spec))
+        objects = []
+        for raw in body.get("items") or []:
+            raw.setdefault("kind", spec.kind)  # list items come without kind and apiVersion
+            obj = self._parse(raw)
+            if obj is not None:
+                objects.append(obj)
+        self.stats.lists += 1
+        return objects, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _parse(self, raw: dict[str, Any]) -> KubeObject | None:
+        meta = raw.get("metadata") or {}
+        what = (str(raw.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        try:
+            obj = parse_object(raw)
+        except ObjectError as e:
+            if self.stats.invalid.get(what) != str(e):
+                log.warning("ignoring %s: %s", " ".join(what), e)
+            self.stats.invalid[what] = str(e)
+            return None
+        self.stats.invalid.pop(what, None)
+        return obj
+
+    def invalid_objects(self) -> list[tuple[str, str, str, str]]:
+        """(kind, namespace, name, error) for objects the API holds that we could not read."""
+        return [(*k, msg) for k, msg in sorted(self.stats.invalid.items())]
+
+    def initial_sync(self) -> dict[str, str]:
+        """List every kind, fill the Store in one step; returns resourceVersion per kind."""
+        objects: list[KubeObject] = []
+        versions: dict[str, str] = {}
+        try:
+            for spec in self.specs:
+                objs, rv = self.list(spec)
+                objects += objs
+                versions[spec.kind] = rv
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeUnavailable(describe_failure(self.client.host, e)) from None
+        self.store.replace({s.kind for s in self.specs}, objects)
+        return versions
+
+    def relist(self, spec: WatchSpec) -> str:
+        for k in [k for k in self.stats.invalid if k[0] == spec.kind]:
+            del self.stats.invalid[k]
+        objs, rv = self.list(spec)
+        self.store.replace({spec.kind}, objs)
+        return rv
+
+    # -- watching ----------------------------------------------------------------------------
+    def start(self, versions: dict[str, str]) -> None:
+        for spec in self.specs:
+            t = threading.Thread(target=self._run, args=(spec, versions.get(spec.kind, "")),
+                                 name=f"watch-{spec.kind}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for resp in self._responses.values():
+                try:
+                    resp.shutdown()
+                except Exception as e:  # noqa: BLE001 - best effort while stopping
+                    log.debug("closing watch: %s", e)
+        for t in self._threads:
+            t.join(timeout=2)
+
+    def _run(self, spec: WatchSpec, rv: str) -> None:
+        backoff = Backoff(cap=self.backoff_cap)
+        while not self._stop.is_set():
+            try:
+                if not rv:
+                    rv = self.relist(spec)
+                rv = self.watch(spec, rv)
+                backoff.reset()  # the server ended the watch cleanly: resume at once
+            except WatchExpired:
+                log.info("watch %s: resourceVersion %s expired (410); relisting", spec.kind, rv)
+                self.stats.relists += 1
+                rv = ""
+                backoff.reset()
+            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as e:
+                if self._stop.is_set():
+                    return
+                if isinstance(e, ApiException) and e.status == 410:
+                    self.stats.relists += 1
+                    rv = ""
+                    continue
+                self.stats.errors += 1
+                delay = backoff.next()
+                log.warning("watch %s: %s; retrying in %.1fs", spec.kind, describe_failure(self.client.host, e), delay)
+                self._stop.wait(delay)
+            self.stats.reconnects += 1
+
+    def watch(self, spec: WatchSpec, rv: str) -> str:
+        """Stream one watch from `rv`; returns the last resourceVersion seen."""
+        res = RESOURCES[spec.kind]
+        query = {**self._query(spec), "watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": self.watch_seconds}
+        resp = self.client.stream(res.path(spec.namespace), query, timeout=(5, self.watch_seconds + 30))
+        with self._lock:
+            self._responses[spec.kind] = resp
+        try:
+            for event in _events(resp):
+                rv = self._handle(spec, event) or rv
+                if self._stop.is_set():
+                    break
+        finally:
+            with self._lock:
+                self._responses.pop(spec.kind, None)
+            resp.release_conn()
+        return rv
+
+    def _handle(self, spec: WatchSpec, event: dict[str, Any]) -> str:
+        etype, raw = event.get("type"), event.get("object") or {}
+        if etype == "ERROR":
+            if raw.get("code") == 410:
+                raise WatchExpired(raw.get("message", "Gone"))
+            raise ApiException(status=raw.get("code") or 500, reason=raw.get("message") or "watch error")
+        meta = raw.get("metadata") or {}
+        if etype in ("ADDED", "MODIFIED"):
+            obj = self._parse(raw)
+            if obj is None:
+                self.store.delete(spec.kind, meta.get("namespace", "") if RESOURCES[spec.kind].namespaced else "",
+                                  meta.get("name", ""))
+            else:
+                self.store.apply(obj)
+        elif etype == "DELETED":
+            ns = meta.get("namespace", "") if RESOURCES[spec.kind].namespaced else ""
+            self.stats.invalid.pop((spec.kind, ns, meta.get("name", "")), None)
+            self.store.delete(spec.kind, ns, meta.get("name", ""))
+        return str(meta.get("resourceVersion") or "")
+
+
+def _events(resp: Any) -> Iterator[dict[str, Any]]:
+    """JSON watch events, one per line, from a chunked response."""
+    buf = b""
+    for chunk in resp.stream(None, decode_content=False):
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if buf.strip():
+        yield json.loads(buf)
