@@ -20,6 +20,7 @@ from collections.abc import Sequence
 # Order is the order of `ingressctl --help`.
 COMMAND_MODULES = (
     "ingressctl.commands.local",  # run, render, validate
+    "ingressctl.commands.controller",  # controller (cluster mode)
     "ingressctl.commands.proxy",  # proxy (Service proxy)
     "ingressctl.commands.webhook",  # webhook (admission, alone)
     "ingressctl.commands.certgen",  # certgen create|patch (webhook certificates)
@@ -65,4 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m ingressctl.cli` runs this file as __main__; go through the package module so
+    # commands raising ingressctl.cli.UserError are caught by the same class.
+    from ingressctl.cli import main as _main
+
+    sys.exit(_main())
