@@ -67,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     e.add_argument("--lease-duration", type=float, default=15.0, metavar="S", help="seconds (default 15)")
     e.add_argument("--renew-deadline", type=float, default=10.0, metavar="S", help="seconds (default 10)")
     e.add_argument("--retry-period", type=float, default=2.0, metavar="S", help="seconds (default 2)")
+    e.add_argument("--event-interval", type=float, default=600.0, metavar="S",
+                   help="count a persisting problem's Event again at most every S seconds (default 600)")
     w = p.add_argument_group("admission webhook")
     w.add_argument("--webhook-port", type=int, default=0, help="serve the validating webhook on this port")
     w.add_argument("--webhook-cert", default="", metavar="FILE", help="webhook serving certificate (PEM)")
@@ -122,6 +124,7 @@ def _webhook(args: argparse.Namespace, source: Any) -> Any:
 
 def cmd_controller(args: argparse.Namespace) -> int:
     _check_flags(args)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)  # -vv would print every watch request
     opts = controller_options(args)
     try:
         client = connect(args.kubeconfig)
@@ -142,6 +145,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
         args.publish_status_address, args.publish_service, os.environ.get("NODE_NAME", "")),
         lambda: elector.is_leader)
     events = EventRecorder(client, source.store, lambda: elector.is_leader, instance=me,
+                           repeat_seconds=args.event_interval,
                            extra=lambda: tuple(Problem(k, ns, n, "InvalidObject", msg)
                                                for k, ns, n, msg in source.invalid_objects()))
     elector.on_change = lambda leader: (status.poke(), events.poke())
