@@ -11,7 +11,7 @@ import pytest
 
 from tests.factory import tls_secret
 
-from .harness import LocalController, manifests_for_backends, request
+from .harness import INGRESS_CLASS, Backends, LocalController, manifests_for_backends, request
 
 
 def _ingress(name: str, host: str, paths: list[tuple[str, str, str]], created: str = "2026-01-01T00:00:00Z",
@@ -25,9 +25,13 @@ def _ingress(name: str, host: str, paths: list[tuple[str, str, str]], created: s
             f"spec:\n  ingressClassName: nginx\n{extra_spec}  rules:\n  {host_line}\n      paths:\n{lines}\n")
 
 
-@pytest.fixture
-def routed(controller: LocalController, backends):
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory):
     """Services a, b, c (one echo backend each) and one Ingress exercising the path rules."""
+    backends = Backends()
+    controller = LocalController(tmp_path_factory.mktemp("routed"))
+    controller.write("00-class.yaml", INGRESS_CLASS)
+    controller.start()
     for name in ("a", "b", "c"):
         controller.write(f"svc-{name}.yaml", manifests_for_backends("default", name, [backends.start(name)]))
     controller.write("ing.yaml", _ingress("main", "exact.test", [
@@ -35,8 +39,12 @@ def routed(controller: LocalController, backends):
         ("/Case", "Exact", "b"), ("/slash/", "Prefix", "b")]))
     controller.write("wild.yaml", _ingress("wild", "*.wild.test", [("/", "Prefix", "b")]))
     controller.write("exact-in-wild.yaml", _ingress("exactw", "x.wild.test", [("/", "Prefix", "c")]))
-    controller.wait_for(lambda: controller.get("x.wild.test").backend == "c", what="all manifests live")
-    return controller
+    try:
+        controller.wait_for(lambda: controller.get("x.wild.test").backend == "c", what="all manifests live")
+        yield controller
+    finally:
+        controller.stop()
+        backends.stop()
 
 
 @pytest.mark.parametrize("host, path, backend_or_status", [
@@ -126,7 +134,7 @@ def test_broken_file_does_not_break_the_rest(controller, backends):
     assert controller.get("bad.test").status == 404
     assert controller.reloads() > reloads
     log = controller.log()
-    assert "later.yaml:3" in log and "invalid YAML" in log
+    assert "later.yaml:4: invalid YAML" in log  # file and line (the unclosed '[' runs to the end)
     assert "Ingress default/bad: InvalidIngress" in log
 
 
@@ -163,7 +171,9 @@ def test_template_override_that_fails_falls_back_to_last_good(tmp_path, backends
     from ingressctl.nginx.render import Renderer
 
     builtin = Renderer().builtin["location.j2"]
-    marked = builtin.replace("proxy_pass", "add_header X-Override v1 always;\n            proxy_pass", 1)
+    anchor = "            set $proxy_upstream_name"
+    assert anchor in builtin
+    marked = builtin.replace(anchor, "            add_header X-Override v1 always;\n" + anchor, 1)
     (templates / "location.j2").write_text(marked)
     ctl = LocalController(tmp_path, extra_args=["--template-dir", str(templates)])
     ctl.write("00-class.yaml", "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\n"
@@ -194,10 +204,17 @@ def test_nginx_killed_is_restarted(controller, backends):
     controller.write("svc.yaml", manifests_for_backends("default", "a", [backends.start("a")]))
     controller.write("ing.yaml", _ingress("k", "kill.test", [("/", "Prefix", "a")]))
     controller.wait_for(lambda: controller.get("kill.test").status == 200)
-    os.kill(controller.nginx_pid(), signal.SIGKILL)
-    time.sleep(0.2)
+    os.killpg(controller.nginx_pid(), signal.SIGKILL)  # master and workers, as the OOM killer would
+    controller.wait_for(lambda: not _answers(controller, "kill.test"), what="nginx down")
     controller.wait_for(lambda: controller.get("kill.test").status == 200, timeout=10, what="nginx restarted")
     assert controller.metric("ingressctl_nginx_restarts_total") >= 1
+
+
+def _answers(controller: LocalController, host: str) -> bool:
+    try:
+        return controller.get(host, timeout=1).status == 200
+    except OSError:
+        return False
 
 
 def test_readyz_and_metrics(controller):

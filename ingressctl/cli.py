@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("watchdog").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except UserError as e:

@@ -207,12 +207,22 @@ class Nginx:
                 return False
             log.error("nginx exited unexpectedly (code %s); restarting", self.proc.returncode if self.proc else "?")
             self.restarts += 1
+            self._kill_orphans()
             self._start()
             try:
                 self._wait_for(self.live_id)
             except NginxError as e:
                 log.error("restart failed: %s", e)
             return True
+
+    def _kill_orphans(self) -> None:
+        """Workers of a master that died still hold the listening sockets: end them first."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def stop(self, graceful: bool = True, timeout: float = 30.0) -> None:
         with self._lock:
