@@ -23,6 +23,7 @@ from ingressctl.proxy.relay import (
     Tick,
     UdpDatagram,
     UdpFailed,
+    UdpReply,
 )
 
 A, B, C = Backend("10.0.0.1", 80), Backend("10.0.0.2", 80), Backend("10.0.0.3", 80)
@@ -171,8 +172,9 @@ def test_udp_session_per_client_with_idle_timeout() -> None:
     assert b.handle(UdpDatagram(flow, "192.0.2.1", 5000), 10.0) == [SendUdp(flow)]
     other = ("lis", "192.0.2.1", 5001)
     assert target(b.handle(UdpDatagram(other, "192.0.2.1", 5001), 12.0)) == "10.0.0.2"
-    assert b.handle(Tick(), 39.0) == []
-    assert b.handle(Tick(), 40.0) == [CloseUdp(flow, "idle")]  # last seen at 10
+    assert b.handle(UdpReply(flow), 11.0) == []  # a reply keeps the session alive too
+    assert b.handle(Tick(), 40.0) == []
+    assert b.handle(Tick(), 41.0) == [CloseUdp(flow, "idle")]  # last seen at 11
     assert b.handle(Tick(), 42.0) == [CloseUdp(other, "idle")]
     assert b.counters() == {A.key: (0, 0), B.key: (0, 0), C.key: (0, 0)}
 

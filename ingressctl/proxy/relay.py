@@ -77,6 +77,11 @@ class UdpDatagram:
 
 
 @dataclass(frozen=True)
+class UdpReply:
+    flow: Hashable  # the backend answered: the session is alive
+
+
+@dataclass(frozen=True)
 class UdpFailed:
     flow: Hashable  # the backend answered with an error (ICMP unreachable)
 
@@ -86,7 +91,8 @@ class Tick:
     pass
 
 
-Event = TcpAccepted | TcpConnected | TcpConnectFailed | TcpClosed | UdpDatagram | UdpFailed | Tick
+Event = (TcpAccepted | TcpConnected | TcpConnectFailed | TcpClosed | UdpDatagram | UdpReply
+         | UdpFailed | Tick)
 
 
 # --- commands ------------------------------------------------------------------------
@@ -199,6 +205,11 @@ class Balancer:
                 return []
             case UdpDatagram():
                 return self._datagram(event, now)
+            case UdpReply(flow=flow):
+                if flow in self.sessions:
+                    self.sessions[flow].last_seen = now
+                    self.sessions.move_to_end(flow)
+                return []
             case UdpFailed(flow=flow):
                 if flow in self.sessions:
                     self._mark_failing(self.sessions[flow].dest, now)

@@ -1,0 +1,411 @@
+"""`--mode userspace`: an asyncio TCP/UDP proxy that needs no netfilter and no root.
+
+`UserspaceProxy.apply(table)` turns a ServiceTable into listening sockets: every Service
+port's cluster IPs, its nodePort on the nodePort addresses, and its external and
+load-balancer IPs, wherever the address can be bound here (in local mode cluster IPs are
+in 127.96.0.0/16, so they bind on loopback without privileges). Each listener feeds a
+`relay.Balancer` and carries out the commands it returns; this file holds socket plumbing
+only: connect with a timeout, relay bytes with backpressure (a side stops reading while the
+other side's write buffer is over its high-water mark), half-close, idle timeouts, and UDP
+sessions as connected backend sockets.
+
+Design choice: a removed listener stops accepting but its open connections keep going;
+they end on their own, by idle timeout, or when the Balancer's drain timeout closes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from .model import ServiceInfo, ServicePortKey, ServiceTable
+from .relay import (
+    Backend,
+    Balancer,
+    Close,
+    CloseUdp,
+    Command,
+    Connect,
+    DropDatagram,
+    Event,
+    OpenUdp,
+    Reject,
+    RelayLimits,
+    SendUdp,
+    TcpAccepted,
+    TcpClosed,
+    TcpConnected,
+    TcpConnectFailed,
+    Tick,
+    UdpDatagram,
+    UdpFailed,
+    UdpReply,
+)
+from .schedulers import SchedulerSpec, parse_scheduler
+
+log = logging.getLogger(__name__)
+
+HIGH_WATER = 256 * 1024  # bytes buffered towards one side before the other stops reading
+UDP_QUEUE = 64  # datagrams held per session while its backend socket is being opened
+
+
+@dataclass(frozen=True)
+class ListenerKey:
+    protocol: str  # TCP | UDP
+    ip: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        return f"{self.protocol.lower()} {host}:{self.port}"
+
+
+BalancerKey = tuple[ServicePortKey, str]  # (service port, "cluster" | "external")
+
+
+@dataclass(frozen=True)
+class ListenerPlan:
+    """What one listener does: which Balancer it feeds, with which settings."""
+
+    balancer: BalancerKey
+    scheduler: SchedulerSpec
+    affinity_timeout: int
+    backends: tuple[Backend, ...]
+
+
+def plan_listeners(table: ServiceTable, nodeport_ips: tuple[str, ...],
+                   default_scheduler: str = "rr") -> tuple[dict[ListenerKey, ListenerPlan], list[str]]:
+    """ServiceTable -> listeners to open, plus problems (bad scheduler, address clash)."""
+    plans: dict[ListenerKey, ListenerPlan] = {}
+    problems: list[str] = []
+    for key, info in sorted(table.services.items()):
+        if info.protocol not in ("TCP", "UDP"):
+            problems.append(f"{key}: {info.protocol} is not supported in userspace mode")
+            continue
+        try:
+            spec = parse_scheduler(info.scheduler or default_scheduler)
+        except ValueError as e:
+            problems.append(f"{key}: {e}")
+            continue
+        for scope, ips, port in _addresses(info, nodeport_ips):
+            eps = info.cluster_endpoints() if scope == "cluster" else info.external_endpoints()
+            plan = ListenerPlan((key, scope), spec,
+                                info.affinity_timeout if info.uses_affinity else 0,
+                                tuple(Backend(e.ip, e.port) for e in eps))
+            for ip in ips:
+                lk = ListenerKey(info.protocol, ip, port)
+                if lk in plans and plans[lk].balancer[0] != key:
+                    problems.append(f"{key}: {lk} is already used by {plans[lk].balancer[0]}")
+                    continue
+                plans.setdefault(lk, plan)
+    return plans, problems
+
+
+def _addresses(info: ServiceInfo, nodeport_ips: tuple[str, ...]) -> list[tuple[str, tuple[str, ...], int]]:
+    out = [("cluster", info.cluster_ips, info.port)]
+    outside = tuple(dict.fromkeys(info.external_ips + info.load_balancer_ips))
+    if outside:
+        out.append(("external", outside, info.port))
+    if info.node_port:
+        out.append(("external", nodeport_ips or ("0.0.0.0",), info.node_port))
+    return out
+
+
+class _Pipe:
+    """One proxied TCP connection: the client side, the backend side, their state."""
+
+    def __init__(self, proxy: UserspaceProxy, balancer: Balancer, conn: int) -> None:
+        self.proxy, self.balancer, self.conn = proxy, balancer, conn
+        self.client: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None
+        self.eofs = 0
+        self.closed = False
+        self.last_active = time.monotonic()
+
+    def other(self, side: _Side) -> asyncio.Transport | None:
+        return self.upstream if side.is_client else self.client
+
+    def close(self, abort: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for t in (self.client, self.upstream):
+            if t is not None:
+                t.abort() if abort else t.close()
+        self.proxy.pipes.pop(self.conn, None)
+        self.proxy.feed(self.balancer, TcpClosed(self.conn))
+
+
+class _Side(asyncio.Protocol):
+    def __init__(self, pipe: _Pipe, is_client: bool) -> None:
+        self.pipe, self.is_client = pipe, is_client
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.set_write_buffer_limits(HIGH_WATER)
+        if self.is_client:
+            self.pipe.client = transport
+            transport.pause_reading()  # until a backend is connected
+            self.pipe.proxy.accepted(self.pipe)
+        else:
+            self.pipe.upstream = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.pipe.last_active = time.monotonic()
+        other = self.pipe.other(self)
+        if other is not None and not other.is_closing():
+            other.write(data)
+
+    def eof_received(self) -> bool:
+        self.pipe.eofs += 1
+        other = self.pipe.other(self)
+        if self.pipe.eofs >= 2 or other is None or other.is_closing():
+            self.pipe.close()
+            return False
+        other.write_eof()
+        return True
+
+    def pause_writing(self) -> None:  # our buffer is full: stop reading the other side
+        other = self.pipe.other(self)
+        if other is not None:
+            other.pause_reading()
+
+    def resume_writing(self) -> None:
+        other = self.pipe.other(self)
+        if other is not None and not self.pipe.closed:
+            other.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.is_client or self.pipe.upstream is not None:
+            self.pipe.close()
+
+
+class _Session(asyncio.DatagramProtocol):
+    """The backend socket of one UDP client: replies go back through the listener."""
+
+    def __init__(self, proxy: UserspaceProxy, listener: _UdpListener, flow: Hashable,
+                 client: Any) -> None:
+        self.proxy, self.listener, self.flow, self.client = proxy, listener, flow, client
+        self.transport: asyncio.DatagramTransport | None = None
+        self.queue: list[bytes] = []
+        self.closed = False
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.listener.transport is not None:
+            self.listener.transport.sendto(data, self.client)
+        self.proxy.feed(self.listener.balancer, UdpReply(self.flow))
+
+    def error_received(self, exc: Exception) -> None:
+        self.proxy.feed(self.listener.balancer, UdpFailed(self.flow))
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.sendto(data)
+        elif len(self.queue) < UDP_QUEUE:
+            self.queue.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, proxy: UserspaceProxy, key: ListenerKey, balancer: Balancer) -> None:
+        self.proxy, self.key, self.balancer = proxy, key, balancer
+        self.transport: asyncio.DatagramTransport | None = None
+        self.pending: dict[Hashable, bytes] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        flow = (self.key, addr[0], addr[1])
+        self.pending[flow] = data
+        self.proxy.feed(self.balancer, UdpDatagram(flow, addr[0], addr[1], self.key.ip), self)
+        self.pending.pop(flow, None)
+
+
+class UserspaceProxy:
+    """Listeners, Balancers and open connections for one ServiceTable at a time."""
+
+    def __init__(self, nodeport_ips: tuple[str, ...] = ("0.0.0.0",), limits: RelayLimits | None = None,
+                 default_scheduler: str = "rr", tcp_idle_timeout: float = 3600.0,
+                 tick_seconds: float = 1.0) -> None:
+        self.nodeport_ips, self.limits = nodeport_ips, limits or RelayLimits()
+        self.default_scheduler, self.tcp_idle_timeout = default_scheduler, tcp_idle_timeout
+        self.tick_seconds = tick_seconds
+        self.listeners: dict[ListenerKey, tuple[ListenerPlan, Any]] = {}  # server or listener
+        self.balancers: dict[BalancerKey, tuple[ListenerPlan, Balancer]] = {}
+        self.pipes: dict[int, _Pipe] = {}
+        self.sessions: dict[Hashable, _Session] = {}
+        self.problems: list[str] = []
+        self._next_conn = 0
+        self._ticker: asyncio.Task[None] | None = None
+
+    # -- configuration -----------------------------------------------------------------
+    async def apply(self, table: ServiceTable) -> list[str]:
+        """Open, keep or close listeners to match the table; returns the problems seen."""
+        plans, self.problems = plan_listeners(table, self.nodeport_ips, self.default_scheduler)
+        now = time.monotonic()
+        wanted_balancers = {p.balancer: p for p in plans.values()}
+        for bkey, plan in wanted_balancers.items():
+            old = self.balancers.get(bkey)
+            if old is None or (old[0].scheduler, old[0].affinity_timeout) != (plan.scheduler, plan.affinity_timeout):
+                self.balancers[bkey] = (plan, Balancer(plan.scheduler, plan.affinity_timeout, self.limits))
+            balancer = self.balancers[bkey][1]
+            self._run(balancer, balancer.set_endpoints(plan.backends, now), None)
+        for bkey in set(self.balancers) - set(wanted_balancers):
+            del self.balancers[bkey]
+        for lk in [k for k in self.listeners if k not in plans]:
+            self._stop(lk)
+        for lk, plan in plans.items():
+            current = self.listeners.get(lk)
+            if current is not None and current[0].balancer == plan.balancer and \
+                    self._balancer_of(current[1]) is self.balancers[plan.balancer][1]:
+                continue
+            if current is not None:
+                self._stop(lk)
+            await self._start(lk, plan)
+        if self._ticker is None:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+        return self.problems
+
+    @staticmethod
+    def _balancer_of(server: Any) -> Balancer | None:
+        return getattr(server, "ingressctl_balancer", None)
+
+    async def _start(self, lk: ListenerKey, plan: ListenerPlan) -> None:
+        loop = asyncio.get_running_loop()
+        balancer = self.balancers[plan.balancer][1]
+        try:
+            if lk.protocol == "TCP":
+                server: Any = await loop.create_server(lambda: self._accept(balancer), lk.ip, lk.port,
+                                                       reuse_address=True, backlog=1024)
+            else:
+                _, server = await loop.create_datagram_endpoint(
+                    lambda: _UdpListener(self, lk, balancer), local_addr=(lk.ip, lk.port))
+        except OSError as e:
+            level = logging.DEBUG if e.errno == errno.EADDRNOTAVAIL else logging.WARNING
+            log.log(level, "cannot listen on %s for %s: %s", lk, plan.balancer[0], e.strerror)
+            if e.errno != errno.EADDRNOTAVAIL:
+                self.problems.append(f"{plan.balancer[0]}: cannot listen on {lk}: {e.strerror}")
+            return
+        server.ingressctl_balancer = balancer
+        self.listeners[lk] = (plan, server)
+
+    def _stop(self, lk: ListenerKey) -> None:
+        _, server = self.listeners.pop(lk)
+        if isinstance(server, _UdpListener):
+            for flow in [f for f in self.sessions if f[0] == lk]:  # type: ignore[index]
+                self.sessions.pop(flow).close()
+            if server.transport is not None:
+                server.transport.close()
+        else:
+            server.close()  # stops accepting; open connections continue
+
+    async def close(self) -> None:
+        for lk in list(self.listeners):
+            self._stop(lk)
+        for pipe in list(self.pipes.values()):
+            pipe.close(abort=True)
+        for s in list(self.sessions.values()):
+            s.close()
+        self.sessions.clear()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    # -- events and commands -----------------------------------------------------------
+    def _accept(self, balancer: Balancer) -> _Side:
+        self._next_conn += 1
+        pipe = _Pipe(self, balancer, self._next_conn)
+        self.pipes[pipe.conn] = pipe
+        return _Side(pipe, is_client=True)
+
+    def accepted(self, pipe: _Pipe) -> None:
+        assert pipe.client is not None
+        peer = pipe.client.get_extra_info("peername") or ("", 0)
+        local = pipe.client.get_extra_info("sockname") or ("", 0)
+        self.feed(pipe.balancer, TcpAccepted(pipe.conn, peer[0], peer[1], local[0]))
+
+    def feed(self, balancer: Balancer, event: Event, listener: _UdpListener | None = None) -> None:
+        self._run(balancer, balancer.handle(event, time.monotonic()), listener)
+
+    def _run(self, balancer: Balancer, commands: list[Command], listener: _UdpListener | None) -> None:
+        for cmd in commands:
+            match cmd:
+                case Connect():
+                    pipe = self.pipes.get(cmd.conn)
+                    if pipe is not None:
+                        asyncio.get_running_loop().create_task(self._connect(pipe, cmd))
+                case Reject(conn=conn) | Close(conn=conn):
+                    log.debug("connection %d: %s", conn, cmd.reason)
+                    pipe = self.pipes.get(conn)
+                    if pipe is not None:
+                        pipe.close(abort=True)
+                case OpenUdp() if listener is not None:
+                    self._open_udp(listener, cmd)
+                case SendUdp(flow=flow) if listener is not None:
+                    session = self.sessions.get(flow)
+                    if session is not None:
+                        session.send(listener.pending.get(flow, b""))
+                case CloseUdp(flow=flow):
+                    session = self.sessions.pop(flow, None)
+                    if session is not None:
+                        session.close()
+                case DropDatagram():
+                    log.debug("datagram dropped: %s", cmd.reason)
+
+    async def _connect(self, pipe: _Pipe, cmd: Connect) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(loop.create_connection(
+                lambda: _Side(pipe, is_client=False), cmd.backend.ip, cmd.backend.port), cmd.timeout)
+        except (TimeoutError, OSError):
+            if not pipe.closed:
+                self.feed(pipe.balancer, TcpConnectFailed(pipe.conn))
+            return
+        if pipe.closed or pipe.client is None:
+            if pipe.upstream is not None:
+                pipe.upstream.close()
+            return
+        self.feed(pipe.balancer, TcpConnected(pipe.conn))
+        if not pipe.closed:
+            pipe.client.resume_reading()
+
+    def _open_udp(self, listener: _UdpListener, cmd: OpenUdp) -> None:
+        client = (cmd.flow[1], cmd.flow[2])  # type: ignore[index]
+        session = _Session(self, listener, cmd.flow, client)
+        self.sessions[cmd.flow] = session
+        asyncio.get_running_loop().create_task(self._connect_udp(session, cmd.backend))
+
+    async def _connect_udp(self, session: _Session, backend: Backend) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(lambda: session,
+                                                               remote_addr=(backend.ip, backend.port))
+        except OSError:
+            self.feed(session.listener.balancer, UdpFailed(session.flow), session.listener)
+            return
+        if session.closed:
+            transport.close()
+            return
+        session.transport = transport
+        for data in session.queue:
+            transport.sendto(data)
+        session.queue.clear()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            for _, balancer in list(self.balancers.values()):
+                self.feed(balancer, Tick())
+            cutoff = time.monotonic() - self.tcp_idle_timeout
+            for pipe in [p for p in self.pipes.values() if p.last_active < cutoff]:
+                pipe.close(abort=True)
