@@ -70,7 +70,9 @@ def settings_from(snap: Snapshot, configmap: str) -> tuple[Settings, list[str]]:
 
 def model_files(model: Model) -> dict[str, bytes]:
     """Files the configuration refers to, by name under <prefix>/certs/."""
-    return {c.file_name: c.cert_pem + c.key_pem for c in model.certificates}
+    files = {c.file_name: c.cert_pem + c.key_pem for c in model.certificates}
+    files.update((f.file_name, f.content) for f in model.auth_files)  # htpasswd, client CAs
+    return files
 
 
 @dataclass(frozen=True)

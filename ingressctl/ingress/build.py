@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from ..objects import Ingress, IngressPath, ServiceBackend
 from ..store import Snapshot
 from . import values as v
+from .annotate import AnnotationResolver, check_route
 from .annotations import IngressConfig, parse_annotations
 from .backends import BackendResolver
 from .classes import ClassFilter
@@ -63,7 +64,7 @@ def _problem(ing: Ingress, reason: str, message: str, warning: bool = False) -> 
 
 def _route_kind(p: IngressPath, cfg: IngressConfig) -> tuple[str, str]:
     """(kind, normalised path) for one Ingress path; raises InvalidValue."""
-    if p.path_type == "ImplementationSpecific" and cfg.use_regex:
+    if p.path_type == "ImplementationSpecific" and cfg.regex:
         return "regex", v.regex_path(p.path)
     path = v.path(p.path)
     if p.path_type == "Exact":
@@ -85,6 +86,7 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
                     raise v.InvalidValue(f"path {p.path}: backend {p.resource_kind} is not a Service (unsupported)")
                 v.k8s_name(p.backend.name)
                 kind, path = _route_kind(p, cfg)
+                check_route(kind, path, cfg)
                 routes.append(Route(host, kind, path, ing, p.backend, cfg))
         for t in ing.tls:
             for h in t.hosts:
@@ -132,6 +134,10 @@ class _Builder:
         self.certs: dict[str, Certificate] = {}
         self.host_cert: dict[str, str] = {}  # host -> cert name ("" = default certificate)
         self.host_tls_owner: dict[str, str] = {}
+        self.annotate = AnnotationResolver(snap, self.backends, self.report)
+
+    def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
+        self.problems.append(_problem(ing, reason, message, warning))
 
     def ours(self) -> list[Ingress]:
         f, classes = self.opts.classes, self.snap.classes
@@ -148,6 +154,10 @@ class _Builder:
                 continue
             valid.append(ing)
             for r in routes:
+                if r.config.canary:  # shares host+path with its main Ingress: attached, never a conflict
+                    up, _, _ = self.target(r)
+                    self.annotate.canaries.add(r.claim, ing, r.config, up.name if up else "", self.report)
+                    continue
                 owner = winners.get(r.claim)
                 if owner is None:
                     winners[r.claim] = r
@@ -164,7 +174,8 @@ class _Builder:
         res = self.backends.resolve(route.ingress.meta.namespace, route.backend)
         for reason, msg, warning in res.problems:
             self.problems.append(_problem(route.ingress, reason, msg, warning))
-        return res.upstream, 503, res.service
+        up = self.annotate.upstream(route.ingress, route.config, route.backend, res.upstream)
+        return up, 503, res.service
 
     def tls(self, ing: Ingress) -> None:
         rule_hosts = [r.host for r in ing.rules if r.host]
@@ -202,7 +213,8 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
     explicit_exact = {r.path for r in merged if r.kind == "exact"}
     locations: list[Location] = []
     for r in merged:
-        locations.extend(_locations(r, b.target(r), explicit_exact))
+        locations.extend(b.annotate.location(loc, r.ingress, r.kind, r.claim)
+                         for loc in _locations(r, b.target(r), explicit_exact))
     tls = host in b.host_cert
     redirect = False
     if routes:
@@ -211,8 +223,10 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
         redirect = (tls and wanted) or cfg.force_ssl_redirect
     if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
         locations.append(_default_location(b, routes))
-    return Server(host=host, locations=tuple(sorted(locations, key=lambda loc: loc.sort_key)), tls=tls,
-                  certificate=b.host_cert.get(host, ""), ssl_redirect=redirect)
+    server = Server(host=host, locations=tuple(sorted(locations, key=lambda loc: loc.sort_key)), tls=tls,
+                    certificate=b.host_cert.get(host, ""), ssl_redirect=redirect)
+    owners = list({id(r.ingress): (r.ingress, r.config) for r in routes}.values())
+    return b.annotate.server(server, owners)
 
 
 def _default_location(b: _Builder, routes: list[Route]) -> Location:
@@ -247,11 +261,15 @@ def build(snap: Snapshot, opts: BuildOptions = BuildOptions()) -> BuildResult:
         by_host.setdefault(h, [])
     catch_all = _catch_all(b, hostless, valid)
     servers = [catch_all] + [_server(h, by_host[h], hostless, b) for h in sorted(by_host)]
+    servers += sorted(b.annotate.www_redirects(servers), key=lambda s: s.host)
+    b.annotate.canaries.report_orphans(b.report)
+    upstreams = {u.name: u for u in (*b.backends.upstreams(), *b.annotate.variants.values())}
     model = Model(
         servers=tuple(servers),
-        upstreams=b.backends.upstreams(),
+        upstreams=tuple(upstreams[k] for k in sorted(upstreams)),
         certificates=tuple(b.certs[k] for k in sorted(b.certs)),
         settings=opts.settings,
+        **b.annotate.model_parts(),  # type: ignore[arg-type]
     )
     statuses = tuple(StatusUpdate(i.meta.namespace, i.meta.name) for i in valid)
     problems = tuple(sorted(set(b.problems), key=lambda p: (p.namespace, p.name, p.reason, p.message)))

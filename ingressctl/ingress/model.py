@@ -46,6 +46,119 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class Canary:
+    """A canary backend attached to a main location; header beats cookie beats weight."""
+
+    id: int  # unique in the model; names the nginx variables
+    upstream: str  # canary upstream
+    main_upstream: str
+    header: str = ""  # header name ("" = not by header)
+    header_value: str = ""  # "" = 'always'/'never' semantics
+    cookie: str = ""
+    weight_percent: str = "0"  # split_clients share, e.g. "12.5"
+
+    @property
+    def header_variable(self) -> str:
+        return "$http_" + self.header.lower().replace("-", "_")
+
+    @property
+    def cookie_variable(self) -> str:
+        return "$cookie_" + self.cookie
+
+    @property
+    def variable(self) -> str:
+        return f"$ingressctl_canary_{self.id}"
+
+    @property
+    def header_flag(self) -> str:
+        """Variable that is 1 (canary), 0 (main) or empty (undecided) from the header."""
+        return f"$ingressctl_canary_h_{self.id}" if self.header else ""
+
+    @property
+    def cookie_flag(self) -> str:
+        return f"$ingressctl_canary_c_{self.id}" if self.cookie else ""
+
+    @property
+    def weight_flag(self) -> str:
+        return f"$ingressctl_canary_w_{self.id}" if self.weight_percent not in ("0", "100") else ""
+
+    @property
+    def weight_all(self) -> bool:
+        return self.weight_percent == "100"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """limit_req / limit_conn zones of one Ingress (per client address, per replica)."""
+
+    zone: str  # zone name prefix, from the validated namespace and name
+    rps: int = 0
+    rpm: int = 0
+    connections: int = 0
+    burst_multiplier: int = 5
+    whitelist: tuple[str, ...] = ()
+
+    @property
+    def rps_burst(self) -> int:
+        return self.rps * self.burst_multiplier
+
+    @property
+    def rpm_burst(self) -> int:
+        return self.rpm * self.burst_multiplier
+
+    @property
+    def key_variable(self) -> str:
+        """The key limits count on: the client address, or empty (= not limited) when allowlisted."""
+        if not self.whitelist:
+            return "$binary_remote_addr"
+        return "$ingressctl_limit_key_" + self.zone.replace("-", "_").replace(".", "_")
+
+    @property
+    def whitelist_variable(self) -> str:
+        return "$ingressctl_limit_exempt_" + self.zone.replace("-", "_").replace(".", "_")
+
+
+@dataclass(frozen=True)
+class AuthHeader:
+    """A header copied from the auth-url response (auth_request_set) to the backend request."""
+
+    name: str  # validated header name
+    index: int
+
+    @property
+    def variable(self) -> str:
+        return f"$ingressctl_auth_header_{self.index}"
+
+    @property
+    def upstream_variable(self) -> str:
+        return "$upstream_http_" + self.name.lower().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class AuthFile:
+    """A file made from a Secret (htpasswd users, client CA), written next to the certificates."""
+
+    name: str  # safe as a file name
+    content: bytes
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.pem"
+
+
+@dataclass(frozen=True)
+class ErrorPage:
+    """A named location answering one status code from an error backend (custom-http-errors)."""
+
+    code: int
+    upstream: str
+
+    @property
+    def name(self) -> str:
+        return f"@ingressctl_error_{self.upstream}_{self.code}"
+
+
+@dataclass(frozen=True)
 class Location:
     """One nginx `location`: match modifier + path, and where requests go."""
 
@@ -59,6 +172,53 @@ class Location:
     external_name: str = ""
     external_port: int = 0
     canaries: tuple[Any, ...] = ()
+    # Resolved from annotations by ingress/annotate.py (see there):
+    rewrite_regex: str = ""  # regex for `rewrite` when config.rewrite_target is set
+    auth_file: str = ""  # AuthFile name of the htpasswd file (basic auth)
+    auth_location: str = ""  # internal location path for auth_request ("" = no external auth)
+    mirror_location: str = ""  # internal location path for `mirror`
+    canary: Canary | None = None
+    error_upstream: str = ""  # upstream answering custom-http-errors
+    rate_limit: RateLimit | None = None
+
+    @property
+    def is_regex(self) -> bool:
+        return self.modifier in ("~", "~*")
+
+    @property
+    def regex_match(self) -> str:
+        """Regex paths match from the start of the URI, as in ingress-nginx."""
+        return "^" + self.path
+
+    @property
+    def namespace(self) -> str:
+        return self.ingress.partition("/")[0]
+
+    @property
+    def ingress_name(self) -> str:
+        return self.ingress.partition("/")[2]
+
+    @property
+    def service_name(self) -> str:
+        return self.service.partition("/")[2].partition(":")[0]
+
+    @property
+    def auth_headers(self) -> tuple[AuthHeader, ...]:
+        return tuple(AuthHeader(h, i) for i, h in enumerate(self.config.auth_response_headers))
+
+    @property
+    def error_pages(self) -> tuple[ErrorPage, ...]:
+        if not self.error_upstream:
+            return ()
+        return tuple(ErrorPage(c, self.error_upstream) for c in self.config.custom_http_errors)
+
+    @property
+    def own_proxy_headers(self) -> bool:
+        """True when this location sets proxy headers itself (and so must repeat the standard ones:
+        nginx inherits proxy_set_header only into levels that define none)."""
+        c = self.config
+        return bool(self.external_name or c.upstream_vhost or c.x_forwarded_prefix or c.auth_response_headers
+                    or c.auth_tls_pass_certificate_to_upstream)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
@@ -92,16 +252,27 @@ class Server:
     ssl_redirect: bool = False
     aliases: tuple[str, ...] = ()
     config: IngressConfig = field(default_factory=IngressConfig)
+    redirect_to: str = ""  # from-to-www-redirect: this server only redirects (308) to that host
+    client_ca: str = ""  # AuthFile name of the CA for client certificates (auth-tls-secret)
+    error_pages: tuple[ErrorPage, ...] = ()
+
+    @property
+    def alias_names(self) -> tuple[str, ...]:
+        return tuple(_server_name(a) for a in self.aliases)
 
     @property
     def server_name(self) -> str:
         """What nginx matches: exact name, or a regex limiting a wildcard to one label."""
         if not self.host:
             return "_"
-        if self.host.startswith("*."):
-            rest = self.host[2:].replace(".", r"\.")
-            return f"~^[^.]+\\.{rest}$"
-        return self.host
+        return _server_name(self.host)
+
+
+def _server_name(host: str) -> str:
+    if host.startswith("*."):
+        rest = host[2:].replace(".", r"\.")
+        return f"~^[^.]+\\.{rest}$"
+    return host
 
 
 @dataclass(frozen=True)
@@ -110,6 +281,9 @@ class Model:
     upstreams: tuple[Upstream, ...]
     certificates: tuple[Certificate, ...]
     settings: Settings = field(default_factory=Settings)
+    auth_files: tuple[AuthFile, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
+    canaries: tuple[Canary, ...] = ()
 
     def server(self, host: str) -> Server | None:
         for s in self.servers:

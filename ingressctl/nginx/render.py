@@ -23,7 +23,8 @@ import jinja2
 from ..ingress.model import Model
 
 CONFIG_ID_MARK = "@@INGRESSCTL_CONFIG_ID@@"
-TEMPLATE_NAMES = ("nginx.conf.j2", "upstream.j2", "server.j2", "location.j2")
+TEMPLATE_NAMES = ("nginx.conf.j2", "upstream.j2", "server.j2", "location.j2",
+                  "http_annotations.j2", "server_annotations.j2", "location_annotations.j2")
 
 
 class RenderError(ValueError):
@@ -40,6 +41,19 @@ def quote(value: object) -> str:
     bad = _UNSAFE.search(text)
     if bad:
         raise RenderError(f"refusing to render {text[:80]!r}: it contains {bad.group(0)!r}")
+    return f'"{text}"'
+
+
+_RE_UNSAFE = re.compile(r'["\x00-\x1f\x7f]|\\$|\$(?![1-9)|]|$)')
+
+
+def quote_regex(value: object) -> str:
+    """Regexes (location ~, rewrite, if ~) and rewrite targets: double-quoted; `\\` is kept and
+    `$` is allowed only as an end anchor or a capture reference $1..$9, never a variable name."""
+    text = str(value)
+    bad = _RE_UNSAFE.search(text)
+    if bad:
+        raise RenderError(f"refusing to render regex {text[:80]!r}: it contains {bad.group(0)!r}")
     return f'"{text}"'
 
 
@@ -84,7 +98,7 @@ class RenderContext:
 
 def _package_sources() -> dict[str, str]:
     pkg = resources.files("ingressctl.templates")
-    return {n: pkg.joinpath(n).read_text(encoding="utf-8") for n in TEMPLATE_NAMES}
+    return {p.name: p.read_text(encoding="utf-8") for p in pkg.iterdir() if p.name.endswith(".j2")}
 
 
 def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
@@ -98,6 +112,7 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     )
     env.filters["q"] = quote
     env.filters["q_log"] = quote_log_format
+    env.filters["q_re"] = quote_regex
     return env
 
 

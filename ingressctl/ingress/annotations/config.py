@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import values as v
-from .shapes import MirrorTarget, RewriteTarget, SecretRef
+from .shapes import MirrorTarget, RewriteTarget, SecretRef, origin_regex
 
 DEFAULT_CORS_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS")
 DEFAULT_CORS_HEADERS = ("DNT", "Keep-Alive", "User-Agent", "X-Requested-With", "If-Modified-Since",
@@ -123,6 +123,38 @@ class IngressConfig:
         if self.permanent_redirect:
             return self.permanent_redirect_code, self.permanent_redirect
         return None
+
+    @property
+    def redirect_code(self) -> int:
+        return self.redirect[0] if self.redirect else 0
+
+    @property
+    def redirect_url(self) -> str:
+        return self.redirect[1] if self.redirect else ""
+
+    @property
+    def signin_separator(self) -> str:
+        return "&" if self.auth_signin and "?" in self.auth_signin else "?"
+
+    @property
+    def requires_client_cert(self) -> bool:
+        return self.auth_tls_secret is not None and self.auth_tls_verify_client == "on"
+
+    @property
+    def cors_origin_regex(self) -> str:
+        return origin_regex(self.cors_allow_origin)
+
+    @property
+    def cors_methods_value(self) -> str:
+        return ", ".join(self.cors_allow_methods)
+
+    @property
+    def cors_headers_value(self) -> str:
+        return ", ".join(self.cors_allow_headers)
+
+    @property
+    def cors_expose_value(self) -> str:
+        return ", ".join(self.cors_expose_headers)
 
     @property
     def basic_auth(self) -> bool:

@@ -59,8 +59,12 @@ class Directive:
             out.extend(d.lines(indent + "    "))
         return out + [f"{indent}}}"]
 
+    def render(self, indent: int) -> str:
+        """The directive as nginx text, every line indented by `indent` spaces."""
+        return "\n".join(self.lines(" " * indent))
+
     def __str__(self) -> str:
-        return "\n".join(self.lines())
+        return self.render(0)
 
 
 def _emit(arg: str) -> str:

@@ -1,0 +1,214 @@
+"""Resolves what annotations need beyond the annotation text: Secrets, Services, names.
+
+`build.py` makes plain locations and servers from the Kubernetes semantics and hands each
+one to an `AnnotationResolver`, which fills the model fields that depend on other objects
+or on a counter: the htpasswd and CA files (from Secrets, via `auth.py`), the default
+backend and custom error pages, rate-limit zones, upstream variants for `load-balance` /
+`upstream-hash-by` / `service-upstream`, canaries (via `canary.py`), internal locations for
+auth_request and mirror, and the www redirect servers.
+
+Design choice: everything that can fail here fails closed and is reported: a missing auth
+Secret makes the location answer 503 instead of serving without authentication.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+
+from ..objects import Ingress, Secret, ServiceBackend
+from ..store import Snapshot
+from . import values as v
+from .annotations import IngressConfig
+from .annotations.shapes import SecretRef
+from .auth import AuthError, client_ca_file, htpasswd_file
+from .backends import BackendResolver
+from .canary import CanaryIndex
+from .model import AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, Upstream
+
+Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, warning
+
+
+def check_route(kind: str, path: str, cfg: IngressConfig) -> None:
+    """Checks of one path against its annotations; raises InvalidValue."""
+    if cfg.rewrite_target is None:
+        return
+    groups = re.compile(path).groups if kind == "regex" else 0
+    if cfg.rewrite_target.max_capture > groups:
+        raise v.InvalidValue(
+            f"annotation rewrite-target {cfg.rewrite_target.text!r} uses ${cfg.rewrite_target.max_capture} but "
+            f"path {path!r} has {groups} capture group(s)")
+
+
+class AnnotationResolver:
+    def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report) -> None:
+        self.snap, self.backends, self.report = snap, backends, report
+        self.auth_files: dict[str, AuthFile] = {}
+        self.rate_limits: dict[str, RateLimit] = {}
+        self.variants: dict[str, Upstream] = {}
+        self.canaries = CanaryIndex()
+        self.counter = 0
+
+    # -- upstreams -------------------------------------------------------------------------
+    def upstream(self, ing: Ingress, cfg: IngressConfig, backend: ServiceBackend,
+                 up: Upstream | None) -> Upstream | None:
+        """The upstream variant this Ingress's annotations ask for (shared when identical)."""
+        if up is None or up.dynamic:
+            return up
+        if cfg.service_upstream:
+            up = self._cluster_ip(ing, backend, up)
+        if cfg.upstream_hash_by:
+            digest = _short_hash(cfg.upstream_hash_by)
+            up = dataclasses.replace(up, name=f"{up.name}-hash-{digest}", hash_by=cfg.upstream_hash_by,
+                                     load_balance="round_robin")
+        elif cfg.load_balance and cfg.load_balance != up.load_balance:
+            up = dataclasses.replace(up, name=f"{up.name}-{cfg.load_balance.replace('_', '-')}",
+                                     load_balance=cfg.load_balance)
+        self.variants[up.name] = up
+        return up
+
+    def _cluster_ip(self, ing: Ingress, backend: ServiceBackend, up: Upstream) -> Upstream:
+        svc = self.snap.service(ing.meta.namespace, backend.name)
+        sp = svc.port_for(backend.port) if svc else None
+        if svc is None or sp is None or not svc.cluster_ip or svc.cluster_ip == "None":
+            self.report(ing, "ServiceUpstreamUnavailable", f"service-upstream: Service {backend.name} has no "
+                        "cluster IP; using its endpoints", True)
+            return up
+        return dataclasses.replace(up, name=f"{up.name}-cluster-ip", endpoints=(Endpoint(svc.cluster_ip, sp.port),))
+
+    def default_backend(self, ing: Ingress, cfg: IngressConfig) -> Upstream | None:
+        if not cfg.default_backend:
+            return None
+        svc = self.snap.service(ing.meta.namespace, cfg.default_backend)
+        if svc is None or not svc.ports:
+            self.report(ing, "DefaultBackendNotFound", f"default-backend Service {ing.meta.namespace}/"
+                        f"{cfg.default_backend} not found or has no ports", True)
+            return None
+        res = self.backends.resolve(ing.meta.namespace, ServiceBackend(svc.meta.name, svc.ports[0].port))
+        for reason, msg, warning in res.problems:
+            self.report(ing, reason, msg, warning)
+        return res.upstream
+
+    # -- locations -------------------------------------------------------------------------
+    def location(self, loc: Location, ing: Ingress | None, kind: str, claim: tuple[str, str, str]) -> Location:
+        if ing is None:
+            return loc
+        cfg = loc.config
+        changes: dict[str, object] = {}
+        fallback = self.default_backend(ing, cfg)
+        if loc.status == 503 and fallback is not None:
+            changes.update(upstream=fallback.name, status=0)
+        if cfg.custom_http_errors:
+            if fallback is None:
+                self.report(ing, "CustomErrorsIgnored", "custom-http-errors needs the default-backend annotation "
+                            "naming a Service with endpoints; ignored", True)
+            else:
+                changes["error_upstream"] = fallback.name
+        if cfg.rewrite_target is not None:
+            changes["rewrite_regex"] = ("(?i)" + loc.regex_match) if kind == "regex" else "^"
+        if cfg.basic_auth and cfg.auth_secret is not None:
+            name = self._auth_file(ing, cfg, htpasswd_file, cfg.auth_secret, "auth")
+            if name:
+                changes["auth_file"] = name
+            else:
+                changes.update(status=503, upstream="")
+        if cfg.auth_url:
+            changes["auth_location"] = f"/_ingressctl_auth_{self._next()}"
+        if cfg.mirror_target is not None:
+            changes["mirror_location"] = f"/_ingressctl_mirror_{self._next()}"
+        if cfg.rate_limited:
+            changes["rate_limit"] = self._rate_limit(ing, cfg)
+        upstream = str(changes.get("upstream", loc.upstream))
+        if upstream and not changes.get("status", loc.status):
+            canary = self.canaries.attach(claim, upstream, self.report)
+            if canary is not None:
+                changes["canary"] = canary
+        return dataclasses.replace(loc, **changes) if changes else loc  # type: ignore[arg-type]
+
+    def _next(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def _rate_limit(self, ing: Ingress, cfg: IngressConfig) -> RateLimit:
+        zone = f"{ing.meta.namespace}-{ing.meta.name}"
+        rl = RateLimit(zone, cfg.limit_rps or 0, cfg.limit_rpm or 0, cfg.limit_connections or 0,
+                       cfg.limit_burst_multiplier, cfg.limit_whitelist)
+        self.rate_limits[zone] = rl
+        return rl
+
+    def _auth_file(self, ing: Ingress, cfg: IngressConfig, make: Callable[[Secret, IngressConfig], AuthFile],
+                   ref: SecretRef, what: str) -> str:
+        ns = ref.namespace or ing.meta.namespace
+        if ns != ing.meta.namespace:
+            self.report(ing, "SecretNamespace", f"{what} Secret {ns}/{ref.name} is in another namespace; "
+                        "only the Ingress's own namespace is allowed; denying with 503", False)
+            return ""
+        secret = self.snap.secret(ns, ref.name)
+        if secret is None:
+            self.report(ing, "AuthSecretNotFound", f"{what} Secret {ns}/{ref.name} not found; denying with 503",
+                        True)
+            return ""
+        try:
+            f = make(secret, cfg)
+        except AuthError as e:
+            self.report(ing, "InvalidAuthSecret", f"{what} Secret {ns}/{ref.name}: {e}; denying with 503", True)
+            return ""
+        self.auth_files[f.name] = f
+        return f.name
+
+    # -- servers ---------------------------------------------------------------------------
+    def server(self, server: Server, owners: list[tuple[Ingress, IngressConfig]]) -> Server:
+        """Server-level annotations: the oldest Ingress of the host; auth-tls from the oldest setting it."""
+        if not owners:
+            return server
+        cfg = owners[0][1]
+        changes: dict[str, object] = {"config": cfg}
+        aliases = tuple(a for a in cfg.server_alias if a != server.host)
+        if aliases:
+            changes["aliases"] = aliases
+        for ing, c in owners:
+            if c.auth_tls_secret is not None:
+                name = self._auth_file(ing, c, client_ca_file, c.auth_tls_secret, "auth-tls")
+                changes["config"] = dataclasses.replace(cfg, auth_tls_verify_client=c.auth_tls_verify_client,
+                                                        auth_tls_verify_depth=c.auth_tls_verify_depth)
+                if name:
+                    changes["client_ca"] = name
+                else:
+                    changes["locations"] = tuple(dataclasses.replace(loc, status=503, upstream="")
+                                                 for loc in server.locations)
+                break
+        pages = {ErrorPage(code, loc.error_upstream) for loc in server.locations if loc.error_upstream
+                 for code in loc.config.custom_http_errors}
+        if pages:
+            changes["error_pages"] = tuple(sorted(pages, key=lambda p: (p.upstream, p.code)))
+        return dataclasses.replace(server, **changes)  # type: ignore[arg-type]
+
+    def www_redirects(self, servers: list[Server]) -> list[Server]:
+        """from-to-www-redirect: a redirect-only server for the www / non-www twin of a host."""
+        hosts = {s.host for s in servers} | {a for s in servers for a in s.aliases}
+        out = []
+        for s in servers:
+            if not s.host or s.host.startswith("*.") or not s.config.from_to_www_redirect:
+                continue
+            twin = s.host[4:] if s.host.startswith("www.") else f"www.{s.host}"
+            if twin in hosts or not twin:
+                continue
+            hosts.add(twin)
+            out.append(Server(host=twin, locations=(), tls=s.tls, certificate=s.certificate, redirect_to=s.host))
+        return out
+
+    def model_parts(self) -> dict[str, object]:
+        return {
+            "auth_files": tuple(self.auth_files[k] for k in sorted(self.auth_files)),
+            "rate_limits": tuple(self.rate_limits[k] for k in sorted(self.rate_limits)),
+            "canaries": self.canaries.used(),
+        }
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+__all__ = ["AnnotationResolver", "check_route"]

@@ -1,0 +1,81 @@
+"""Canary Ingresses: grouped by the host+path they share with a main Ingress.
+
+`build` sets canary routes aside instead of letting them claim host+path (so they are never
+a conflict), registers each here with its resolved upstream, and asks for the canary of a
+main location when it makes one. One canary per host+path (the oldest); a canary without a
+main Ingress is reported and not served.
+
+Design choice: the routing decision (header beats cookie beats weight) is rendered as nginx
+`map`s and `split_clients` over typed values, so no `if` and no Lua is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..objects import Ingress
+from .annotations import IngressConfig
+from .model import Canary
+
+Claim = tuple[str, str, str]  # host, kind, path
+Report = Callable[[Ingress, str, str, bool], None]
+
+
+@dataclass
+class _Pending:
+    ingress: Ingress
+    config: IngressConfig
+    upstream: str  # "" when the canary backend has no endpoints
+    canary: Canary | None = None
+
+
+def weight_percent(weight: int, total: int) -> str:
+    """split_clients share with at most two decimals, e.g. 1/3 -> '33.33'."""
+    hundredths = (weight * 10_000) // total
+    whole, frac = divmod(hundredths, 100)
+    return f"{whole}" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0")
+
+
+class CanaryIndex:
+    def __init__(self) -> None:
+        self.pending: dict[Claim, _Pending] = {}
+        self.next_id = 0
+
+    def add(self, claim: Claim, ing: Ingress, cfg: IngressConfig, upstream: str, report: Report) -> None:
+        """Register a canary route (oldest first); a second canary for the same path is reported."""
+        first = self.pending.get(claim)
+        if first is not None and first.ingress is not ing:
+            report(ing, "CanaryConflict", f"host {claim[0] or '*'} path {claim[2]} already has the canary "
+                   f"{first.ingress.meta.key}; this canary is ignored", False)
+            return
+        if first is None:
+            self.pending[claim] = _Pending(ing, cfg, upstream)
+
+    def attach(self, claim: Claim, main_upstream: str, report: Report) -> Canary | None:
+        p = self.pending.get(claim)
+        if p is None:
+            return None
+        if not p.upstream:
+            report(p.ingress, "CanaryNoEndpoints", f"canary backend for {claim[0] or '*'}{claim[2]} has no "
+                   "endpoints; all traffic goes to the main Ingress", True)
+            return None
+        if p.canary is None:
+            c = p.config
+            p.canary = Canary(
+                id=self.next_id, upstream=p.upstream, main_upstream=main_upstream,
+                header=c.canary_by_header or "", header_value=c.canary_by_header_value or "",
+                cookie=c.canary_by_cookie or "",
+                weight_percent=weight_percent(c.canary_weight or 0, c.canary_weight_total))
+            self.next_id += 1
+        return p.canary
+
+    def report_orphans(self, report: Report) -> None:
+        for claim, p in self.pending.items():
+            if p.canary is None and p.upstream:
+                report(p.ingress, "CanaryWithoutMain", f"no main Ingress serves host {claim[0] or '*'} path "
+                       f"{claim[2]}; the canary is not served", False)
+
+    def used(self) -> tuple[Canary, ...]:
+        return tuple(p.canary for p in sorted(self.pending.values(), key=lambda p: p.canary.id if p.canary else 0)
+                     if p.canary is not None)
