@@ -146,8 +146,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
         lambda: elector.is_leader)
     events = EventRecorder(client, source.store, lambda: elector.is_leader, instance=me,
                            repeat_seconds=args.event_interval,
-                           extra=lambda: tuple(Problem(k, ns, n, "InvalidObject", msg)
-                                               for k, ns, n, msg in source.invalid_objects()))
+                           extra=lambda: tuple(Problem(k, ns, n, "InvalidIngress", msg)
+                                               for k, ns, n, msg in source.invalid_objects() if k == "Ingress"))
     elector.on_change = lambda leader: (status.poke(), events.poke())
     ctl.observers += [status.observe, events.observe]
     try:
