@@ -101,7 +101,8 @@ def test_watch_specs_scope_namespace_tls_secrets_and_one_configmap() -> None:
     assert set(specs) == {"IngressClass", "Ingress", "Service", "EndpointSlice", "Secret", "ConfigMap"}
     assert specs["IngressClass"].namespace == ""  # cluster-scoped
     assert specs["Ingress"].namespace == specs["Service"].namespace == "team-a"
-    assert specs["Secret"].field_selector == "type=kubernetes.io/tls"
+    assert "type!=kubernetes.io/service-account-token" in specs["Secret"].field_selector
+    assert "type=" not in specs["Secret"].field_selector  # TLS and Opaque (auth) Secrets are read
     assert (specs["ConfigMap"].namespace, specs["ConfigMap"].field_selector) == ("ingress", "metadata.name=ingressctl")
 
 

@@ -14,12 +14,13 @@ import argparse
 import logging
 import os
 import socket
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any
 
 from ..cli import UserError
-from ..controller import Controller
+from ..controller import Controller, ControllerOptions
 from ..health import StatusServer
 from ..ingress.model import Problem
 from ..kube.client import KubeUnavailable, connect
@@ -27,7 +28,7 @@ from ..kube.events import EventRecorder
 from ..kube.leader import LeaderElector
 from ..kube.status import AddressSource, StatusPublisher
 from ..nginx.process import Nginx, NginxError
-from ..sources.kube import TLS_SECRETS, KubeSource, default_specs
+from ..sources.kube import DEFAULT_SECRET_SELECTOR, KubeSource, default_specs
 from ..store import Store
 from .common import (
     add_class_flags,
@@ -53,8 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="kubeconfig file (default: $KUBECONFIG, else the in-cluster service account, else "
                    "~/.kube/config)")
     g.add_argument("--watch-namespace", default="", metavar="NS", help="only watch this namespace (default all)")
-    g.add_argument("--secret-selector", default=TLS_SECRETS, metavar="FIELDS",
-                   help=f"field selector for the Secrets we read (default {TLS_SECRETS})")
+    g.add_argument("--secret-selector", default=DEFAULT_SECRET_SELECTOR, metavar="FIELDS",
+                   help="field selector for the Secrets we read (default: all but service-account tokens, "
+                   "Helm releases and image pull secrets); 'type=kubernetes.io/tls' if no auth annotations are used")
     pub = g.add_mutually_exclusive_group()
     pub.add_argument("--publish-service", default="", metavar="NS/NAME",
                      help="publish this Service's load-balancer addresses in Ingress status")
@@ -89,8 +91,11 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} {value!r}: expected NAMESPACE/NAME")
     if not args.lease_duration > args.renew_deadline > args.retry_period > 0:
         raise UserError("leader election needs --lease-duration > --renew-deadline > --retry-period > 0")
-    if args.webhook_port and not (args.webhook_cert and args.webhook_key):
-        raise UserError("--webhook-port needs --webhook-cert and --webhook-key")
+    if args.webhook_port:
+        check_port(args.webhook_port, "--webhook-port")
+        for f, flag in ((args.webhook_cert, "--webhook-cert"), (args.webhook_key, "--webhook-key")):
+            if not f or not Path(f).is_file():
+                raise UserError(f"--webhook-port needs {flag} naming a PEM file (got {f!r})")
 
 
 def election_namespace(args: argparse.Namespace) -> str:
@@ -109,17 +114,20 @@ def identity() -> str:
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-def _webhook(args: argparse.Namespace, source: Any) -> Any:
-    """Start the admission webhook next to the controller when asked to."""
+def _webhook(args: argparse.Namespace, store: Store, opts: ControllerOptions) -> Any:
+    """The admission webhook in this process, validating against the controller's own Store."""
     if not args.webhook_port:
         return None
+    from ..admission.options import validate_options
+    from ..admission.server import start_webhook
+
     try:
-        from ..admission import server as admission_server
-        start = admission_server.start_for_controller
-    except (ImportError, AttributeError):
-        raise UserError("--webhook-port: this build has no admission webhook server; run `ingressctl webhook` "
-                        "separately") from None
-    return start(args, source)
+        return start_webhook(store, lambda snap: validate_options(opts, snap), args.webhook_port,
+                             args.webhook_cert, args.webhook_key)
+    except ssl.SSLError as e:
+        raise UserError(f"--webhook-cert/--webhook-key: cannot load the certificate: {e.reason or e}") from None
+    except OSError as e:
+        raise UserError(f"--webhook-port {args.webhook_port}: {e.strerror or e}") from None
 
 
 def cmd_controller(args: argparse.Namespace) -> int:
@@ -156,7 +164,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
                               registry=ctl.metrics.registry)
     except OSError as e:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
-    webhook = _webhook(args, source)
+    webhook = _webhook(args, source.store, opts)
     health.start()
     ctl.start()
     source.start(versions)

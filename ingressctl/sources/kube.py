@@ -34,6 +34,11 @@ from ..store import Store
 log = logging.getLogger(__name__)
 
 TLS_SECRETS = "type=kubernetes.io/tls"
+# TLS certificates and auth Secrets (basic auth, client CA) are read; the bulky or sensitive
+# kinds nothing here uses are never streamed to us.
+DEFAULT_SECRET_SELECTOR = ",".join(f"type!={t}" for t in (
+    "kubernetes.io/service-account-token", "helm.sh/release.v1", "kubernetes.io/dockerconfigjson",
+    "kubernetes.io/dockercfg", "bootstrap.kubernetes.io/token"))
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class WatchSpec:
 
 
 def default_specs(watch_namespace: str = "", configmap: str = "",
-                  secret_selector: str = TLS_SECRETS) -> list[WatchSpec]:
+                  secret_selector: str = DEFAULT_SECRET_SELECTOR) -> list[WatchSpec]:
     """What `ingressctl controller` watches: one spec per kind."""
     ns = watch_namespace
     specs = [WatchSpec("IngressClass"), WatchSpec("Ingress", ns), WatchSpec("Service", ns),
