@@ -57,7 +57,8 @@ def test_a_normal_location_passes() -> None:
     ("alias /var/run/secrets/kubernetes.io/serviceaccount/;", "never allowed"),
     ("root /;", "never allowed"),
     ("lua_package_path /tmp/?.lua;", "never allowed"),
-    ("client_body_buffer_size 1k;", "not one the templates produce"),
+    ("autoindex on;", "not one the templates produce"),
+    ("sendfile_max_chunk 1m;", "not one the templates produce"),
     ("proxy_pass http://u; }\n server { listen 1; ", "not one the templates produce"),
     ("proxy_set_header X-Token /var/run/secrets/kubernetes.io/serviceaccount/token;", "sensitive path"),
     ("proxy_pass http://u/etc;", ""),  # a URL path is not a file: no finding
@@ -99,3 +100,15 @@ def test_directives_carry_their_context() -> None:
         (("http", "server", "location"), "set"), (("http", "server", "location"), "return")]
     with pytest.raises(ConfigSyntaxError):
         directives("a { b; ")
+
+
+def test_whole_directive_slots_add_no_vocabulary() -> None:
+    sources = {"nginx.conf.j2": "http {\n    server {\n{% for d in snippets %}\n{{ d.render(8) }}\n{% endfor %}\n"
+               "        listen {{ port }};\n    }\n}\n"}
+    assert template_vocabulary(sources) == frozenset({((), "http"), (("http",), "server"),
+                                                      (("http", "server"), "listen")})
+
+
+def test_without_vocabulary_only_the_deny_list_applies() -> None:
+    assert scan(BEFORE, with_location("autoindex on;"), None) == []
+    assert "never allowed" in scan(BEFORE, with_location("root /srv;"), None)[0]

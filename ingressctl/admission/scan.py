@@ -134,6 +134,7 @@ _INCLUDE = re.compile(r"""\{%-?\s*include\s+["']([^"']+)["']\s*-?%\}""")
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 _STATEMENT = re.compile(r"\{%.*?%\}", re.DOTALL)
 _EXPRESSION = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+_STANDALONE = re.compile(r"^[ \t]*\{\{[^\n]*?\}\}[ \t]*$", re.MULTILINE)
 
 
 def _expand(name: str, sources: Mapping[str, str], depth: int = 0) -> str:
@@ -148,7 +149,7 @@ Vocabulary = frozenset[tuple[tuple[str, ...], str]]
 
 def template_vocabulary(sources: Mapping[str, str], root: str = "nginx.conf.j2") -> Vocabulary:
     """(context, directive name) pairs the templates can emit, whatever the model holds."""
-    text = _expand(root, sources)
+    text = _STANDALONE.sub("", _expand(root, sources))  # whole-directive slots (snippets): no vocabulary
     text = _EXPRESSION.sub("X", _STATEMENT.sub("", text))
     return frozenset((d.context, d.name) for d in directives(text))
 
@@ -170,8 +171,12 @@ def _path_finding(d: Directive) -> str:
     return ""
 
 
-def scan(before: str, after: str, vocabulary: Vocabulary) -> list[str]:
-    """Findings about what `after` adds to `before`; an empty list means nothing suspicious."""
+def scan(before: str, after: str, vocabulary: Vocabulary | None) -> list[str]:
+    """Findings about what `after` adds to `before`; an empty list means nothing suspicious.
+
+    `vocabulary=None` skips the "only template directives" rule (snippet annotations enabled:
+    the operator accepted user-written directives); the deny-list and path rules still apply.
+    """
     try:
         after_dirs = directives(after)
     except ConfigSyntaxError as e:
@@ -188,7 +193,7 @@ def scan(before: str, after: str, vocabulary: Vocabulary) -> list[str]:
             continue
         if d.name in FORBIDDEN_DIRECTIVES or "_by_lua" in d.name or d.name.startswith("lua_"):
             findings.append(f"directive {d} is never allowed from an Ingress")
-        elif (d.context, d.name) not in vocabulary:
+        elif vocabulary is not None and (d.context, d.name) not in vocabulary:
             findings.append(f"directive {d} is not one the templates produce in that context")
         else:
             f = _path_finding(d)

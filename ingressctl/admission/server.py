@@ -189,6 +189,9 @@ class WebhookServer(ThreadingHTTPServer):
             return future.result(timeout=self.limits.check_timeout)
         except concurrent.futures.TimeoutError:
             return 504, {"error": f"validation did not finish within {self.limits.check_timeout:g}s"}
+        except Exception as e:  # a bug answers 500 (failurePolicy decides) instead of hanging up
+            log.exception("admission review failed")
+            return 500, {"error": f"internal error: {type(e).__name__}: {e}"}
 
     def server_close(self) -> None:
         super().server_close()

@@ -200,7 +200,8 @@ class Validator:
             before = self.renderer.render(before_model, self.options.render)
         except RenderError as e:
             return [f"rendering refused: {e}"], warnings
-        return [f"configuration scan: {f}" for f in scan.scan(before, after, self.vocabulary)], warnings
+        vocabulary = None if self.options.build.settings.allow_snippet_annotations else self.vocabulary
+        return [f"configuration scan: {f}" for f in scan.scan(before, after, vocabulary)], warnings
 
     def render(self, snap: Snapshot, candidate: Ingress, ctx: RenderContext | None = None) -> tuple[Model, str]:
         """The configuration of the candidate's slice, as the controller would write it (tests, tools)."""

@@ -1,0 +1,242 @@
+"""e2e: certgen against an API double, then the real webhook over TLS verified with the caBundle.
+
+Everything runs through the real command line (`python -m ingressctl.cli ...`) as child
+processes on loopback: `certgen create`, `certgen patch`, `webhook --manifests`.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from .admission_api import AdmissionApi
+from .harness import INGRESSCTL, ROOT, free_port
+
+NS, SECRET, SERVICE, VWC = "ingressctl", "webhook-cert", "ingressctl-webhook", "ingressctl-admission"
+PREFIX = "nginx.ingress.kubernetes.io/"
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*INGRESSCTL, *args], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          check=False)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[AdmissionApi]:
+    a = AdmissionApi().start()
+    a.put("ValidatingWebhookConfiguration", {"metadata": {"name": VWC}, "webhooks": [{
+        "name": "validate.ingressctl.io", "failurePolicy": "Ignore", "sideEffects": "None",
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": {"service": {"name": SERVICE, "namespace": NS, "path": "/networking/v1/ingresses"}},
+        "rules": [{"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                   "resources": ["ingresses"]}]}]})
+    yield a
+    a.stop()
+
+
+def certgen(api: AdmissionApi, tmp: Path, verb: str, *extra: str) -> str:
+    kubeconfig = api.kubeconfig(tmp / "kubeconfig")
+    args = ["certgen", verb, "--kubeconfig", str(kubeconfig), "--namespace", NS, "--secret-name", SECRET, *extra]
+    return cli(*args).stdout.strip()
+
+
+def ca_bundle(api: AdmissionApi) -> str:
+    hook = api.get("ValidatingWebhookConfiguration", "", VWC)["webhooks"][0]
+    return base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
+
+
+def test_certgen_create_and_patch_are_idempotent(api: AdmissionApi, tmp_path: Path) -> None:
+    assert certgen(api, tmp_path, "create", "--service", SERVICE) == f"Secret {NS}/{SECRET}: created"
+    assert certgen(api, tmp_path, "create", "--service", SERVICE) == f"Secret {NS}/{SECRET}: kept"
+    assert certgen(api, tmp_path, "patch", "--webhook-name", VWC, "--failure-policy", "Fail") == \
+        f"ValidatingWebhookConfiguration {VWC}: patched"
+    assert certgen(api, tmp_path, "patch", "--webhook-name", VWC, "--failure-policy", "Fail") == \
+        f"ValidatingWebhookConfiguration {VWC}: unchanged"
+    assert api.writes == [("POST", "Secret", SECRET), ("PUT", "ValidatingWebhookConfiguration", VWC)]
+    hook = api.get("ValidatingWebhookConfiguration", "", VWC)["webhooks"][0]
+    assert hook["failurePolicy"] == "Fail"
+    secret = api.get("Secret", NS, SECRET)
+    assert base64.b64decode(secret["data"]["ca.crt"]).decode() == ca_bundle(api)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [SERVICE, f"{SERVICE}.{NS}", f"{SERVICE}.{NS}.svc"]
+
+
+def test_certgen_reports_a_wrong_token_in_one_line(api: AdmissionApi, tmp_path: Path) -> None:
+    api.token = "another-token"
+    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
+    api.token = "certgen-token"
+    proc = cli("certgen", "create", "--kubeconfig", str(kubeconfig), "--namespace", NS, "--secret-name", SECRET,
+               "--service", SERVICE, check=False)
+    assert proc.returncode == 1
+    assert "401" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+MANIFESTS = """
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: ingressctl.io/ingress-controller}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: default, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: shop.example.com
+    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+"""
+
+
+def review(name: str, host: str, path: str = "/", annotations: dict[str, str] | None = None,
+           uid: str = "uid-1") -> bytes:
+    obj = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+           "metadata": {"name": name, "namespace": "default", "annotations": annotations or {}},
+           "spec": {"ingressClassName": "nginx", "rules": [{"host": host, "http": {"paths": [
+               {"path": path, "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
+    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": uid, "operation": "CREATE", "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
+        "object": obj}}).encode()
+
+
+class Client:
+    def __init__(self, port: int, ca_pem: str) -> None:
+        self.port = port
+        self.ctx = ssl.create_default_context(cadata=ca_pem)
+
+    def post(self, body: bytes, path: str = "/networking/v1/ingresses") -> tuple[int, dict[str, Any]]:
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=10)
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    def healthz(self) -> int:
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            return conn.getresponse().status
+        finally:
+            conn.close()
+
+
+def wait_until(cond: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return
+        except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last error: {last})")
+
+
+@pytest.fixture
+def webhook(api: AdmissionApi, tmp_path: Path) -> Iterator[tuple[Client, Path, subprocess.Popen[str]]]:
+    certs = tmp_path / "certs"
+    certgen(api, tmp_path, "create", "--service", SERVICE, "--host", "127.0.0.1", "--out-dir", str(certs))
+    certgen(api, tmp_path, "patch", "--webhook-name", VWC)
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "objects.yaml").write_text(MANIFESTS)
+    port = free_port()
+    log = (tmp_path / "webhook.log").open("w")
+    proc = subprocess.Popen([*INGRESSCTL, "-v", "webhook", "--port", str(port), "--address", "127.0.0.1",
+                             "--cert", str(certs / "tls.crt"), "--key", str(certs / "tls.key"),
+                             "--manifests", str(manifests)], cwd=ROOT, stdout=log, stderr=log, text=True)
+    try:
+        client = Client(port, ca_bundle(api))
+        wait_until(lambda: client.healthz() == 200, 20, "the webhook's /healthz")
+        yield client, certs, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_webhook_answers_over_tls_verified_with_the_patched_ca_bundle(webhook: Any) -> None:
+    client, _, _ = webhook
+    status, doc = client.post(review("blog", "blog.example.com", uid="u-allowed"))
+    assert status == 200 and doc["response"]["uid"] == "u-allowed" and doc["response"]["allowed"] is True
+    no_endpoints = "NoEndpoints: Service default/web port 80 has no ready endpoints; answering 503"
+    assert doc["response"]["warnings"] == [no_endpoints]
+    status, doc = client.post(review("evil", "evil.example.com", annotations={
+        PREFIX + "proxy-read-timeout": "60;\nssl_engine /proc/self/fd/3;"}, uid="u-denied"))
+    assert doc["response"]["uid"] == "u-denied" and doc["response"]["allowed"] is False
+    assert "proxy-read-timeout" in doc["response"]["status"]["message"]
+    _, doc = client.post(review("copy", "shop.example.com"))
+    assert "already defined in Ingress default/shop" in doc["response"]["status"]["message"]
+    status, doc = client.post(b"{nope")
+    assert status == 400 and "not JSON" in doc["error"]
+    status, _ = client.post(review("x", "x.example.com"), path="/other")
+    assert status == 404
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
+def test_webhook_refuses_big_bodies_plain_http_and_old_tls(webhook: Any) -> None:
+    client, _, _ = webhook
+    conn = http.client.HTTPSConnection("127.0.0.1", client.port, context=client.ctx, timeout=10)
+    conn.putrequest("POST", "/networking/v1/ingresses")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(64 << 20))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
+    plain = http.client.HTTPConnection("127.0.0.1", client.port, timeout=5)
+    with pytest.raises((http.client.HTTPException, OSError)):
+        plain.request("GET", "/healthz")
+        plain.getresponse()
+    plain.close()
+    old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    old.load_verify_locations(cadata=client.ctx.get_ca_certs(binary_form=True)[0])
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    with pytest.raises((ssl.SSLError, OSError)):
+        http.client.HTTPSConnection("127.0.0.1", client.port, context=old, timeout=5).request("GET", "/healthz")
+
+
+def test_rotated_certificate_is_served_without_restart(webhook: Any, api: AdmissionApi, tmp_path: Path) -> None:
+    client, certs, proc = webhook
+    api.delete("Secret", NS, SECRET)  # as if the Secret were deleted and regenerated
+    fresh = tmp_path / "fresh"
+    certgen(api, tmp_path, "create", "--service", SERVICE, "--host", "127.0.0.1", "--out-dir", str(fresh))
+    assert certgen(api, tmp_path, "patch", "--webhook-name", VWC).endswith("patched")
+    new_client = Client(client.port, ca_bundle(api))
+    for name in ("tls.key", "tls.crt"):  # the way a Secret volume changes: atomic renames
+        shutil.copy(fresh / name, certs / f".{name}.tmp")
+        os.replace(certs / f".{name}.tmp", certs / name)
+    wait_until(lambda: new_client.healthz() == 200, 15, "the new certificate to be served")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        client.healthz()
+    assert proc.poll() is None
+    status, doc = new_client.post(review("after", "after.example.com"))
+    assert status == 200 and doc["response"]["allowed"] is True
