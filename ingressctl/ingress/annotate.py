@@ -154,8 +154,8 @@ class AnnotationResolver:
         except AuthError as e:
             self.report(ing, "InvalidAuthSecret", f"{what} Secret {ns}/{ref.name}: {e}; denying with 503", True)
             return ""
-        self.auth_files[f.name] = f
-        return f.name
+        self.auth_files[f.file_name] = f
+        return f.file_name
 
     # -- servers ---------------------------------------------------------------------------
     def server(self, server: Server, owners: list[tuple[Ingress, IngressConfig]]) -> Server:

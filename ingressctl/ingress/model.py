@@ -143,7 +143,9 @@ class AuthFile:
 
     @property
     def file_name(self) -> str:
-        return f"{self.name}.pem"
+        """Content-addressed like certificates: a changed Secret gets a new file."""
+        digest = hashlib.sha256(self.content).hexdigest()[:12]
+        return f"{self.name}-{digest}.pem"
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ class Location:
     canaries: tuple[Any, ...] = ()
     # Resolved from annotations by ingress/annotate.py (see there):
     rewrite_regex: str = ""  # regex for `rewrite` when config.rewrite_target is set
-    auth_file: str = ""  # AuthFile name of the htpasswd file (basic auth)
+    auth_file: str = ""  # AuthFile.file_name of the htpasswd file (basic auth)
     auth_location: str = ""  # internal location path for auth_request ("" = no external auth)
     mirror_location: str = ""  # internal location path for `mirror`
     canary: Canary | None = None
@@ -253,7 +255,7 @@ class Server:
     aliases: tuple[str, ...] = ()
     config: IngressConfig = field(default_factory=IngressConfig)
     redirect_to: str = ""  # from-to-www-redirect: this server only redirects (308) to that host
-    client_ca: str = ""  # AuthFile name of the CA for client certificates (auth-tls-secret)
+    client_ca: str = ""  # AuthFile.file_name of the CA for client certificates (auth-tls-secret)
     error_pages: tuple[ErrorPage, ...] = ()
 
     @property
