@@ -132,6 +132,10 @@ class FragmentBackend:
         """Our chains present in the kernel before the first sync (to delete stale ones)."""
         return set()
 
+    def static_chain_ids(self) -> set[tuple[str, str]]:
+        """Chains every full sync writes whatever the Services (never stale)."""
+        return set()
+
     def apply(self, text: str, full: bool) -> None:
         raise NotImplementedError
 
@@ -176,7 +180,7 @@ class FragmentBackend:
         fragments = {k: self.fragment(s) for k, s in sorted(table.services.items())}
         delta = self.full_delta(fragments, self._applied)
         if self._first:
-            delta.delete_chains |= self.existing_chains() - set(delta.write_chains)
+            delta.delete_chains |= self.existing_chains() - set(delta.write_chains) - self.static_chain_ids()
         self._apply_or_force_full(self.serialize(delta, full=True, first=self._first), full=True)
         self._applied = fragments
         self._need_full = False

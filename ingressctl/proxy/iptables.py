@@ -63,6 +63,9 @@ class IptablesBackend(FragmentBackend):
             ("nodeports-jump", ""): to_nodeports,
         }
 
+    def static_chain_ids(self) -> set[ChainId]:
+        return {c for c in self.static_chains() if c[0] in (NAT, FILTER)}
+
     def jumps(self) -> list[tuple[str, str, str]]:
         """(table, built-in chain, rule) that hook our chains in; kept exactly once."""
         new = "-m conntrack --ctstate NEW"
