@@ -40,7 +40,7 @@ BackendFactory = Callable[[argparse.Namespace, ProxyOptions], Backend]
 BACKEND_FACTORIES: dict[str, BackendFactory | None] = {
     "iptables": lambda args, opts: IptablesBackend(opts),
     "nftables": lambda args, opts: NftablesBackend(opts),
-    "userspace": None,
+    "userspace": lambda args, opts: _userspace(args, opts),
     "ipvs": None,
 }
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
@@ -63,7 +63,8 @@ def register(sub: Any) -> None:
                    help="pod CIDR; traffic from outside it to a cluster IP is masqueraded")
     p.add_argument("--masquerade-all", action="store_true", help="masquerade all traffic to Services")
     p.add_argument("--service-cidr", default="", metavar="CIDR",
-                   help=f"with --manifests: where clusterIPs are assigned (default {DEFAULT_SERVICE_CIDR})")
+                   help=f"with --manifests: where clusterIPs are assigned (default {DEFAULT_SERVICE_CIDR}; "
+                        "127.96.0.0/16 in userspace mode, bindable on loopback)")
     p.add_argument("--nodeport-addresses", default="", metavar="CIDR[,CIDR]",
                    help="node addresses nodePorts answer on (default: every local address but loopback)")
     p.add_argument("--min-sync-period", type=float, default=1.0, metavar="SECONDS",
@@ -73,6 +74,9 @@ def register(sub: Any) -> None:
     p.add_argument("--status-port", type=int, default=10256, help="/healthz and /metrics port, 0 for none "
                    "(default 10256)")
     p.add_argument("--status-address", default="127.0.0.1", help="address of the status port (default 127.0.0.1)")
+    p.add_argument("--scheduler", default="rr", metavar="NAME",
+                   help="userspace/ipvs: default scheduler (rr wrr lc wlc sed nq sh dh mh); "
+                        "per Service: annotation ingressctl.io/scheduler (default rr)")
     p.add_argument("--chain-prefix", default="ICP", help="iptables chain name prefix (default ICP)")
     p.add_argument("--nft-table", default="ingressctl", help="nftables table name (default ingressctl)")
     p.set_defaults(func=run_proxy)
@@ -104,11 +108,32 @@ def proxy_options(args: argparse.Namespace) -> ProxyOptions:
                         chain_prefix=args.chain_prefix, nft_table=args.nft_table)
 
 
+def _scheduler(args: argparse.Namespace) -> str:
+    from ..proxy.schedulers import SchedulerError, parse_scheduler
+    try:
+        return str(parse_scheduler(args.scheduler))
+    except SchedulerError as e:
+        raise UserError(f"--scheduler: {e}") from None
+
+
+def _userspace(args: argparse.Namespace, options: ProxyOptions) -> Backend:
+    from ..proxy.userspace_backend import UserspaceBackend
+    return UserspaceBackend(options, _scheduler(args))
+
+
 def make_backend(args: argparse.Namespace, options: ProxyOptions) -> Backend:
     factory = BACKEND_FACTORIES.get(args.mode)
     if factory is None:
         raise UserError(f"--mode {args.mode} is not available in this build (iptables and nftables are)")
     return factory(args, options)
+
+
+def _default_cidr(args: argparse.Namespace) -> str:
+    """userspace mode on manifests: cluster IPs on loopback, bindable without root."""
+    if args.mode == "userspace":
+        from ..sources.allocate import DEFAULT_SERVICE_CIDR as LOOPBACK_CIDR
+        return LOOPBACK_CIDR
+    return DEFAULT_SERVICE_CIDR
 
 
 def _fill_store(args: argparse.Namespace, store: Store, watch: bool) -> Callable[[], None]:
@@ -118,7 +143,7 @@ def _fill_store(args: argparse.Namespace, store: Store, watch: bool) -> Callable
         from ..sources.files import ManifestDirectory
         try:
             source = ManifestDirectory(args.manifests, store,
-                                       AddressAllocator(service_cidr=args.service_cidr or DEFAULT_SERVICE_CIDR))
+                                       AddressAllocator(service_cidr=args.service_cidr or _default_cidr(args)))
         except ValueError as e:
             raise UserError(f"--service-cidr: {e}") from None
         try:
