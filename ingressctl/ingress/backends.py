@@ -13,6 +13,7 @@ Design choice: one `BackendResolver` per build caches every (Service, port) reso
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from ..objects import Service, ServiceBackend, ServicePort
@@ -44,11 +45,23 @@ def select_endpoints(snap: Snapshot, svc: Service, sp: ServicePort) -> tuple[End
             if bucket is None:
                 continue
             for addr in ep.addresses:
-                try:
-                    bucket.add(Endpoint(str(ipaddress.ip_address(addr)), port))
-                except ValueError:
-                    continue
+                ip = _normal_ip(addr)
+                if ip:
+                    bucket.add(Endpoint(ip, port))
     return tuple(sorted(ready or terminating, key=lambda e: (e.address, e.port)))
+
+
+_IPV4 = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
+
+
+def _normal_ip(addr: str) -> str:
+    """The address in canonical form, or '' if it is not an IP (fast path for dotted quads)."""
+    if _IPV4.match(addr):
+        return addr
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return ""
 
 
 def upstream_name(namespace: str, service: str, port: int | str) -> str:

@@ -13,6 +13,7 @@ Design choice: one flat, frozen `IngressConfig` with a field per annotation; `No
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -82,7 +83,29 @@ def register(*annotations: Annotation) -> None:
 def parse_annotations(
     annotations: Mapping[str, str], allow_snippets: bool = False
 ) -> tuple[IngressConfig, list[AnnotationProblem]]:
-    """Typed config for one Ingress; invalid or unsupported annotations come back as problems."""
+    """Typed config for one Ingress; invalid or unsupported annotations come back as problems.
+
+    Memoised on the Ingress's own annotations: thousands of Ingresses usually share a few
+    annotation sets, and parsing is pure.
+    """
+    ours = tuple(sorted((k, val) for k, val in annotations.items() if k.startswith(PREFIX)))
+    if not ours:
+        return _DEFAULT_CONFIG, []
+    cfg, problems = _parse_cached(ours, allow_snippets)
+    return cfg, list(problems)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(
+    items: tuple[tuple[str, str], ...], allow_snippets: bool
+) -> tuple[IngressConfig, tuple[AnnotationProblem, ...]]:
+    cfg, problems = _parse(dict(items), allow_snippets)
+    return cfg, tuple(problems)
+
+
+def _parse(
+    annotations: Mapping[str, str], allow_snippets: bool
+) -> tuple[IngressConfig, list[AnnotationProblem]]:
     values: dict[str, Any] = {}
     problems: list[AnnotationProblem] = []
     for full in sorted(annotations):
@@ -108,6 +131,8 @@ def parse_annotations(
             problems.append(AnnotationProblem(full, annotations.get(full, ""), reason))
     return cfg, problems
 
+
+_DEFAULT_CONFIG = IngressConfig()
 
 # Family modules register themselves on import.
 from . import access, canary, cors, errors, limits, proxy, routing, snippet  # noqa: F401
