@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def describe_failure(host: str, e: BaseException) -> str:
             return f"cannot talk to the Kubernetes API at {host}: {_one_line(str(e.reason))}"
         return f"the Kubernetes API at {host} answered {e.status}: {api_message(e)}"
     reason = getattr(e, "reason", None) or e
+    if isinstance(reason, (ssl.SSLError, urllib3.exceptions.SSLError)) or "SSL" in type(reason).__name__:
+        return f"TLS with the Kubernetes API at {host} failed (check the CA in the kubeconfig): {_one_line(str(reason))}"
     return f"cannot reach the Kubernetes API at {host}: {_one_line(str(reason))}"
 
 
