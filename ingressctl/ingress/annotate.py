@@ -49,6 +49,7 @@ class AnnotationResolver:
         self.variants: dict[str, Upstream] = {}
         self.canaries = CanaryIndex()
         self.counter = 0
+        self.alias_owner: dict[str, Ingress] = {}
 
     # -- upstreams -------------------------------------------------------------------------
     def upstream(self, ing: Ingress, cfg: IngressConfig, backend: ServiceBackend,
@@ -167,6 +168,7 @@ class AnnotationResolver:
         aliases = tuple(a for a in cfg.server_alias if a != server.host)
         if aliases:
             changes["aliases"] = aliases
+            self.alias_owner[server.host] = owners[0][0]
         for ing, c in owners:
             if c.auth_tls_secret is not None:
                 name = self._auth_file(ing, c, client_ca_file, c.auth_tls_secret, "auth-tls")
@@ -183,6 +185,22 @@ class AnnotationResolver:
         if pages:
             changes["error_pages"] = tuple(sorted(pages, key=lambda p: (p.upstream, p.code)))
         return dataclasses.replace(server, **changes)  # type: ignore[arg-type]
+
+    def drop_taken_aliases(self, servers: list[Server]) -> list[Server]:
+        """server-alias never takes a name another server (or an older alias) already has."""
+        taken = {s.host for s in servers}
+        out = []
+        for s in servers:
+            keep = []
+            for a in s.aliases:
+                if a in taken:
+                    self.report(self.alias_owner[s.host], "AliasConflict",
+                                f"server-alias {a} is already served by another server; ignored", True)
+                else:
+                    taken.add(a)
+                    keep.append(a)
+            out.append(dataclasses.replace(s, aliases=tuple(keep)) if len(keep) != len(s.aliases) else s)
+        return out
 
     def www_redirects(self, servers: list[Server]) -> list[Server]:
         """from-to-www-redirect: a redirect-only server for the www / non-www twin of a host."""

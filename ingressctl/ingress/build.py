@@ -261,6 +261,7 @@ def build(snap: Snapshot, opts: BuildOptions = BuildOptions()) -> BuildResult:
         by_host.setdefault(h, [])
     catch_all = _catch_all(b, hostless, valid)
     servers = [catch_all] + [_server(h, by_host[h], hostless, b) for h in sorted(by_host)]
+    servers = b.annotate.drop_taken_aliases(servers)
     servers += sorted(b.annotate.www_redirects(servers), key=lambda s: s.host)
     b.annotate.canaries.report_orphans(b.report)
     upstreams = {u.name: u for u in (*b.backends.upstreams(), *b.annotate.variants.values())}

@@ -7,7 +7,7 @@ from . import Annotation, register, register_check
 from .config import IngressConfig
 from .shapes import cn_regex, header_list, method, secret_ref, text, url
 
-register(
+ANNOTATIONS = (
     Annotation("whitelist-source-range", "allowlist_source_range", v.cidr_list, "CIDR list", "",
                "Only these client networks may connect (comma-separated); others get 403. "
                "Old name of allowlist-source-range."),
@@ -46,6 +46,7 @@ register(
     Annotation("auth-tls-match-cn", "auth_tls_match_cn", cn_regex, "regex", "",
                "Regex the client certificate's subject DN must match (e.g. CN=(alice|bob)); others get 403."),
 )
+register(*ANNOTATIONS)
 
 
 @register_check

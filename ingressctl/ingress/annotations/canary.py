@@ -11,7 +11,7 @@ from . import Annotation, register, register_check
 from .config import IngressConfig
 from .shapes import header_value
 
-register(
+ANNOTATIONS = (
     Annotation("canary", "canary", v.boolean, "bool", "false",
                "This Ingress is a canary of the Ingress serving the same host and path."),
     Annotation("canary-by-header", "canary_by_header", v.header_name, "header name", "",
@@ -26,6 +26,7 @@ register(
     Annotation("canary-weight-total", "canary_weight_total", lambda s: v.integer(s, 1, 1_000_000), "int", "100",
                "Total against which canary-weight is counted."),
 )
+register(*ANNOTATIONS)
 
 
 @register_check

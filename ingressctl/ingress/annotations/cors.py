@@ -10,7 +10,7 @@ from .. import values as v
 from . import Annotation, register
 from .shapes import header_list, method_list, origin_list
 
-register(
+ANNOTATIONS = (
     Annotation("enable-cors", "enable_cors", v.boolean, "bool", "false",
                "Answer CORS preflight requests (OPTIONS, 204) and add Access-Control-* headers."),
     Annotation("cors-allow-origin", "cors_allow_origin", origin_list, "origin list", "*",
@@ -27,3 +27,4 @@ register(
     Annotation("cors-max-age", "cors_max_age", lambda s: v.integer(s, 0, 1 << 31), "int (seconds)", "1728000",
                "Access-Control-Max-Age: how long a browser may cache the preflight answer."),
 )
+register(*ANNOTATIONS)

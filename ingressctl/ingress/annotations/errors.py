@@ -6,7 +6,7 @@ from .. import values as v
 from . import Annotation, register
 from .shapes import mirror_target, status_codes
 
-register(
+ANNOTATIONS = (
     Annotation("custom-http-errors", "custom_http_errors", status_codes, "status list", "",
                "Backend responses with these codes (comma-separated, 400-599) are replaced by the "
                "default backend's answer (headers X-Code, X-Original-URI, X-Namespace, X-Ingress-Name, "
@@ -20,3 +20,4 @@ register(
     Annotation("mirror-request-body", "mirror_request_body", v.boolean, "bool", "true",
                "Include the request body in mirrored requests."),
 )
+register(*ANNOTATIONS)

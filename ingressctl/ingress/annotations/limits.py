@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import values as v
 from . import Annotation, register
 
-register(
+ANNOTATIONS = (
     Annotation("limit-rps", "limit_rps", lambda s: v.integer(s, 1, 1_000_000), "int", "",
                "Requests per second per client IP; above it (and the burst) requests get 503."),
     Annotation("limit-rpm", "limit_rpm", lambda s: v.integer(s, 1, 60_000_000), "int", "",
@@ -21,3 +21,4 @@ register(
     Annotation("limit-whitelist", "limit_whitelist", v.cidr_list, "CIDR list", "",
                "Client networks exempt from the limits."),
 )
+register(*ANNOTATIONS)

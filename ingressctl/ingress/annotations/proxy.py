@@ -16,7 +16,7 @@ def _vhost(value: str) -> str:
     return v.host(value.strip().lower())
 
 
-register(
+ANNOTATIONS = (
     Annotation("proxy-connect-timeout", "proxy_connect_timeout", v.duration, "duration", "5s",
                "Timeout for establishing a connection to the upstream (bare number: seconds)."),
     Annotation("proxy-read-timeout", "proxy_read_timeout", v.duration, "duration", "60s",
@@ -55,3 +55,4 @@ register(
     Annotation("proxy-http-version", "proxy_http_version", lambda s: v.enum(s, ("1.0", "1.1")), "enum", "1.1",
                "HTTP version nginx uses towards the backend: 1.0 or 1.1."),
 )
+register(*ANNOTATIONS)

@@ -11,7 +11,7 @@ def _redirect_code(value: str) -> int:
     return v.integer(value, 300, 308)
 
 
-register(
+ANNOTATIONS = (
     Annotation("use-regex", "use_regex", v.boolean, "bool", "false",
                "Treat ImplementationSpecific paths of this Ingress as case-insensitive regular expressions."),
     Annotation("ssl-redirect", "ssl_redirect", v.boolean, "bool", "true (ConfigMap ssl-redirect)",
@@ -34,6 +34,8 @@ register(
     Annotation("from-to-www-redirect", "from_to_www_redirect", v.boolean, "bool", "false",
                "Redirect www.<host> to <host> (or the reverse when the rule's host starts with www.) with 308."),
     Annotation("server-alias", "server_alias", host_list, "host list", "",
-               "Extra host names (comma-separated) served by the same server block."),
+               "Extra host names (comma-separated) served by the same server block; a name another "
+               "Ingress already serves is dropped and reported.", risk="High"),
 )
+register(*ANNOTATIONS)
 

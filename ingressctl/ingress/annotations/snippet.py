@@ -206,7 +206,7 @@ def server_snippet(text: str) -> tuple[Directive, ...]:
     return parse(text, "server")
 
 
-register(
+ANNOTATIONS = (
     Annotation("configuration-snippet", "configuration_snippet", location_snippet, "nginx snippet", "",
                "nginx directives added to each location of this Ingress (only with "
                "allow-snippet-annotations; code-loading and file directives are refused).",
@@ -216,3 +216,4 @@ register(
                "allow-snippet-annotations; code-loading and file directives are refused).",
                risk="Critical", snippet=True),
 )
+register(*ANNOTATIONS)
