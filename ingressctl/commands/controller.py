@@ -156,7 +156,12 @@ def cmd_controller(args: argparse.Namespace) -> int:
                            repeat_seconds=args.event_interval,
                            extra=lambda: tuple(Problem(k, ns, n, "InvalidIngress", msg)
                                                for k, ns, n, msg in source.invalid_objects() if k == "Ingress"))
-    elector.on_change = lambda leader: (status.poke(), events.poke())
+
+    def leadership_changed(leader: bool) -> None:
+        status.poke()
+        events.poke()
+
+    elector.on_change = leadership_changed
     ctl.observers += [status.observe, events.observe]
     try:
         health = StatusServer(args.status_address, args.status_port, healthy=lambda: _healthy(ctl),

@@ -147,7 +147,8 @@ class KubeClient:
 
     def stream(self, path: str, query: dict[str, Any], timeout: Any) -> urllib3.BaseHTTPResponse:
         """A streaming GET (watch); the caller reads lines and closes it."""
-        return self._call("GET", path, query, None, None, timeout).response
+        resp: urllib3.BaseHTTPResponse = self._call("GET", path, query, None, None, timeout).response
+        return resp
 
     def check(self) -> None:
         """A cheap authenticated request; KubeUnavailable with the reason if it fails."""

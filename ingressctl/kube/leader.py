@@ -110,7 +110,7 @@ class LeaderElector:
                 self._observed = None
                 return False
             raise
-        self._observed, self._observed_at = (self.identity, new_spec["renewTime"]), self.clock()
+        self._observed, self._observed_at = (self.identity, str(new_spec["renewTime"])), self.clock()
         return True
 
     def _create(self) -> bool:

@@ -73,7 +73,7 @@ class Backoff:
     def next(self) -> float:
         d = min(self.cap, self.base * (2 ** min(self.attempts, 30)))
         self.attempts += 1
-        return d / 2 + self.rng.uniform(0, d / 2)
+        return float(d / 2 + self.rng.uniform(0, d / 2))
 
     def reset(self) -> None:
         self.attempts = 0
@@ -108,7 +108,7 @@ class KubeSource:
     def _query(self, spec: WatchSpec) -> dict[str, Any]:
         return {"fieldSelector": spec.field_selector, "labelSelector": spec.label_selector}
 
-    def list(self, spec: WatchSpec) -> tuple[list[KubeObject], str]:
+    def list_kind(self, spec: WatchSpec) -> tuple[list[KubeObject], str]:
         res = RESOURCES[spec.kind]
         body = self.client.request("GET", res.path(spec.namespace), self._query(spec))
         objects = []
@@ -143,7 +143,7 @@ class KubeSource:
         versions: dict[str, str] = {}
         try:
             for spec in self.specs:
-                objs, rv = self.list(spec)
+                objs, rv = self.list_kind(spec)
                 objects += objs
                 versions[spec.kind] = rv
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
@@ -154,7 +154,7 @@ class KubeSource:
     def relist(self, spec: WatchSpec) -> str:
         for k in [k for k in self.stats.invalid if k[0] == spec.kind]:
             del self.stats.invalid[k]
-        objs, rv = self.list(spec)
+        objs, rv = self.list_kind(spec)
         self.store.replace({spec.kind}, objs)
         return rv
 
