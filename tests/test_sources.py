@@ -1,0 +1,210 @@
+"""Typed objects, the Store, the manifest-directory source and address allocation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ingressctl.objects import ObjectError, Service, parse_object
+from ingressctl.sources.allocate import AddressAllocator
+from ingressctl.sources.files import ManifestDirectory
+from ingressctl.store import Store
+
+from .factory import endpoint_slice, ingress, service
+
+
+# -- objects ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("raw, message", [
+    ({"kind": "Ingress", "metadata": {}}, "metadata.name: is required"),
+    ({"kind": "Deployment", "metadata": {"name": "x"}}, "kind 'Deployment' is not one ingressctl reads"),
+    ("just a string", "expected an object"),
+    ({"kind": "Ingress", "metadata": {"name": "i"}, "spec": {"rules": {"host": "x"}}}, "spec.rules: expected a list"),
+    ({"kind": "Ingress", "metadata": {"name": "i"}, "spec": {"rules": [{"http": {"paths": [
+        {"path": "/", "pathType": "Regex", "backend": {"service": {"name": "s", "port": {"number": 1}}}}]}}]}},
+     "pathType: 'Regex' is not Exact, Prefix or ImplementationSpecific"),
+    ({"kind": "Ingress", "metadata": {"name": "i"}, "spec": {"defaultBackend": {"service": {
+        "name": "s", "port": {"number": 70000}}}}}, "70000 is not in 1-65535"),
+    ({"kind": "Ingress", "metadata": {"name": "i"}, "spec": {"defaultBackend": {"service": {
+        "name": "s", "port": {"number": 80, "name": "http"}}}}}, "set number or name, not both"),
+    ({"kind": "Service", "metadata": {"name": "s"}, "spec": {"type": "Magic"}}, "'Magic' is not a Service type"),
+    ({"kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": "80"}]}},
+     "spec.ports[0].port: expected an integer"),
+    ({"kind": "Service", "metadata": {"name": "s", "annotations": {"a": 1}}}, "must be a string (quote it)"),
+    ({"kind": "EndpointSlice", "metadata": {"name": "e"}}, "needs the kubernetes.io/service-name label"),
+    ({"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "not base64!"}}, "data.k: not valid base64"),
+])
+def test_malformed_objects_are_refused_with_the_field(raw, message):
+    with pytest.raises(ObjectError, match=None) as e:
+        parse_object(raw)
+    assert message in str(e.value)
+
+
+def test_object_defaults():
+    svc = parse_object({"kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}})
+    assert isinstance(svc, Service)
+    assert (svc.meta.namespace, svc.type, svc.ports[0].protocol, svc.ports[0].target_port) == \
+        ("default", "ClusterIP", "TCP", 80)
+    assert svc.affinity_timeout == 10800
+
+
+# -- store -----------------------------------------------------------------------------------
+def test_store_indexes_notifications_and_noop_updates():
+    store = Store()
+    changes = []
+    store.subscribe(changes.append)
+    assert store.apply(ingress("a", cls="nginx"))
+    assert not store.apply(ingress("a", cls="nginx")), "an identical update is dropped"
+    store.apply(endpoint_slice("web", name="s1"))
+    store.apply(endpoint_slice("web", name="s2", addresses=["10.0.0.2"]))
+    assert [i.meta.name for i in store.ingresses_by_class("nginx")] == ["a"]
+    assert len(store.snapshot().slices("default", "web")) == 2
+    store.apply(ingress("a", cls="other"))
+    assert store.ingresses_by_class("nginx") == [] and len(store.ingresses_by_class("other")) == 1
+    assert store.delete("EndpointSlice", "default", "s1")
+    assert [s.meta.name for s in store.snapshot().slices("default", "web")] == ["s2"]
+    assert [c.kinds for c in changes] == [{"Ingress"}, {"EndpointSlice"}, {"EndpointSlice"}, {"Ingress"},
+                                          {"EndpointSlice"}]
+    assert changes[-1].endpoints_only
+
+
+def test_store_replace_is_one_step():
+    store = Store()
+    store.replace(None, [ingress("a"), service("web")])
+    seen = []
+    store.subscribe(lambda c: seen.append(store.snapshot()))
+    store.replace(["Ingress"], [ingress("b")])
+    assert len(seen) == 1
+    snap = seen[0]
+    assert list(snap.ingresses) == ["default/b"] and list(snap.services) == ["default/web"]
+    assert store.replace(["Ingress"], [ingress("b")]) is None
+
+
+def test_snapshot_is_stable_while_store_changes():
+    store = Store()
+    store.apply(ingress("a"))
+    snap = store.snapshot()
+    store.apply(ingress("b"))
+    assert list(snap.ingresses) == ["default/a"]
+    assert snap is not store.snapshot()
+
+
+# -- manifest directory ----------------------------------------------------------------------
+SVC = "apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: d}\nspec: {ports: [{port: 80}]}\n"
+
+
+def test_multi_document_and_list_files(tmp_path: Path):
+    (tmp_path / "multi.yaml").write_text(SVC % "a" + "---\n" + SVC % "b" + "---\n")
+    (tmp_path / "list.yml").write_text(
+        "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Service, metadata: {name: c, namespace: d}}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "x.json").write_text('{"kind": "Service", "metadata": {"name": "e", "namespace": "d"}}')
+    (tmp_path / "deploy.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    store = Store()
+    assert ManifestDirectory(tmp_path, store).load() == []
+    assert sorted(store.snapshot().services) == ["d/a", "d/b", "d/c", "d/e"]
+
+
+def test_broken_file_reported_with_line_and_last_good_objects_kept(tmp_path: Path):
+    f = tmp_path / "svc.yaml"
+    f.write_text(SVC % "a")
+    store = Store()
+    src = ManifestDirectory(tmp_path, store)
+    src.load()
+    f.write_text(SVC % "a" + "---\nkind: Service\nmetadata:\n  name: b: c\nspec: {}\n")
+    problems = src.load()
+    assert any(p.path.endswith("svc.yaml") and p.line == 8 and "invalid YAML" in p.message for p in problems)
+    assert any("keeping the objects" in p.message for p in problems)
+    assert list(store.snapshot().services) == ["d/a"]
+    f.write_text(SVC % "b")
+    assert src.load() == [] and list(store.snapshot().services) == ["d/b"]
+
+
+def test_malformed_object_reported_with_file_and_line(tmp_path: Path):
+    (tmp_path / "bad.yaml").write_text(SVC % "ok" + "---\n" + "kind: Service\nmetadata: {name: x}\nspec: {type: Nope}\n")
+    store = Store()
+    problems = ManifestDirectory(tmp_path, store).load()
+    assert [(Path(p.path).name, p.line) for p in problems] == [("bad.yaml", 6)]  # where that object starts
+    assert "'Nope' is not a Service type" in problems[0].message
+
+
+def test_duplicate_object_across_files_first_wins(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(SVC % "same")
+    (tmp_path / "b.yaml").write_text(SVC.replace("port: 80", "port: 81") % "same")
+    store = Store()
+    problems = ManifestDirectory(tmp_path, store).load()
+    assert store.snapshot().services["d/same"].ports[0].port == 80
+    assert "also defined in" in problems[0].message
+
+
+def test_watch_coalesces_a_burst_of_edits(tmp_path: Path):
+    store = Store()
+    loads = []
+    src = ManifestDirectory(tmp_path, store, debounce=0.3)
+    original = src.load
+
+    def counting_load():
+        loads.append(time.monotonic())
+        return original()
+
+    src.load = counting_load  # type: ignore[method-assign]
+    src.watch()
+    try:
+        for i in range(20):
+            (tmp_path / f"s{i}.yaml").write_text(SVC % f"s{i}")
+        deadline = time.monotonic() + 5
+        while len(store.snapshot().services) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(store.snapshot().services) == 20
+        assert len(loads) <= 3, f"20 writes caused {len(loads)} reloads"
+    finally:
+        src.stop()
+
+
+# -- allocation ------------------------------------------------------------------------------
+def _svc(name: str, **spec):
+    return parse_object({"kind": "Service", "metadata": {"name": name, "namespace": "d"},
+                         "spec": {"ports": [{"port": 80}], **spec}})
+
+
+def test_cluster_ips_and_node_ports_assigned_like_the_api_server():
+    alloc = AddressAllocator("10.96.0.0/24", (30000, 30002))
+    out, problems = alloc.assign([_svc("a"), _svc("b", type="NodePort"), _svc("c", clusterIP="10.96.0.2"),
+                                  _svc("h", clusterIP="None"), _svc("x", type="ExternalName", externalName="e.com"),
+                                  _svc("lb", type="LoadBalancer")])
+    by = {s.meta.name: s for s in out}
+    assert problems == []
+    assert by["c"].cluster_ip == "10.96.0.2"
+    assert len({by[n].cluster_ip for n in "abc"}) == 3, "no duplicates"
+    assert by["h"].cluster_ip == "None" and by["x"].cluster_ip == ""
+    assert {by["b"].ports[0].node_port, by["lb"].ports[0].node_port} == {30000, 30001}
+    assert by["a"].ports[0].node_port == 0
+
+
+def test_allocation_is_stable_across_reloads_and_refuses_conflicts():
+    alloc = AddressAllocator("10.96.0.0/24")
+    first, _ = alloc.assign([_svc("a"), _svc("b")])
+    second, _ = alloc.assign([_svc("b"), _svc("new"), _svc("a")])
+    ip = {s.meta.name: s.cluster_ip for s in second}
+    assert ip["a"] == first[0].cluster_ip and ip["b"] == first[1].cluster_ip
+    _, problems = alloc.assign([_svc("a", clusterIP="10.96.0.5"), _svc("b", clusterIP="10.96.0.5"),
+                                _svc("c", clusterIP="192.168.0.1"), _svc("d", type="NodePort",
+                                                                         ports=[{"port": 1, "nodePort": 80}])])
+    assert len(problems) == 3
+    assert any("already allocated to Service d/a" in p for p in problems)
+    assert any("not in the service CIDR" in p for p in problems)
+    assert any("not in 30000-32767" in p for p in problems)
+
+
+def test_concurrent_store_writes_are_safe():
+    store = Store()
+    threads = [threading.Thread(target=lambda i=i: [store.apply(ingress(f"i{i}-{k}")) for k in range(50)])
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.snapshot().ingresses) == 200
