@@ -11,15 +11,21 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
+
+from ingressctl.admission.certs import generate
+from ingressctl.admission.server import CertificateFiles, Limits, WebhookServer
 
 from .admission_api import AdmissionApi
 from .harness import INGRESSCTL, ROOT, free_port
@@ -240,3 +246,57 @@ def test_rotated_certificate_is_served_without_restart(webhook: Any, api: Admiss
     assert proc.poll() is None
     status, doc = new_client.post(review("after", "after.example.com"))
     assert status == 200 and doc["response"]["allowed"] is True
+
+
+@pytest.fixture
+def raw_server(tmp_path: Path) -> Iterator[Any]:
+    """A WebhookServer on loopback with a check the test controls, and tight limits."""
+    pair = generate(["127.0.0.1"], datetime.now(UTC))
+    (tmp_path / "tls.crt").write_bytes(pair.cert_pem)
+    (tmp_path / "tls.key").write_bytes(pair.key_pem)
+    started: list[WebhookServer] = []
+
+    def start(check: Any, limits: Limits) -> Client:
+        server = WebhookServer(("127.0.0.1", 0), CertificateFiles(tmp_path / "tls.crt", tmp_path / "tls.key"),
+                               check, limits)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started.append(server)
+        return Client(server.server_address[1], pair.ca_pem.decode())
+
+    yield start
+    for s in started:
+        s.shutdown()
+        s.server_close()
+
+
+def test_slow_verdict_is_cut_by_the_request_timeout(raw_server: Any) -> None:
+    release = threading.Event()
+
+    def slow(obj: Any) -> Any:
+        release.wait(5)
+        raise AssertionError("not reached in time")
+
+    client = raw_server(slow, Limits(check_timeout=0.3))
+    try:
+        status, doc = client.post(review("x", "x.example.com"))
+    finally:
+        release.set()
+    assert status == 504 and "did not finish within 0.3s" in doc["error"]
+
+
+def test_a_bug_in_the_check_answers_500(raw_server: Any) -> None:
+    def broken(obj: Any) -> Any:
+        raise KeyError("oops")
+
+    status, doc = raw_server(broken, Limits()).post(review("x", "x.example.com"))
+    assert status == 500 and "KeyError" in doc["error"]
+
+
+def test_a_silent_client_is_disconnected_by_the_socket_timeout(raw_server: Any) -> None:
+    client = raw_server(lambda obj: None, Limits(socket_timeout=0.5))
+    with socket.create_connection(("127.0.0.1", client.port), timeout=5) as raw, \
+            client.ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"POST /networking/v1/ingresses HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+        # The server hangs up after its 0.5 s socket timeout; were it waiting, recv would
+        # raise TimeoutError after the client's own 5 s.
+        assert tls.recv(1024) == b""
