@@ -116,6 +116,7 @@ class ClusterController(LocalController):
         return self.workdir / f"{self.name}.log"
 
     def start(self, timeout: float = 20.0) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         d, r, p = self.lease
         args = [*INGRESSCTL, "-v", "controller", "--kubeconfig", str(self.kubeconfig),
                 "--state-dir", str(self.state_dir), "--listen-address", "127.0.0.1",
