@@ -94,7 +94,7 @@ CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = [
      {"internal_local": True, "cluster": ["10.1.0.3:8080"]}),
     ("scheduler-annotation", [svc("web", annotations={"ingressctl.io/scheduler": "wlc"}), eps("web", [])],
      {"scheduler": "wlc"}),
-    ("scheduler-default", [svc("web"), eps("web", [])], {"scheduler": "rr"}),
+    ("scheduler-default", [svc("web"), eps("web", [])], {"scheduler": ""}),
     ("dedup-across-slices", [svc("web"), eps("web", [ep("10.1.0.2")]),
                              eps("web", [ep("10.1.0.2"), ep("10.1.0.5")], name="web-b")],
      {"cluster": ["10.1.0.2:8080", "10.1.0.5:8080"]}),

@@ -41,7 +41,7 @@ BACKEND_FACTORIES: dict[str, BackendFactory | None] = {
     "iptables": lambda args, opts: IptablesBackend(opts),
     "nftables": lambda args, opts: NftablesBackend(opts),
     "userspace": lambda args, opts: _userspace(args, opts),
-    "ipvs": None,
+    "ipvs": lambda args, opts: _ipvs(args, opts),
 }
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
 
@@ -119,6 +119,11 @@ def _scheduler(args: argparse.Namespace) -> str:
 def _userspace(args: argparse.Namespace, options: ProxyOptions) -> Backend:
     from ..proxy.userspace_backend import UserspaceBackend
     return UserspaceBackend(options, _scheduler(args))
+
+
+def _ipvs(args: argparse.Namespace, options: ProxyOptions) -> Backend:
+    from ..proxy.ipvs import IpvsBackend
+    return IpvsBackend(options, _scheduler(args))
 
 
 def make_backend(args: argparse.Namespace, options: ProxyOptions) -> Backend:

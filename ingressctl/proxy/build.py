@@ -20,7 +20,6 @@ from types import MappingProxyType
 from ..objects import EndpointSlice, Service, ServicePort
 from ..store import Snapshot
 from .model import (
-    DEFAULT_SCHEDULER,
     SCHEDULER_ANNOTATION,
     EndpointInfo,
     ServiceInfo,
@@ -92,7 +91,7 @@ def service_infos(svc: Service, slices: Iterable[EndpointSlice],
     lb_ips = tuple(i.ip for i in svc.status_ingress if i.ip and _is_ip(i.ip)) \
         if svc.type == "LoadBalancer" else ()
     external = svc.type in ("NodePort", "LoadBalancer")
-    scheduler = svc.meta.annotations.get(SCHEDULER_ANNOTATION, "").strip() or DEFAULT_SCHEDULER
+    scheduler = svc.meta.annotations.get(SCHEDULER_ANNOTATION, "").strip()  # "": --scheduler
     out = []
     for p in svc.ports:
         out.append(ServiceInfo(

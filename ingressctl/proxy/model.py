@@ -88,7 +88,7 @@ class ServiceInfo:
     affinity_timeout: int = DEFAULT_AFFINITY_TIMEOUT  # seconds; used only with ClientIP
     external_traffic_policy: str = POLICY_CLUSTER  # Cluster | Local
     internal_traffic_policy: str = POLICY_CLUSTER  # Cluster | Local
-    scheduler: str = DEFAULT_SCHEDULER  # from the ingressctl.io/scheduler annotation, unchecked
+    scheduler: str = ""  # the ingressctl.io/scheduler annotation, unchecked; "": the proxy's --scheduler
     endpoints: tuple[EndpointInfo, ...] = ()  # every endpoint, sorted, with conditions
 
     @property
