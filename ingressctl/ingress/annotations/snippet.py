@@ -26,6 +26,7 @@ _DENIED_RE = re.compile(
     r"^(load_module|include|ssl_engine|alias|root|env|daemon|master_process|user|pid|"
     r"working_directory|lua_.*|.*_by_lua.*|perl.*|js_.*|njs_.*|ssl_preread.*|"
     r"(proxy|fastcgi|uwsgi|scgi)_store.*|ssl_password_file)$")
+_DENIED_ARG_RE = re.compile(r"^(load_module|include|ssl_engine|alias|root|lua_.*|.*_by_lua.*|perl.*|js_.*)$")
 _FILE_DIRECTIVES = frozenset({
     "access_log", "error_log", "auth_basic_user_file", "ssl_certificate", "ssl_certificate_key",
     "ssl_client_certificate", "ssl_trusted_certificate", "ssl_crl", "ssl_dhparam", "ssl_stapling_file",
@@ -191,6 +192,8 @@ def _check(name: str, args: list[str]) -> None:
     for a in args:
         if any(ord(c) < 32 and c not in "\t\r\n" for c in a):
             raise v.InvalidValue(f"directive {name!r} has an argument with control characters")
+        if _DENIED_ARG_RE.match(a):  # e.g. "x\nload_module ...": a forbidden name hiding as an argument
+            raise v.InvalidValue(f"directive {name!r}: argument {a!r} names a directive that is not allowed")
     if name in _FILE_DIRECTIVES:
         for a in args:
             if a.startswith(("/", "~")) or ".." in a or "$" in a:

@@ -1,0 +1,225 @@
+"""Per-annotation parse/validate tables: good values -> typed field, bad values -> refused with reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ingressctl.ingress import values as v
+from ingressctl.ingress.annotations import PREFIX, REGISTRY, parse_annotations
+from ingressctl.ingress.annotations.shapes import MirrorTarget, RewriteTarget, SecretRef
+
+# (annotation, value, field value expected in IngressConfig)
+GOOD: list[tuple[str, str, Any]] = [
+    ("use-regex", "true", True),
+    ("ssl-redirect", "false", False),
+    ("force-ssl-redirect", "true", True),
+    ("rewrite-target", "/$2", RewriteTarget("/$2")),
+    ("rewrite-target", "/api/$1/x?y=$2", RewriteTarget("/api/$1/x?y=$2")),
+    ("rewrite-target", "https://other.example.com/$1", RewriteTarget("https://other.example.com/$1")),
+    ("app-root", "/app", "/app"),
+    ("x-forwarded-prefix", "/api", "/api"),
+    ("permanent-redirect", "https://new.example.com/x?a=1&b=2", "https://new.example.com/x?a=1&b=2"),
+    ("permanent-redirect-code", "308", 308),
+    ("temporal-redirect", "http://127.0.0.1:8080/down", "http://127.0.0.1:8080/down"),
+    ("from-to-www-redirect", "true", True),
+    ("server-alias", "a.example.com, *.b.example.com", ("a.example.com", "*.b.example.com")),
+    ("proxy-connect-timeout", "3", v.Duration(3000)),
+    ("proxy-read-timeout", "2m", v.Duration(120_000)),
+    ("proxy-send-timeout", "500ms", v.Duration(500)),
+    ("proxy-body-size", "8m", v.Size(8 << 20)),
+    ("backend-protocol", "grpcs", "GRPCS"),
+    ("upstream-vhost", "internal.example.com", "internal.example.com"),
+    ("upstream-vhost", "internal.example.com:8080", "internal.example.com:8080"),
+    ("service-upstream", "true", True),
+    ("upstream-hash-by", "$request_uri", "$request_uri"),
+    ("upstream-hash-by", "$cookie_session$remote_addr", "$cookie_session$remote_addr"),
+    ("load-balance", "least_conn", "least_conn"),
+    ("proxy-next-upstream", "error timeout http_502", ("error", "timeout", "http_502")),
+    ("proxy-next-upstream-tries", "2", 2),
+    ("proxy-next-upstream-timeout", "10s", v.Duration(10_000)),
+    ("proxy-buffering", "off", "off"),
+    ("proxy-buffer-size", "16k", v.Size(16 << 10)),
+    ("proxy-request-buffering", "on", "on"),
+    ("client-body-buffer-size", "64k", v.Size(64 << 10)),
+    ("proxy-http-version", "1.0", "1.0"),
+    ("whitelist-source-range", "10.0.0.0/8,192.168.1.1", ("10.0.0.0/8", "192.168.1.1/32")),
+    ("allowlist-source-range", "2001:db8::/32", ("2001:db8::/32",)),
+    ("denylist-source-range", "10.6.6.0/24", ("10.6.6.0/24",)),
+    ("auth-type", "basic", "basic"),
+    ("auth-secret", "users", SecretRef("", "users")),
+    ("auth-secret", "team-a/users", SecretRef("team-a", "users")),
+    ("auth-secret-type", "auth-map", "auth-map"),
+    ("auth-realm", "Staff only (v2)", "Staff only (v2)"),
+    ("auth-url", "http://auth.svc.cluster.local:4180/oauth2/auth", "http://auth.svc.cluster.local:4180/oauth2/auth"),
+    ("auth-signin", "https://sso.example.com/start?x=1", "https://sso.example.com/start?x=1"),
+    ("auth-method", "post", "POST"),
+    ("auth-response-headers", "X-User, X-Email", ("X-User", "X-Email")),
+    ("auth-tls-secret", "app/client-ca", SecretRef("app", "client-ca")),
+    ("auth-tls-verify-client", "optional", "optional"),
+    ("auth-tls-verify-depth", "3", 3),
+    ("auth-tls-pass-certificate-to-upstream", "true", True),
+    ("auth-tls-match-cn", "CN=(alice|bob)", "CN=(alice|bob)"),
+    ("limit-rps", "10", 10),
+    ("limit-rpm", "600", 600),
+    ("limit-connections", "5", 5),
+    ("limit-burst-multiplier", "3", 3),
+    ("limit-whitelist", "127.0.0.1, ::1", ("127.0.0.1/32", "::1/128")),
+    ("enable-cors", "true", True),
+    ("cors-allow-origin", "https://a.example.com, https://*.b.example.com:8443",
+     ("https://a.example.com", "https://*.b.example.com:8443")),
+    ("cors-allow-origin", "*", ("*",)),
+    ("cors-allow-methods", "get, POST", ("GET", "POST")),
+    ("cors-allow-headers", "Content-Type,X-Token", ("Content-Type", "X-Token")),
+    ("cors-allow-credentials", "false", False),
+    ("cors-expose-headers", "X-Trace-Id", ("X-Trace-Id",)),
+    ("cors-max-age", "600", 600),
+    ("canary", "true", True),
+    ("canary-by-header", "X-Canary", "X-Canary"),
+    ("canary-by-header-value", "eu-west 1", "eu-west 1"),
+    ("canary-by-cookie", "use_v2", "use_v2"),
+    ("canary-weight", "25", 25),
+    ("canary-weight-total", "1000", 1000),
+    ("custom-http-errors", "404, 503,500", (404, 500, 503)),
+    ("default-backend", "errors", "errors"),
+    ("mirror-target", "http://10.0.0.9:9000/copy$request_uri", MirrorTarget("http://10.0.0.9:9000/copy", True)),
+    ("mirror-target", "https://mirror.example.com/", MirrorTarget("https://mirror.example.com/", False)),
+    ("mirror-request-body", "false", False),
+    ("configuration-snippet", "add_header X-A b;", None),  # checked in test_annotations_snippet
+    ("server-snippet", "location = /x { return 204; }", None),
+]
+
+# (annotation, bad value, words the reason must contain)
+BAD: list[tuple[str, str, str]] = [
+    ("use-regex", "maybe", "not true or false"),
+    ("rewrite-target", "/$host", "$1..$9"),
+    ("rewrite-target", "/a b", "safe URL characters"),
+    ("rewrite-target", "relative/$1", "must start with '/'"),
+    ("app-root", "app", "must start with '/'"),
+    ("x-forwarded-prefix", "/a;b", "must start with '/'"),
+    ("permanent-redirect", "javascript:alert(1)", "http(s) URL"),
+    ("permanent-redirect", "https://a.example.com/$request_uri", "http(s) URL"),
+    ("permanent-redirect-code", "200", "not in 300-308"),
+    ("temporal-redirect", "https://UPPER.example.com/", "http(s) URL"),
+    ("temporal-redirect", "https://a..example.com/", "not a valid DNS name"),
+    ("server-alias", "a.example.com, bad_host", "not a valid DNS name"),
+    ("proxy-read-timeout", "60 s", "not a duration"),
+    ("proxy-body-size", "1t", "not a size"),
+    ("backend-protocol", "FCGI", "not one of"),
+    ("upstream-vhost", "a.example.com:99999", "not in 1-65535"),
+    ("upstream-hash-by", "$request_body", "must be made of the variables"),
+    ("upstream-hash-by", "$http_x;", "must be made of the variables"),
+    ("load-balance", "ewma", "not one of"),
+    ("proxy-next-upstream", "error off", "cannot be combined"),
+    ("proxy-next-upstream", "error bogus", "not one of"),
+    ("proxy-next-upstream-tries", "101", "not in 0-100"),
+    ("proxy-buffering", "maybe", "not on or off"),
+    ("proxy-http-version", "2", "not one of"),
+    ("whitelist-source-range", "10.0.0.0/33", "not an IP address or CIDR"),
+    ("denylist-source-range", "", "empty list"),
+    ("auth-type", "digest", "not one of"),
+    ("auth-secret", "Users!", "not a valid Kubernetes name"),
+    ("auth-secret-type", "file", "not one of"),
+    ("auth-realm", 'Realm"', "may only contain"),
+    ("auth-url", "ftp://auth.example.com/", "http(s) URL"),
+    ("auth-method", "BREW", "not one of"),
+    ("auth-response-headers", "X-User:1", "not a valid HTTP header name"),
+    ("auth-tls-verify-client", "required", "not one of"),
+    ("auth-tls-verify-depth", "0", "not in 1-10"),
+    ("auth-tls-match-cn", "CN=(a", "does not compile"),
+    ("auth-tls-match-cn", "CN=$ssl", "may only contain"),
+    ("limit-rps", "0", "not in 1-"),
+    ("limit-rpm", "ten", "not an integer"),
+    ("limit-whitelist", "everyone", "not an IP address"),
+    ("cors-allow-origin", "https://a.example.com/path", "scheme://host"),
+    ("cors-allow-origin", "null", "scheme://host"),
+    ("cors-allow-methods", "GET, FETCH", "not one of"),
+    ("cors-max-age", "-1", "not in 0-"),
+    ("canary", "yes please", "not true or false"),
+    ("canary-by-header", "X Canary", "not a valid HTTP header name"),
+    ("canary-by-header-value", 'a"b', "may only contain"),
+    ("canary-by-cookie", "a;b", "may only contain"),
+    ("canary-weight", "-5", "not in 0-"),
+    ("custom-http-errors", "404,302", "not in 400-599"),
+    ("default-backend", "Errors", "not a valid Kubernetes name"),
+    ("mirror-target", "http://m.example.com/$host", "http(s) URL"),
+]
+
+
+# Annotations that are only valid together with another one.
+COMPANIONS = {
+    "auth-type": {"auth-secret": "users"},
+    "auth-signin": {"auth-url": "http://127.0.0.1:9/auth"},
+    "auth-response-headers": {"auth-url": "http://127.0.0.1:9/auth"},
+    "canary-by-header-value": {"canary-by-header": "X-Canary"},
+}
+
+
+def parse(name: str, value: str, snippets: bool = True) -> tuple[Any, list[Any]]:
+    extra = {PREFIX + k: val for k, val in COMPANIONS.get(name, {}).items()}
+    return parse_annotations({**extra, PREFIX + name: value}, allow_snippets=snippets)
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), GOOD, ids=[f"{n}={val}" for n, val, _ in GOOD])
+def test_good_values(name: str, value: str, expected: Any) -> None:
+    cfg, problems = parse(name, value)
+    assert problems == []
+    if expected is not None:
+        assert getattr(cfg, REGISTRY[name].field) == expected
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), BAD, ids=[f"{n}={val}" for n, val, _ in BAD])
+def test_bad_values_are_refused_naming_annotation_and_value(name: str, value: str, reason: str) -> None:
+    cfg, problems = parse(name, value)
+    assert len(problems) == 1 and not problems[0].warning
+    text = str(problems[0])
+    assert PREFIX + name in text and repr(value) in text
+    assert reason in text
+    assert getattr(cfg, REGISTRY[name].field) == getattr(type(cfg)(), REGISTRY[name].field)
+
+
+def test_every_registered_annotation_has_good_and_bad_cases() -> None:
+    bad_exempt = {"ssl-redirect", "force-ssl-redirect", "from-to-www-redirect", "service-upstream",
+                  "auth-tls-pass-certificate-to-upstream", "enable-cors", "cors-allow-credentials",
+                  "mirror-request-body", "configuration-snippet", "server-snippet", "limit-connections",
+                  "limit-burst-multiplier", "proxy-connect-timeout", "proxy-send-timeout",
+                  "proxy-next-upstream-timeout", "proxy-buffer-size", "proxy-request-buffering",
+                  "client-body-buffer-size", "cors-allow-headers", "cors-expose-headers", "canary-weight-total",
+                  "auth-signin", "auth-tls-secret", "allowlist-source-range"}  # same validator as a listed one
+    assert {n for n, _, _ in GOOD} == set(REGISTRY)
+    assert {n for n, _, _ in BAD} | bad_exempt == set(REGISTRY)
+
+
+def test_unsupported_annotation_is_a_warning_not_ignored() -> None:
+    _, problems = parse("stream-snippet", "server { listen 1; }")
+    assert len(problems) == 1 and problems[0].warning and "not supported" in problems[0].reason
+
+
+def test_snippets_refused_when_disabled() -> None:
+    _, problems = parse("configuration-snippet", "add_header X-A b;", snippets=False)
+    assert len(problems) == 1 and not problems[0].warning and "allow-snippet-annotations" in problems[0].reason
+
+
+@pytest.mark.parametrize(("annotations", "refused"), [
+    ({"canary-weight": "150"}, "canary-weight"),
+    ({"canary-weight": "15", "canary-weight-total": "10"}, "canary-weight"),
+    ({"canary-by-header-value": "x"}, "canary-by-header-value"),
+    ({"auth-type": "basic"}, "auth-type"),
+    ({"auth-signin": "https://sso.example.com/"}, "auth-signin"),
+    ({"auth-response-headers": "X-User"}, "auth-response-headers"),
+])
+def test_inconsistent_combinations_are_refused(annotations: dict[str, str], refused: str) -> None:
+    _, problems = parse_annotations({PREFIX + k: val for k, val in annotations.items()})
+    assert [p.annotation for p in problems] == [PREFIX + refused]
+
+
+def test_temporal_redirect_wins_over_permanent() -> None:
+    cfg, _ = parse_annotations({PREFIX + "temporal-redirect": "https://t.example.com/",
+                                PREFIX + "permanent-redirect": "https://p.example.com/"})
+    assert cfg.redirect == (302, "https://t.example.com/")
+
+
+def test_rewrite_target_implies_regex() -> None:
+    cfg, _ = parse("rewrite-target", "/$1")
+    assert cfg.regex and not cfg.use_regex
