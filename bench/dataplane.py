@@ -1,0 +1,153 @@
+"""Benchmark: data-plane overhead of the generated nginx.conf vs a hand-written one.
+
+Three nginx processes on loopback: a backend answering `200 ok`, the configuration
+ingressctl generates for one Ingress -> Service -> that backend, and a hand-written minimal
+reverse proxy (upstream with keepalive + proxy_pass) to the same backend. wrk loads each
+proxy in turn, alternating, for a bounded time; the table shows requests/s and latency
+percentiles side by side and the ratio generated / hand-written (target >= 0.95).
+
+    .venv/bin/python bench/dataplane.py [--seconds 4] [--rounds 3] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ingressctl.controller import Controller, ControllerOptions  # noqa: E402
+from ingressctl.ingress.classes import ClassFilter  # noqa: E402
+from ingressctl.nginx.process import Nginx  # noqa: E402
+from ingressctl.objects import parse_object  # noqa: E402
+from ingressctl.store import Store  # noqa: E402
+
+BACKEND_CONF = """
+worker_processes 1; pid {prefix}/nginx.pid; error_log stderr error; daemon off;
+events {{ worker_connections 4096; }}
+http {{ access_log off; keepalive_requests 100000;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }} }}
+"""
+
+HAND_WRITTEN = """
+worker_processes 1; pid {prefix}/nginx.pid; error_log stderr error; daemon off;
+events {{ worker_connections 4096; }}
+http {{ access_log off;
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 32; }}
+  server {{ listen 127.0.0.1:{port}; server_name bench.example.com;
+    location / {{ proxy_http_version 1.1; proxy_set_header Connection ""; proxy_pass http://backend; }} }} }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_plain(conf_text: str, prefix: Path) -> subprocess.Popen[bytes]:
+    prefix.mkdir(parents=True)
+    (prefix / "logs").mkdir()
+    conf = prefix / "nginx.conf"
+    conf.write_text(conf_text)
+    return subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf)], stderr=subprocess.DEVNULL)
+
+
+def start_generated(workdir: Path, backend: int, port: int) -> Controller:
+    store = Store()
+    objs = [
+        {"kind": "IngressClass", "metadata": {"name": "nginx"}, "spec": {"controller": "ingressctl.io/ingress-controller"}},
+        {"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "b"},
+         "data": {"worker-processes": "1", "enable-access-log": "false"}},
+        {"kind": "Service", "metadata": {"name": "web", "namespace": "b"},
+         "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80}]}},
+        {"kind": "EndpointSlice", "addressType": "IPv4",
+         "metadata": {"name": "web-1", "namespace": "b", "labels": {"kubernetes.io/service-name": "web"}},
+         "ports": [{"name": "http", "port": backend}], "endpoints": [{"addresses": ["127.0.0.1"]}]},
+        {"kind": "Ingress", "metadata": {"name": "web", "namespace": "b"},
+         "spec": {"ingressClassName": "nginx", "rules": [{"host": "bench.example.com", "http": {"paths": [
+             {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}},
+    ]
+    store.replace(None, [parse_object(o) for o in objs])
+    opts = ControllerOptions(state_dir=workdir, http_port=port, https_port=free_port(), listen=("127.0.0.1:",),
+                             classes=ClassFilter(), configmap="b/cfg")
+    ctl = Controller(store, opts, Nginx(opts.prefix))
+    ctl.nginx.prepare()  # type: ignore[union-attr]
+    from ingressctl.nginx.defaultcert import ensure_default_certificate
+
+    ensure_default_certificate(opts.prefix / "certs" / "default.pem")
+    result = ctl.sync()
+    if not result.ok:
+        raise SystemExit(f"generated config did not go live: {result.message}")
+    return ctl
+
+
+def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H",
+                          "Host: bench.example.com", f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {p: _ms(re.search(rf"^\s+{p}%\s+([0-9.]+\w+)", out, re.M).group(1))  # type: ignore[union-attr]
+           for p in ("50", "99")}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise SystemExit(f"port {port}: {non2xx.group(1)} non-2xx responses")
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"]}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([0-9.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=16)
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (scripts/setup.sh installs it)")
+    tmp = Path(tempfile.mkdtemp(prefix="ingressctl-bench-"))
+    backend, generated_port, hand_port = free_port(), free_port(), free_port()
+    procs = [start_plain(BACKEND_CONF.format(prefix=tmp / "backend", port=backend), tmp / "backend"),
+             start_plain(HAND_WRITTEN.format(prefix=tmp / "hand", port=hand_port, backend=backend), tmp / "hand")]
+    ctl = None
+    try:
+        time.sleep(0.5)
+        ctl = start_generated(tmp / "generated", backend, generated_port)
+        for port in (generated_port, hand_port):
+            wrk(port, 1, args.connections)  # warm up
+        results: dict[str, list[dict[str, float]]] = {"generated": [], "hand-written": []}
+        for _ in range(args.rounds):
+            results["generated"].append(wrk(generated_port, args.seconds, args.connections))
+            results["hand-written"].append(wrk(hand_port, args.seconds, args.connections))
+        med = {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")} for k, v in results.items()}
+        print(f"wrk -t1 -c{args.connections}, {args.rounds} alternating rounds of {args.seconds}s, medians; "
+              "1 nginx worker each; loopback")
+        print(f"{'config':<14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+        for k in ("generated", "hand-written"):
+            print(f"{k:<14} {med[k]['rps']:>10.0f} {med[k]['p50']:>8.3f} {med[k]['p99']:>8.3f}")
+        g, h = med["generated"], med["hand-written"]
+        print(f"ratio generated/hand-written: req/s {g['rps'] / h['rps']:.3f} (target >= 0.95), "
+              f"p99 {g['p99'] / h['p99']:.3f} (lower is better)")
+    finally:
+        if ctl is not None:
+            ctl.nginx.stop(graceful=False)  # type: ignore[union-attr]
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
