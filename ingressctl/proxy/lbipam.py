@@ -56,7 +56,7 @@ class Pool:
             addr = ipaddress.ip_address(str(ip))
         except ValueError:
             return False
-        return any(lo.version == addr.version and lo <= addr <= hi for lo, hi in self.ranges) \
+        return any(lo.version == addr.version and int(lo) <= int(addr) <= int(hi) for lo, hi in self.ranges) \
             and not (self.avoid_buggy_ips and _buggy(addr))
 
     def allows(self, namespace: str) -> bool:
@@ -83,7 +83,7 @@ def _range(text: str, where: str) -> tuple[IPAddress, IPAddress]:
             a, b = net[0], net[-1]
     except ValueError:
         raise PoolError(f"{where}: {text!r} is not an address range (a-b) or a CIDR") from None
-    if a.version != b.version or a > b:
+    if a.version != b.version or int(a) > int(b):
         raise PoolError(f"{where}: {text!r} is not an ascending range of one IP family")
     return a, b
 
