@@ -29,7 +29,8 @@ from ..proxy.iptables import IptablesBackend
 from ..proxy.nftables import NftablesBackend
 from ..proxy.sync import SyncLoop
 from ..proxy.tracker import ServiceTracker
-from ..store import Store
+from ..store import Snapshot, Store
+from . import lbpools
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def register(sub: Any) -> None:
     p.add_argument("--scheduler", default="rr", metavar="NAME",
                    help="userspace/ipvs: default scheduler (rr wrr lc wlc sed nq sh dh mh); "
                         "per Service: annotation ingressctl.io/scheduler (default rr)")
+    lbpools.add_arguments(p)
     p.add_argument("--chain-prefix", default="ICP", help="iptables chain name prefix (default ICP)")
     p.add_argument("--nft-table", default="ingressctl", help="nftables table name (default ingressctl)")
     p.set_defaults(func=run_proxy)
@@ -183,21 +185,33 @@ def run_proxy(args: argparse.Namespace) -> int:
         return 0
     store = Store()
     tracker = ServiceTracker(node_name=args.node_name)
+    lb = lbpools.from_args(args)
+    snapshot: Callable[[], Snapshot] = (lambda: lb.snapshot(store.snapshot())) if lb else store.snapshot
     if args.dry_run:
         _fill_store(args, store, watch=False)()
-        table, _ = tracker.update(store.snapshot())
+        if lb:
+            lbpools.check(lb, store.snapshot())
+        table, _ = tracker.update(snapshot())
         sys.stdout.write(backend.render(table))
         return 0
     _check(backend)
     stop_source = _fill_store(args, store, watch=not args.once)
-    loop = SyncLoop(backend, store.snapshot, tracker, args.min_sync_period, args.sync_period)
+    if lb:
+        lbpools.check(lb, store.snapshot())
+    loop = SyncLoop(backend, snapshot, tracker, args.min_sync_period, args.sync_period)
     try:
         if args.once:
             result = loop.sync_once(full=True)
             print(f"synced {len(tracker.table.services)} Service ports, {result.rules_written if result else 0} "
                   "rules", file=sys.stderr)
             return 0
-        return _serve(args, store, loop)
+        if lb:
+            lb.start()
+        try:
+            return _serve(args, store, loop)
+        finally:
+            if lb:
+                lb.stop()
     except ApplyError as e:
         raise UserError(str(e)) from None
     finally:

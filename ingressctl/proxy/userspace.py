@@ -245,6 +245,7 @@ class UserspaceProxy:
         self.pipes: dict[int, _Pipe] = {}
         self.sessions: dict[Hashable, _Session] = {}
         self.problems: list[str] = []
+        self.unbound: dict[ListenerKey, ListenerPlan] = {}  # address not local (yet): retried
         self._next_conn = 0
         self._ticker: asyncio.Task[None] | None = None
 
@@ -252,6 +253,7 @@ class UserspaceProxy:
     async def apply(self, table: ServiceTable) -> list[str]:
         """Open, keep or close listeners to match the table; returns the problems seen."""
         plans, self.problems = plan_listeners(table, self.nodeport_ips, self.default_scheduler)
+        self.unbound = {}
         now = time.monotonic()
         wanted_balancers = {p.balancer: p for p in plans.values()}
         for bkey, plan in wanted_balancers.items():
@@ -293,7 +295,9 @@ class UserspaceProxy:
         except OSError as e:
             level = logging.DEBUG if e.errno == errno.EADDRNOTAVAIL else logging.WARNING
             log.log(level, "cannot listen on %s for %s: %s", lk, plan.balancer[0], e.strerror)
-            if e.errno != errno.EADDRNOTAVAIL:
+            if e.errno == errno.EADDRNOTAVAIL:  # e.g. an LB address another node announces
+                self.unbound[lk] = plan
+            else:
                 self.problems.append(f"{plan.balancer[0]}: cannot listen on {lk}: {e.strerror}")
             return
         server.ingressctl_balancer = balancer
@@ -409,3 +413,7 @@ class UserspaceProxy:
             cutoff = time.monotonic() - self.tcp_idle_timeout
             for pipe in [p for p in self.pipes.values() if p.last_active < cutoff]:
                 pipe.close(abort=True)
+            for lk, plan in list(self.unbound.items()):  # the address may be local by now
+                if lk not in self.listeners and plan.balancer in self.balancers:
+                    del self.unbound[lk]
+                    await self._start(lk, plan)
