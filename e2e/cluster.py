@@ -137,10 +137,19 @@ class ClusterController(LocalController):
             raise AssertionError(f"ingressctl controller did not become ready:\n{self.log()}") from None
 
     def kill(self) -> None:
-        """SIGKILL: no lease release, no cleanup (a crashed or partitioned replica)."""
+        """SIGKILL the controller and its nginx (a pod that died): no lease release, no cleanup."""
+        try:
+            nginx = self.nginx_pid()  # nginx runs in a process group of its own
+        except (OSError, ValueError):
+            nginx = 0
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=5)
+        if nginx:
+            try:
+                os.killpg(nginx, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.proc = None
 
 
