@@ -1,0 +1,198 @@
+"""e2e: routing, redirect, upstream, size, source-range, error-page and mirror annotations.
+
+One `ingressctl run` (real nginx) serves every Ingress of this module; requests go over
+loopback to echo backends (`X-Backend` names the one that answered) and scripted servers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .annotation_kit import ScriptedServer, Seen, ingress, request_from, service, started_controller
+from .harness import Backends
+
+
+def _status_script(req: Seen) -> tuple[int, dict[str, str], bytes]:
+    """/status/NNN answers NNN; anything else 200."""
+    code = int(req.path.split("?")[0].split("/")[2]) if req.path.startswith("/status/") else 200
+    return code, {"Content-Type": "text/plain", "X-Backend": "codes"}, f"upstream says {code}".encode()
+
+
+def _slow_script(req: Seen) -> tuple[int, dict[str, str], bytes]:
+    time.sleep(2.5)
+    return 200, {"X-Backend": "slow"}, b"late"
+
+
+def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: ScriptedServer) -> dict[str, str]:
+    a = [("/", "Prefix", "a")]
+    m = {
+        "svc-a.yaml": service("a", [b.start("a")]),
+        "svc-h.yaml": service("h", [b.start("h1"), b.start("h2")]),
+        "svc-errs.yaml": service("errs", [b.start("errors")]),
+        "svc-codes.yaml": service("codes", [codes.port]),
+        "svc-slow.yaml": service("slow", [slow.port]),
+        "svc-empty.yaml": service("empty", []),
+        "rewrite.yaml": ingress("rewrite", "rewrite.test", [("/api(/|$)(.*)", "ImplementationSpecific", "a")],
+                                {"rewrite-target": "/$2", "x-forwarded-prefix": "/api"}),
+        "perm.yaml": ingress("perm", "perm.test", a, {"permanent-redirect": "https://new.example.com/landing",
+                                                      "permanent-redirect-code": "308"}),
+        "perm301.yaml": ingress("perm301", "perm301.test", a, {"permanent-redirect": "https://new.example.com/"}),
+        "temp.yaml": ingress("temp", "temp.test", a, {"temporal-redirect": "https://maintenance.example.com/x",
+                                                      "permanent-redirect": "https://new.example.com/"}),
+        "approot.yaml": ingress("approot", "approot.test", a, {"app-root": "/app"}),
+        "www.yaml": ingress("www", "site.test", a, {"from-to-www-redirect": "true"}),
+        "force.yaml": ingress("force", "force.test", a, {"force-ssl-redirect": "true"}),
+        "body.yaml": ingress("body", "body.test", a, {"proxy-body-size": "1k"}),
+        "allow-far.yaml": ingress("allowfar", "allow-far.test", a, {"allowlist-source-range": "10.0.0.0/8"}),
+        "allow-two.yaml": ingress("allowtwo", "allow-two.test", a,
+                                  {"whitelist-source-range": "127.0.0.2/32, 192.168.0.0/16"}),
+        "deny.yaml": ingress("deny", "deny.test", a, {"denylist-source-range": "127.0.0.2"}),
+        "vhost.yaml": ingress("vhost", "vhost.test", a, {"upstream-vhost": "internal.example:8080"}),
+        "hash.yaml": ingress("hash", "hash.test", [("/", "Prefix", "h")], {"upstream-hash-by": "$request_uri"}),
+        "slow.yaml": ingress("slow", "slow.test", [("/", "Prefix", "slow")], {"proxy-read-timeout": "1"}),
+        "errors.yaml": ingress("errors", "errors.test", [("/", "Prefix", "codes")],
+                               {"custom-http-errors": "404,503", "default-backend": "errs"}),
+        "fallback.yaml": ingress("fallback", "fallback.test", [("/", "Prefix", "empty")], {"default-backend": "errs"}),
+        "mirror.yaml": ingress("mirror", "mirror.test", a,
+                               {"mirror-target": f"http://127.0.0.1:{sink.port}$request_uri"}),
+    }
+    return m
+
+
+@pytest.fixture(scope="module")
+def servers():
+    made = {"codes": ScriptedServer(_status_script), "slow": ScriptedServer(_slow_script),
+            "mirror": ScriptedServer(lambda r: (200, {}, b"mirror ok"))}
+    yield made
+    for s in made.values():
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def ctl(tmp_path_factory, servers):
+    backends = Backends()
+    manifests = _manifests(backends, servers["codes"], servers["slow"], servers["mirror"])
+    try:
+        yield from started_controller(tmp_path_factory.mktemp("ann-routing"), manifests,
+                                      lambda c: c.get("mirror.test").status == 200)
+    finally:
+        backends.stop()
+
+
+@pytest.mark.parametrize("path, seen", [
+    ("/api/users/7", "/users/7"),  # $2 is what follows /api/
+    ("/api", "/"),  # (/|$) matches the end; $2 is empty
+    ("/api/a/b?x=1&y=2", "/a/b?x=1&y=2"),  # query string kept
+    ("/API/upper", "/upper"),  # regex locations are case-insensitive, as in ingress-nginx
+])
+def test_rewrite_target_with_capture_groups(ctl, path, seen):
+    r = ctl.get("rewrite.test", path)
+    assert (r.status, r.backend) == (200, "a")
+    assert r.json()["path"] == seen
+    assert r.json()["headers"]["x-forwarded-prefix"] == "/api"
+
+
+def test_rewrite_regex_does_not_match_other_prefixes(ctl):
+    assert ctl.get("rewrite.test", "/apix").status == 404
+
+
+@pytest.mark.parametrize("host, path, code, location", [
+    ("perm.test", "/any?q=1", 308, "https://new.example.com/landing"),
+    ("perm301.test", "/", 301, "https://new.example.com/"),
+    ("temp.test", "/", 302, "https://maintenance.example.com/x"),  # temporal beats permanent
+])
+def test_redirect_annotations(ctl, host, path, code, location):
+    r = ctl.get(host, path)
+    assert (r.status, r.headers.get("location")) == (code, location)
+
+
+def test_app_root_redirects_only_the_root(ctl):
+    r = ctl.get("approot.test", "/")
+    assert r.status == 302
+    assert r.headers["location"] == f"http://approot.test:{ctl.http_port}/app"
+    assert ctl.get("approot.test", "/app").backend == "a"
+    assert ctl.get("approot.test", "/other").backend == "a"
+
+
+def test_from_to_www_redirect(ctl):
+    r = ctl.get("www.site.test", "/x?y=1")
+    assert r.status == 308
+    assert r.headers["location"] == f"http://site.test:{ctl.http_port}/x?y=1"
+    r = ctl.get("www.site.test", "/x", tls=True)
+    assert (r.status, r.headers["location"]) == (308, f"https://site.test:{ctl.https_port}/x")
+    assert ctl.get("site.test", "/x").backend == "a"
+
+
+def test_force_ssl_redirect_without_tls_section(ctl):
+    r = ctl.get("force.test", "/p?q=1")
+    assert (r.status, r.headers["location"]) == (308, f"https://force.test:{ctl.https_port}/p?q=1")
+    assert ctl.get("force.test", "/p", tls=True).backend == "a"
+
+
+def test_413_above_proxy_body_size(ctl):
+    assert ctl.get("body.test", "/", method="POST", body=b"x" * 1024).status == 200
+    assert ctl.get("body.test", "/", method="POST", body=b"x" * 1025).status == 413
+
+
+def test_allowlist_and_denylist(ctl):
+    port = ctl.http_port
+    assert ctl.get("allow-far.test").status == 403  # 127.0.0.1 outside 10.0.0.0/8
+    assert request_from("127.0.0.2", port, "allow-two.test").status == 200
+    assert request_from("127.0.0.3", port, "allow-two.test").status == 403
+    assert request_from("127.0.0.2", port, "deny.test").status == 403
+    assert request_from("127.0.0.3", port, "deny.test").backend == "a"
+
+
+def test_upstream_vhost_sets_the_host_header(ctl):
+    r = ctl.get("vhost.test")
+    assert r.json()["host"] == "internal.example:8080"
+    assert r.json()["headers"]["x-forwarded-host"] == "vhost.test"
+
+
+def test_upstream_hash_by_request_uri_is_sticky(ctl):
+    chosen = {}
+    for i in range(16):
+        got = {ctl.get("hash.test", f"/item/{i}").backend for _ in range(4)}
+        assert len(got) == 1, f"/item/{i} went to {got}"
+        chosen[i] = got.pop()
+    assert set(chosen.values()) == {"h1", "h2"}, chosen  # the hash spreads URIs over both endpoints
+
+
+def test_proxy_read_timeout_gives_504(ctl):
+    start = time.monotonic()
+    r = ctl.get("slow.test", timeout=10)
+    assert r.status == 504
+    assert time.monotonic() - start < 2.4, "proxy-read-timeout 1 (s) must cut the 2.5 s answer short"
+
+
+def test_custom_http_errors_served_by_the_default_backend(ctl):
+    r = ctl.get("errors.test", "/status/503?x=1")
+    assert r.backend == "errors"
+    h = r.json()["headers"]
+    assert h["x-code"] == "503" and h["x-original-uri"] == "/status/503?x=1"
+    assert (h["x-namespace"], h["x-ingress-name"], h["x-service-name"]) == ("default", "errors", "codes")
+    assert ctl.get("errors.test", "/status/404").json()["headers"]["x-code"] == "404"
+    r = ctl.get("errors.test", "/status/418")  # not in the list: the upstream's own answer
+    assert (r.status, r.body) == (418, b"upstream says 418")
+    assert ctl.get("errors.test", "/ok").body == b"upstream says 200"
+
+
+def test_default_backend_when_the_service_has_no_endpoints(ctl):
+    r = ctl.get("fallback.test", "/x")
+    assert (r.status, r.backend) == (200, "errors")
+
+
+def test_mirror_target_receives_a_copy(ctl, servers):
+    mirror = servers["mirror"]
+    before = len(mirror.seen)
+    r = ctl.get("mirror.test", "/m/1?x=1", method="POST", body=b"payload")
+    assert (r.status, r.backend) == (200, "a")
+    deadline = time.monotonic() + 5
+    while len(mirror.seen) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    copies = [s for s in mirror.seen[before:] if s.path == "/m/1?x=1"]
+    assert copies, [s.path for s in mirror.seen]
+    assert copies[0].method == "POST" and copies[0].body == b"payload"
+    assert copies[0].headers["x-original-uri"] == "/m/1?x=1"
