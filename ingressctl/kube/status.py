@@ -75,7 +75,7 @@ class AddressSource:
     node_name: str = ""  # $NODE_NAME
 
     def resolve(self, client: KubeClient) -> tuple[LoadBalancerIngress, ...] | None:
-        """Our addresses now; None when they cannot be known (do not touch any status then)."""
+        """Our addresses now; None (or empty) when they cannot be known: no status is touched then."""
         if self.status_address:
             return parse_addresses(self.status_address)
         if self.service:
@@ -142,7 +142,7 @@ class StatusPublisher:
         if not self.is_leader() or self._ours is None:
             return 0
         addresses = self.source.resolve(self.client)
-        if addresses is None:
+        if not addresses:  # unknown, or the published Service has no address yet: keep what is there
             return 0
         self.published |= set(addresses)
         n = 0
