@@ -51,7 +51,7 @@ def test_a_normal_location_passes() -> None:
     ("load_module /tmp/evil.so;", "never allowed"),
     ("ssl_engine /proc/self/fd/3;", "never allowed"),
     ("content_by_lua_block { ngx.say(1); }", "never allowed"),
-    ("content_by_lua_block { os.execute('id') }", "does not parse"),
+    ("content_by_lua_block { os.execute('id') }", "never allowed"),  # Lua is read as nginx does
     ("access_by_lua_file /tmp/x.lua;", "never allowed"),
     ("include /etc/passwd;", "never allowed"),
     ("alias /var/run/secrets/kubernetes.io/serviceaccount/;", "never allowed"),
@@ -112,3 +112,34 @@ def test_whole_directive_slots_add_no_vocabulary() -> None:
 def test_without_vocabulary_only_the_deny_list_applies() -> None:
     assert scan(BEFORE, with_location("autoindex on;"), None) == []
     assert "never allowed" in scan(BEFORE, with_location("root /srv;"), None)[0]
+
+
+def test_lua_block_bodies_are_one_opaque_token() -> None:
+    text = 'http { init_by_lua_block { local t = { "}", [[ } ]] } -- }\n f(t) } server_tokens off; }'
+    ds = directives(text)
+    assert [(d.context, d.name) for d in ds] == [((), "http"), (("http",), "init_by_lua_block"),
+                                                 (("http",), "server_tokens")]
+    assert ds[1].lua is not None and "f(t)" in ds[1].lua
+    with pytest.raises(ConfigSyntaxError, match="unterminated Lua block"):
+        directives('http { init_by_lua_block { f("}) } }')
+
+
+LUA_VOCAB = template_vocabulary({"nginx.conf.j2": "http {\n    upstream {{ u.name }} {\n        server X;\n"
+                                                  "        balancer_by_lua_block { require(\"b\").balance({{ u.name | q }}) }\n"
+                                                  "    }\n}\n"})
+
+
+@pytest.mark.parametrize(("body", "finding"), [
+    ('require("b").balance("default-web-80")', ""),  # the template's block, another upstream name
+    ('require("b").balance("x") os.execute("id")', "never allowed"),
+    ('require("b").balance(x)', "never allowed"),
+    ('ngx.say(io.open("/var/run/secrets/token"):read("*a"))', "never allowed"),
+])
+def test_lua_blocks_pass_only_in_the_templates_shape(body: str, finding: str) -> None:
+    before = "http {\n}\n"
+    after = f"http {{\n    upstream u1 {{\n        server 10.0.0.1:80;\n        balancer_by_lua_block {{ {body} }}\n    }}\n}}\n"
+    findings = scan(before, after, LUA_VOCAB)
+    if finding:
+        assert len(findings) == 1 and finding in findings[0], findings
+    else:
+        assert findings == []

@@ -7,7 +7,9 @@ compares the configuration rendered *with* the candidate Ingress to the one rend
 *without* it. Every directive the candidate added must be one the templates can emit in
 that context (the vocabulary is read from the template sources themselves), must not be a
 dangerous directive (`load_module`, `ssl_engine`, `*_by_lua*`, `include`, `alias`, `root`,
-...), and must not point at a sensitive file system path.
+...), and must not point at a sensitive file system path. A `*_by_lua_block` is read as
+lua-nginx-module reads it (its body is Lua, skipped to the matching brace) and passes only
+when its code has the shape of a template's own Lua block.
 
 Design choice: the allowed vocabulary is derived from the template text (Jinja tags
 stripped, expressions replaced by a placeholder word), never written by hand, so a template
@@ -16,6 +18,7 @@ change cannot silently widen or break the scan.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -40,11 +43,49 @@ class Token:
     text: str  # without quotes
     line: int
     quoted: bool
+    lua: bool = False  # the raw body of a *_by_lua_block
+
+
+_LUA_LONG_BRACKET = re.compile(r"\[(=*)\[")
+
+
+def _lua_block_end(text: str, i: int, line: int) -> int:
+    """Index of the `}` closing a Lua block whose body starts at `i`."""
+    depth, n = 1, len(text)
+    while i < n:
+        c = text[i]
+        long = _LUA_LONG_BRACKET.match(text, i + 2 if text.startswith("--", i) else i)
+        if long and (c == "[" or text.startswith("--", i)):
+            close = text.find("]" + long.group(1) + "]", long.end())
+            if close < 0:
+                break
+            i = close + len(long.group(1)) + 2
+        elif text.startswith("--", i):
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+        elif c in "\"'":
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                j += 2 if text[j] == "\\" else 1
+            if j >= n or text[j] != c:
+                break
+            i = j + 1
+        else:
+            depth += {"{": 1, "}": -1}.get(c, 0)
+            if depth == 0:
+                return i
+            i += 1
+    raise ConfigSyntaxError(f"line {line}: unterminated Lua block")
 
 
 def tokenize(text: str) -> Iterator[Token]:
-    """nginx's lexer in miniature: words, quoted strings and the three syntax characters."""
-    i, n, line = 0, len(text), 1
+    """nginx's lexer in miniature: words, quoted strings and the three syntax characters.
+
+    The body of a `*_by_lua_block { ... }` is Lua, not nginx syntax: like lua-nginx-module,
+    the lexer skips to the matching brace (Lua strings and comments respected) and yields
+    the body as one token with `lua=True`, between the `{` and the `}`.
+    """
+    i, n, line, first = 0, len(text), 1, ""
     while i < n:
         c = text[i]
         if c == "\n":
@@ -55,9 +96,16 @@ def tokenize(text: str) -> Iterator[Token]:
         elif c == "#":
             while i < n and text[i] != "\n":
                 i += 1
+        elif c == "{" and first.endswith("_by_lua_block"):
+            end = _lua_block_end(text, i + 1, line)
+            yield Token(c, line, False)
+            yield Token(text[i + 1:end], line, False, lua=True)
+            line += text.count("\n", i, end)
+            yield Token("}", line, False)
+            i, first = end + 1, ""
         elif c in ";{}":
             yield Token(c, line, False)
-            i += 1
+            i, first = i + 1, ""
         elif c in "\"'":
             start_line, j, buf = line, i + 1, []
             while j < n and text[j] != c:
@@ -70,7 +118,7 @@ def tokenize(text: str) -> Iterator[Token]:
             if j >= n:
                 raise ConfigSyntaxError(f"line {start_line}: unterminated quoted string")
             yield Token("".join(buf), start_line, True)
-            i = j + 1
+            i, first = j + 1, first or "\0"
         else:
             j, buf = i, []
             while j < n and text[j] not in " \t\r\n;{}\"'":
@@ -85,8 +133,9 @@ def tokenize(text: str) -> Iterator[Token]:
                     continue
                 buf.append(text[j])
                 j += 1
-            yield Token("".join(buf), line, False)
-            i = j
+            word = "".join(buf)
+            yield Token(word, line, False)
+            i, first = j, first or word
 
 
 @dataclass(frozen=True)
@@ -95,10 +144,12 @@ class Directive:
     name: str
     args: tuple[str, ...]
     line: int
+    lua: str | None = None  # the body of a *_by_lua_block
 
     def __str__(self) -> str:
         where = " > ".join(self.context) or "main"
-        return f"{self.name} {' '.join(self.args)} (line {self.line}, in {where})".replace("  ", " ")
+        body = " { <Lua> }" if self.lua is not None else ""
+        return f"{self.name} {' '.join(self.args)}{body} (line {self.line}, in {where})".replace("  ", " ")
 
 
 def directives(text: str) -> list[Directive]:
@@ -107,6 +158,9 @@ def directives(text: str) -> list[Directive]:
     stack: list[str] = []
     words: list[Token] = []
     for tok in tokenize(text):
+        if tok.lua:
+            out[-1] = dataclasses.replace(out[-1], lua=tok.text)
+            continue
         if tok.quoted or tok.text not in ";{}":
             words.append(tok)
             continue
@@ -146,19 +200,37 @@ def _expand(name: str, sources: Mapping[str, str], depth: int = 0) -> str:
 
 Vocabulary = frozenset[tuple[tuple[str, ...], str]]
 
+_LUA_TOKENS = re.compile(r"""--\[(=*)\[.*?\]\1\]|--[^\n]*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|\[(=*)\[.*?\]\2\]""",
+                         re.DOTALL)
+
+
+def lua_shape(body: str) -> str:
+    """Lua code with comments dropped and every string literal (or template slot) made `X`."""
+    code = _LUA_TOKENS.sub(lambda m: " " if m.group(0).startswith("--") else "X", body)
+    return " ".join(code.split())
+
+
+def _entry(d: Directive) -> str:
+    """The vocabulary word of a directive: its name, or for a Lua block its name and code shape."""
+    return d.name if d.lua is None else f"{d.name} {{ {lua_shape(d.lua)} }}"
+
 
 def template_vocabulary(sources: Mapping[str, str], root: str = "nginx.conf.j2") -> Vocabulary:
-    """(context, directive name) pairs the templates can emit, whatever the model holds."""
+    """(context, directive name) pairs the templates can emit, whatever the model holds.
+
+    A `*_by_lua_block` enters as its name plus the shape of its code (`lua_shape`), so a
+    rendered Lua block passes only if it is a template's block with other string values.
+    """
     text = _STANDALONE.sub("", _expand(root, sources))  # whole-directive slots (snippets): no vocabulary
     text = _EXPRESSION.sub("X", _STATEMENT.sub("", text))
-    return frozenset((d.context, d.name) for d in directives(text))
+    return frozenset((d.context, _entry(d)) for d in directives(text))
 
 
 # --- the comparison ---------------------------------------------------------------------
 
 
-def _key(d: Directive) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
-    return (d.context, d.name, d.args)
+def _key(d: Directive) -> tuple[tuple[str, ...], str, tuple[str, ...], str | None]:
+    return (d.context, d.name, d.args, d.lua)
 
 
 def _path_finding(d: Directive) -> str:
@@ -191,6 +263,8 @@ def scan(before: str, after: str, vocabulary: Vocabulary | None) -> list[str]:
         if seen[k] > 0:
             seen[k] -= 1
             continue
+        if d.lua is not None and vocabulary is not None and (d.context, _entry(d)) in vocabulary:
+            continue  # a template's own Lua block (e.g. the balancer of a new upstream)
         if d.name in FORBIDDEN_DIRECTIVES or "_by_lua" in d.name or d.name.startswith("lua_"):
             findings.append(f"directive {d} is never allowed from an Ingress")
         elif vocabulary is not None and (d.context, d.name) not in vocabulary:
