@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
+import struct
 import subprocess
 import threading
 from collections.abc import Callable, Sequence
@@ -106,6 +107,8 @@ class EchoServer:
             with conn:
                 try:
                     conn.sendall(f"{self.name} {peer[0]}:{peer[1]}\n".encode())
+                    conn.settimeout(1.0)
+                    conn.recv(16)  # let the client close first: TIME_WAIT stays on its side
                 except OSError:
                     pass
 
@@ -207,6 +210,8 @@ def create_topology(pods: int = 3, prefix: str = "", sysctls: Sequence[str] = ()
 def tcp_ask(ip: str, port: int, timeout: float = 2.0) -> str:
     """Connect, read the echo line; raises ConnectionRefusedError / TimeoutError as the kernel says."""
     with socket.create_connection((ip, port), timeout=timeout) as s:
+        # close with RST: thousands of connections per test leave no TIME_WAIT to run out of ports
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(256)

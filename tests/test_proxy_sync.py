@@ -107,7 +107,7 @@ def test_partial_sync_writes_only_the_changed_service(cls: type[FragmentBackend]
     text = rec.texts()[-1]
     assert not result.full and result.services_changed == 1
     assert "10.1.2.9" in text  # the new endpoint is written
-    assert [x for x in text.splitlines() if x.startswith(("-X", "delete chain"))]  # the old one goes
+    assert [x for x in text.splitlines() if x.startswith(("-X", "delete"))]  # the old one goes
     for other in (r"10\.1\.1\.2\b", r"10\.1\.3\.2\b", r"10\.96\.0\.1\b", r"10\.96\.0\.3\b"):
         assert re.search(other, full_text) and not re.search(other, text), other
     assert len(text) < len(full_text) / 2
@@ -116,12 +116,14 @@ def test_partial_sync_writes_only_the_changed_service(cls: type[FragmentBackend]
 @pytest.mark.parametrize("cls", BACKENDS)
 def test_removed_service_chains_are_deleted(cls: type[FragmentBackend]) -> None:
     backend, rec, store, tracker = _synced(cls, *web(1), *web(2))
+    owned = set(backend.fragment(tracker.table.services[key(2)]).chains)
+    assert owned
     load(store, *web(1))
     table, changed = tracker.update(store.snapshot())
     backend.sync(table, changed)
     text = rec.texts()[-1]
     deletes = [line for line in text.splitlines() if line.startswith(("-X", "delete chain"))]
-    assert len(deletes) == 3  # the Service chain and its 2 endpoint chains, nothing of web1
+    assert len(deletes) == len(owned)  # every chain web2 owned, nothing of web1
     assert "10.1.1.2" not in text
 
 
@@ -227,3 +229,19 @@ def test_health_follows_successful_syncs() -> None:
 def test_options_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         ProxyOptions().cluster_cidr = "x"  # type: ignore[misc]
+
+
+def test_shared_entries_live_until_their_last_holder_goes() -> None:
+    """Two Services with the same endpoint share its hairpin element (nftables)."""
+    shared = [svc("a", clusterIP="10.96.0.1"), eps("a", [ep("10.1.0.2")]),
+              svc("b", clusterIP="10.96.0.2"), eps("b", [ep("10.1.0.2")])]
+    backend, rec, store, tracker = _synced(NftablesBackend, *shared)
+    assert rec.texts()[-1].count("10.1.0.2 . 10.1.0.2") == 1
+    load(store, *shared[:2])
+    table, changed = tracker.update(store.snapshot())
+    backend.sync(table, changed)
+    assert "hairpin" not in rec.texts()[-1]
+    load(store)
+    table, changed = tracker.update(store.snapshot())
+    backend.sync(table, changed)
+    assert "delete element ip ingressctl hairpin { 10.1.0.2 . 10.1.0.2 }" in rec.texts()[-1]

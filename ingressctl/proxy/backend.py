@@ -17,12 +17,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from .model import ServiceInfo, ServicePortKey, ServiceTable
-from .rules import Delta, Fragment
+from .rules import ChainId, Delta, Fragment
 
 CAP_NET_ADMIN = 12
 
@@ -118,6 +119,7 @@ class FragmentBackend:
         self.options = options or ProxyOptions()
         self.runner: Runner = runner or CommandRunner()
         self._applied: dict[ServicePortKey, Fragment] = {}
+        self._refs: Counter[tuple[ChainId, str]] = Counter()  # entries may be shared by Services
         self._need_full = True
         self._first = True
 
@@ -167,8 +169,10 @@ class FragmentBackend:
         delta = Delta()
         for k in keys:
             delta.add(self._applied.get(k), new.get(k))
+        refs = self._count_shared_entries(delta, [self._applied.get(k) for k in keys], list(new.values()))
         if not delta.empty:
             self._apply_or_force_full(self.serialize(delta, full=False, first=False), full=False)
+        self._refs = refs
         for k in keys:
             if k in new:
                 self._applied[k] = new[k]
@@ -183,9 +187,23 @@ class FragmentBackend:
             delta.delete_chains |= self.existing_chains() - set(delta.write_chains) - self.static_chain_ids()
         self._apply_or_force_full(self.serialize(delta, full=True, first=self._first), full=True)
         self._applied = fragments
+        self._refs = Counter((cid, e) for f in fragments.values() for cid, es in f.entries.items() for e in es)
         self._need_full = False
         self._first = False
         return SyncResult(full=True, rules_written=delta.rule_count, services_changed=len(fragments))
+
+    def _count_shared_entries(self, delta: Delta, old: list[Fragment | None],
+                              new: list[Fragment]) -> Counter[tuple[ChainId, str]]:
+        """Reference-count entries across Services: write an entry when its first holder
+        appears, remove it when its last holder goes (two Services may share one)."""
+        before, after = self._refs, self._refs.copy()
+        for frags, sign in ((old, -1), (new, 1)):
+            for pair in (p for f in frags if f for p in _pairs(f.entries)):
+                after[pair] += sign
+        touched = {p for f in [*old, *new] if f for p in _pairs(f.entries)}
+        delta.remove_entries = _group(p for p in touched if before[p] > 0 >= after[p])
+        delta.add_entries = _group(p for p in touched if before[p] <= 0 < after[p])
+        return +after
 
     def _apply_or_force_full(self, text: str, full: bool) -> None:
         try:
@@ -193,3 +211,14 @@ class FragmentBackend:
         except Exception:
             self._need_full = True
             raise
+
+
+def _pairs(entries: Mapping[ChainId, Iterable[str]]) -> set[tuple[ChainId, str]]:
+    return {(cid, e) for cid, es in entries.items() for e in es}
+
+
+def _group(pairs: Iterable[tuple[ChainId, str]]) -> dict[ChainId, set[str]]:
+    out: dict[ChainId, set[str]] = {}
+    for cid, e in pairs:
+        out.setdefault(cid, set()).add(e)
+    return out
