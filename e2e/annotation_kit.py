@@ -16,7 +16,10 @@ import base64
 import datetime as dt
 import http.client
 import json
+import os
+import shutil
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -160,19 +163,26 @@ def tls_secret(name: str, pair: KeyPair) -> str:
 
 # -- controller and requests -----------------------------------------------------------------------
 
-def started_controller(workdir: Path, manifests: dict[str, str], ready: Callable[[LocalController], bool],
+def started_controller(manifests: dict[str, str], ready: Callable[[LocalController], bool],
                        extra_args: list[str] | None = None) -> Iterator[LocalController]:
-    """Yields a running controller serving `manifests`, once `ready(controller)` holds."""
+    """Yields a running controller serving `manifests`, once `ready(controller)` holds.
+
+    The work directory is a fresh 0711 directory under /tmp (pytest's are 0700): nginx
+    workers run as `nobody` and open htpasswd files per request, so they must traverse it.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="ingressctl-e2e-ann-"))
+    os.chmod(workdir, 0o711)
     ctl = LocalController(workdir, extra_args=list(extra_args or []))
     ctl.write("00-class.yaml", INGRESS_CLASS)
     for name, text in manifests.items():
         ctl.write(name, text)
-    ctl.start()
     try:
+        ctl.start()
         ctl.wait_for(lambda: ready(ctl), timeout=10, what="all annotation manifests live")
         yield ctl
     finally:
         ctl.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def request_from(source: str, port: int, host: str, path: str = "/") -> Response:

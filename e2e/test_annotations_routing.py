@@ -71,11 +71,11 @@ def servers():
 
 
 @pytest.fixture(scope="module")
-def ctl(tmp_path_factory, servers):
+def ctl(servers):
     backends = Backends()
     manifests = _manifests(backends, servers["codes"], servers["slow"], servers["mirror"])
     try:
-        yield from started_controller(tmp_path_factory.mktemp("ann-routing"), manifests,
+        yield from started_controller(manifests,
                                       lambda c: c.get("mirror.test").status == 200)
     finally:
         backends.stop()

@@ -60,21 +60,38 @@ def config_id_of(text: str, files: Mapping[str, bytes]) -> str:
     return h.hexdigest()[:16]
 
 
+# Files nginx *workers* open per request (auth_basic_user_file); certificates and client CAs
+# are read by the master at load time and stay 0600.
+WORKER_READ_PREFIXES = ("htpasswd",)
+
+
 def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
-    """Write certificate/auth files (0600, atomically); names are content-addressed."""
+    """Write certificate/auth files (0600, atomically); names are content-addressed.
+
+    As root, htpasswd files are 0640 with the group of `nobody` (the worker user), so
+    basic auth can read them; nothing else is readable by the workers.
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    worker_gid = pwd.getpwnam("nobody").pw_gid if os.geteuid() == 0 else -1
     for name, content in files.items():
         path = directory / name
-        if path.exists() and path.read_bytes() == content:
+        shared = worker_gid >= 0 and name.startswith(WORKER_READ_PREFIXES)
+        if path.exists() and path.read_bytes() == content and (not shared or path.stat().st_gid == worker_gid):
             continue
         tmp = path.with_suffix(path.suffix + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(content)
+        if shared:
+            os.chown(tmp, -1, worker_gid)
+            os.chmod(tmp, 0o640)
         os.replace(tmp, path)
+    if worker_gid >= 0:  # the workers may traverse the directory, not list it
+        os.chown(directory, -1, worker_gid)
+        os.chmod(directory, 0o710)
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.path = path
@@ -105,7 +122,7 @@ class Nginx:
     def prepare(self) -> None:
         for d in ("", "certs", "tmp", "logs", *(f"tmp/{t}" for t in TEMP_DIRS)):
             (self.prefix / d).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.prefix / "certs", 0o700)
+        os.chmod(self.prefix / "certs", 0o700)  # write_files opens it to the worker group (0710)
         if os.geteuid() == 0:  # workers run as nobody and must write request-body temp files
             nobody = pwd.getpwnam("nobody")
             for t in TEMP_DIRS:
@@ -184,7 +201,7 @@ class Nginx:
     def live_config_id(self) -> str:
         """The config id the current workers answer with ('' when unreachable)."""
         try:
-            conn = _UnixHTTPConnection(str(self.status_socket), timeout=1.0)
+            conn = UnixHTTPConnection(str(self.status_socket), timeout=1.0)
             conn.request("GET", "/ingressctl/config-id", headers={"Connection": "close"})
             body = conn.getresponse().read().decode()
             conn.close()
