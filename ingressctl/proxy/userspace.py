@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import sys
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from .schedulers import SchedulerSpec, parse_scheduler
 log = logging.getLogger(__name__)
 
 HIGH_WATER = 256 * 1024  # bytes buffered towards one side before the other stops reading
+READ_SIZE = 256 * 1024  # one recv_into at most this much
+WRITE_KEEPS_REFERENCE = sys.version_info >= (3, 12)  # 3.11 copies unsent data into its buffer
 UDP_QUEUE = 64  # datagrams held per session while its backend socket is being opened
 
 
@@ -141,9 +144,22 @@ class _Pipe:
         self.proxy.feed(self.balancer, TcpClosed(self.conn))
 
 
-class _Side(asyncio.Protocol):
+class _ReadBuffer:
+    """One receive buffer for every connection: the loop runs one callback at a time, and the
+    data is written on (sent or copied) before the next read. A transport that keeps a
+    reference to unsent data (Python >= 3.12 does) gets the old buffer; we take a new one."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(READ_SIZE))
+
+    def renew(self) -> None:
+        self.view = memoryview(bytearray(READ_SIZE))
+
+
+class _Side(asyncio.BufferedProtocol):
     def __init__(self, pipe: _Pipe, is_client: bool) -> None:
         self.pipe, self.is_client = pipe, is_client
+        self.buffer = pipe.proxy.read_buffer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -155,11 +171,16 @@ class _Side(asyncio.Protocol):
         else:
             self.pipe.upstream = transport
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
         self.pipe.last_active = time.monotonic()
         other = self.pipe.other(self)
         if other is not None and not other.is_closing():
-            other.write(data)
+            other.write(self.buffer.view[:nbytes])
+            if WRITE_KEEPS_REFERENCE and other.get_write_buffer_size():
+                self.buffer.renew()
 
     def eof_received(self) -> bool:
         self.pipe.eofs += 1
@@ -246,6 +267,7 @@ class UserspaceProxy:
         self.sessions: dict[Hashable, _Session] = {}
         self.problems: list[str] = []
         self.unbound: dict[ListenerKey, ListenerPlan] = {}  # address not local (yet): retried
+        self.read_buffer = _ReadBuffer()
         self._next_conn = 0
         self._ticker: asyncio.Task[None] | None = None
 
