@@ -132,7 +132,7 @@ def _webhook(args: argparse.Namespace, store: Store, opts: ControllerOptions) ->
 
 def cmd_controller(args: argparse.Namespace) -> int:
     _check_flags(args)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)  # -vv would print every watch request
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # per-request and retry chatter; our errors are one line
     opts = controller_options(args)
     try:
         client = connect(args.kubeconfig)

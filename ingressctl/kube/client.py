@@ -115,7 +115,7 @@ class KubeClient:
     """Raw-JSON requests through the official client's ApiClient."""
 
     def __init__(self, configuration: Configuration, timeout: float = 10.0) -> None:
-        configuration.retries = 0  # we retry ourselves, with backoff
+        configuration.retries = 1  # one immediate retry (a pooled keep-alive connection gone stale); backoff is ours
         self.configuration = configuration
         self.api = ApiClient(configuration)
         self.timeout = timeout

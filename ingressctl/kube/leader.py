@@ -130,11 +130,11 @@ class LeaderElector:
         self._observed, self._observed_at = (self.identity, now), self.clock()
         return True
 
-    def _set(self, leader: bool) -> None:
+    def _set(self, leader: bool, how: str = "") -> None:
         if leader == self._leader:
             return
         self._leader = leader
-        log.warning("%s %s leadership of %s/%s", self.identity, "acquired" if leader else "lost",
+        log.warning("%s %s leadership of %s/%s", self.identity, how or ("acquired" if leader else "lost"),
                     self.namespace, self.name)
         if self.on_change is not None:
             self.on_change(leader)
@@ -156,7 +156,7 @@ class LeaderElector:
             self._thread.join(timeout=5)
         if release and self._leader:
             self.release()
-        self._set(False)
+        self._set(False, "released" if release else "gave up")
 
     def release(self) -> None:
         """Give the Lease up (empty holder) so another replica can take it at once."""
