@@ -189,6 +189,7 @@ def main() -> int:
     args = ap.parse_args()
     name = f"icu{os.getpid()}-bench"
     procs: list[subprocess.Popen[bytes]] = []
+    tmp = tempfile.TemporaryDirectory()
     sh("ip", "netns", "add", name)
     try:
         ns = Netns(name)
@@ -202,14 +203,13 @@ def main() -> int:
         wait_until(answers(ns, BACKEND_IP), 10, "backend")
         results = {"direct": measure(ns, BACKEND_IP, args)}
 
-        with tempfile.TemporaryDirectory() as tmp:
-            Path(tmp, "svc.yaml").write_text(service("us", "127.96.0.10"))
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", name, sys.executable, "-m", "ingressctl.cli", "proxy", "--mode",
-                 "userspace", "--manifests", tmp, "--status-port", "0", "--nodeport-addresses", "127.0.0.1/32"],
-                cwd=ROOT))
-            wait_until(answers(ns, "127.96.0.10"), 20, "userspace proxy")
-            results["userspace"] = measure(ns, "127.96.0.10", args)
+        Path(tmp.name, "svc.yaml").write_text(service("us", "127.96.0.10"))
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", name, sys.executable, "-m", "ingressctl.cli", "proxy", "--mode",
+             "userspace", "--manifests", tmp.name, "--status-port", "0", "--nodeport-addresses", "127.0.0.1/32"],
+            cwd=ROOT))
+        wait_until(answers(ns, "127.96.0.10"), 20, "userspace proxy")
+        results["userspace"] = measure(ns, "127.96.0.10", args)
 
         if not args.no_iptables:
             import yaml
@@ -224,6 +224,7 @@ def main() -> int:
             proc.kill()
             proc.wait(timeout=10)
         sh("ip", "netns", "del", name, check=False)
+        tmp.cleanup()
     return 0
 
 
