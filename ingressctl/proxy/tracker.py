@@ -41,6 +41,7 @@ class ServiceTracker:
         self.node_ips = tuple(node_ips)
         self.proxy_name = proxy_name
         self._built: dict[str, _Built] = {}
+        self._services: dict[ServicePortKey, ServiceInfo] = {}
         self._table = ServiceTable(node_name=node_name, node_ips=self.node_ips)
         self.rebuilt = 0  # Services rebuilt by the last update (for metrics and tests)
 
@@ -56,9 +57,10 @@ class ServiceTracker:
     def update(self, snapshot: Snapshot) -> tuple[ServiceTable, frozenset[ServicePortKey]]:
         changed: set[ServicePortKey] = set()
         built: dict[str, _Built] = {}
+        slices_of = snapshot.slices_by_service
         self.rebuilt = 0
         for key, svc in snapshot.services.items():
-            slices = snapshot.slices(svc.meta.namespace, svc.meta.name)
+            slices = slices_of.get(key, ())
             old = self._built.get(key)
             if old is not None and old.service is svc and _same(old.slices, slices):
                 built[key] = old
@@ -66,21 +68,30 @@ class ServiceTracker:
             new = self._build(svc, slices)
             self.rebuilt += 1
             built[key] = new
-            before = {i.key: i for i in old.infos} if old else {}
-            after = {i.key: i for i in new.infos}
-            changed.update(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+            self._replace(old, new, changed)
         for key in self._built.keys() - built.keys():
-            changed.update(i.key for i in self._built[key].infos)
+            self._replace(self._built[key], None, changed)
         if changed or built.keys() != self._built.keys():
-            services = {i.key: i for b in built.values() for i in b.infos}
             self._table = ServiceTable(
-                services=MappingProxyType(dict(sorted(services.items()))),
+                services=MappingProxyType(dict(self._services)),  # a copy: tables stay immutable
                 node_name=self.node_name,
                 node_ips=self.node_ips,
                 skipped=tuple(sorted(f"{k}: {b.skipped}" for k, b in built.items() if b.skipped)),
             )
         self._built = built
         return self._table, frozenset(changed)
+
+    def _replace(self, old: _Built | None, new: _Built | None, changed: set[ServicePortKey]) -> None:
+        """Swap one Service's entries in the running table; record the keys that differ."""
+        before = {i.key: i for i in old.infos} if old else {}
+        after = {i.key: i for i in new.infos} if new else {}
+        for k in before.keys() | after.keys():
+            if before.get(k) != after.get(k):
+                changed.add(k)
+                if k in after:
+                    self._services[k] = after[k]
+                else:
+                    self._services.pop(k, None)
 
 
 def _same(a: tuple[EndpointSlice, ...], b: tuple[EndpointSlice, ...]) -> bool:
