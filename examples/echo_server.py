@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def handler_for(name: str, port: int) -> type[BaseHTTPRequestHandler]:
     class Echo(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms Nagle stall on keepalive
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
