@@ -183,9 +183,9 @@ class IptablesBackend(FragmentBackend):
             for (t, c), entries in sorted(delta.remove_entries.items()):
                 if t == table and not full:
                     lines += [f"-D {c} {r}" for r in sorted(entries)]
-            for (t, c), rules in sorted(static.items()):
+            for (t, c), static_rules in sorted(static.items()):
                 if t == table:
-                    lines += [f"-A {c} {r}" for r in rules]
+                    lines += [f"-A {c} {r}" for r in static_rules]
             for (t, c), entries in sorted(delta.add_entries.items()):
                 if t == table:
                     op = "-A" if full or c != self.chain("SERVICES") or t != NAT else "-I"

@@ -95,8 +95,8 @@ class NftablesBackend(FragmentBackend):
     def fragment(self, s: ServiceInfo) -> Fragment:
         base = self._base(s)
         svc, ext, fw, svl = (f"{k}-{base}" for k in ("svc", "ext", "fw", "svl"))
-        v4 = lambda eps: [e for e in eps if ":" not in e.ip]
-        cluster_eps, local_eps, usable = v4(s.cluster_endpoints()), v4(s.local_endpoints()), v4(s.all_usable_endpoints())
+        cluster_eps, local_eps, usable = (_v4(s.cluster_endpoints()), _v4(s.local_endpoints()),
+                                          _v4(s.all_usable_endpoints()))
         any_eps = s.has_endpoints
         proto = s.protocol.lower()
         ips: set[str] = set()
@@ -199,8 +199,8 @@ class NftablesBackend(FragmentBackend):
         out += [f"delete chain {t} {c}" for _, c in sorted(delta.delete_chains)]
         out += [f"delete set {t} {o}" for o in sorted(delta.delete_objects)]
         out += [f"add set {t} {o} {decl}" for o, decl in sorted(delta.add_objects.items())]
-        for c, rules in sorted(static.items()):
-            out += [f"add rule {t} {c} {r}" for r in rules]
+        for c, static_rules in sorted(static.items()):
+            out += [f"add rule {t} {c} {r}" for r in static_rules]
         for (_, c), rules in sorted(delta.write_chains.items()):
             out += [f"add rule {t} {c} {r}" for r in rules]
         for (_, m), elements in sorted(delta.add_entries.items()):
@@ -230,3 +230,7 @@ class NftablesBackend(FragmentBackend):
 
 def _kind(spec: str) -> str:
     return "map" if " : " in spec else "set"
+
+
+def _v4(endpoints: tuple[EndpointInfo, ...]) -> list[EndpointInfo]:
+    return [e for e in endpoints if ":" not in e.ip]

@@ -121,7 +121,11 @@ class SyncLoop:
             self._wake.set()
 
     def run(self, stop: threading.Event) -> None:
-        stopper = threading.Thread(target=lambda: (stop.wait(), self._wake.set()), daemon=True)
+        def wake_on_stop() -> None:
+            stop.wait()
+            self._wake.set()
+
+        stopper = threading.Thread(target=wake_on_stop, daemon=True)
         stopper.start()
         while not stop.is_set():
             self.step(stop)
