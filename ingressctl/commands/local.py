@@ -17,6 +17,7 @@ from ..nginx.render import RenderError
 from ..sources.allocate import DEFAULT_SERVICE_CIDR, AddressAllocator
 from ..sources.files import ManifestDirectory
 from ..store import Store
+from . import localproxy
 from .common import add_class_flags, add_nginx_flags, check_port, controller_options, wait_for_signal
 
 log = logging.getLogger("ingressctl")
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_class_flags(run)
     run.add_argument("--status-port", type=int, default=10254, help="/healthz, /readyz, /metrics (default 10254)")
     run.add_argument("--status-address", default="127.0.0.1", help="address of the status port (default 127.0.0.1)")
+    localproxy.add_arguments(run)
     run.set_defaults(func=cmd_run)
 
     render = sub.add_parser("render", help="print the nginx.conf for a directory of manifests",
@@ -88,6 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
     status.start()
     ctl.start()
+    stop_proxy = localproxy.start(args, store)
     source.watch()
     log.warning("serving %s on http://%s:%d and https port %d (state %s); status on :%d",
                 args.manifests, (args.listen_address or ["127.0.0.1"])[0], args.http_port, args.https_port,
@@ -96,6 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         wait_for_signal()
     finally:
         source.stop()
+        stop_proxy()
         ctl.stop()
         status.stop()
     return 0
