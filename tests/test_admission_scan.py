@@ -143,3 +143,18 @@ def test_lua_blocks_pass_only_in_the_templates_shape(body: str, finding: str) ->
         assert len(findings) == 1 and finding in findings[0], findings
     else:
         assert findings == []
+
+
+@pytest.mark.parametrize(("entry", "finding"), [
+    ("10.0.0.0/8 1;", ""),  # the template writes `{{ cidr }} 1;`: any name is a value here
+    ("include /etc/passwd;", "never allowed"),  # nginx reads include inside geo
+    ("192.168.0.0/16 /proc/self/environ;", "sensitive path"),
+])
+def test_geo_entries_are_values_not_directives(entry: str, finding: str) -> None:
+    before = "http {\n}\n"
+    after = f"http {{\n    geo $w {{\n        default 0;\n        {entry}\n    }}\n}}\n"
+    findings = scan(before, after, VOCAB)
+    if finding:
+        assert len(findings) == 1 and finding in findings[0], findings
+    else:
+        assert findings == []

@@ -12,6 +12,7 @@ from ingressctl.objects import parse_ingress
 
 from .admission_fixtures import PREFIX, ingress, ingress_class, snapshot, validator
 from .injection_payloads import PAYLOADS, SAFE_VALUES, Payload
+from .test_annotations_parse import COMPANIONS, GOOD
 
 
 def place(where: str, value: str, annotation: str = "") -> dict[str, Any]:
@@ -36,9 +37,11 @@ def place(where: str, value: str, annotation: str = "") -> dict[str, Any]:
     raise AssertionError(where)
 
 
+# What the reason must say for each field (besides quoting the value).
 EXPECTED_REASON = {
-    "path": "path", "exact-path": "path", "regex-path": "regex path", "host": "host", "tls-host": "host",
-    "secret": "Kubernetes name", "service": "Kubernetes name",
+    "path": "InvalidIngress: path ", "exact-path": "InvalidIngress: path ", "regex-path": "InvalidIngress: regex path",
+    "host": "is not a valid DNS name", "tls-host": "is not a valid DNS name",
+    "secret": "is not a valid Kubernetes name", "service": "is not a valid Kubernetes name",
 }
 
 
@@ -47,7 +50,7 @@ def test_injection_payload_is_denied(payload: Payload) -> None:
     v = validator()
     snap = snapshot(ingress("existing", host="a.example.com"))
     verdict = v.check(snap, place(payload.where, payload.value, payload.annotation))
-    if payload.where == "annotation" and payload.annotation not in REGISTRY:
+    if payload.where == "annotation" and payload.annotation not in REGISTRY and "snippet" not in payload.annotation:
         # Not implemented (yet): the annotation must be ignored, loudly, and never rendered.
         assert verdict.allowed, verdict
         assert any(payload.full_annotation in w and "not supported" in w for w in verdict.warnings)
@@ -56,8 +59,11 @@ def test_injection_payload_is_denied(payload: Payload) -> None:
             assert marker not in text
         return
     assert not verdict.allowed, verdict
-    expected = payload.full_annotation if payload.where == "annotation" else EXPECTED_REASON[payload.where]
-    assert any(expected in r for r in verdict.reasons), verdict.reasons
+    if payload.where == "annotation":  # the annotation named, with the value as written
+        expected = [f"InvalidAnnotation: annotation {payload.full_annotation}={payload.value!r}"]
+    else:  # the field's rule, with the value quoted (a too-long regex is not repeated)
+        expected = [EXPECTED_REASON[payload.where], repr(payload.value) if len(payload.value) <= 256 else "longer"]
+    assert any(all(e in r for e in expected) for r in verdict.reasons), (expected, verdict.reasons)
 
 
 SECRETS = "/var/run/secrets"
@@ -95,6 +101,52 @@ def test_valid_ingress_is_allowed(name: str) -> None:
     verdict = validator().check(snapshot(ingress("existing", host="a.example.com")), VALID[name])
     assert verdict.allowed, verdict
     assert verdict.reasons == ()
+
+
+# Every valid value of every annotation (the annotation tests' table), on an Ingress of its own.
+# Some need a path with capture groups; snippets are checked with snippets enabled.
+NEEDS_PATH = {"rewrite-target": ("/api/(v[0-9]+)/(.*)", "ImplementationSpecific")}
+DENIED_BY_DESIGN = {("auth-tls-secret", "app/client-ca"): "SecretNamespace: auth-tls Secret app/client-ca is in "
+                    "another namespace"}
+GOOD_ANNOTATIONS = [(n, val) for n, val, _ in GOOD if (n, val) not in DENIED_BY_DESIGN]
+
+
+def annotated(name: str, value: str) -> dict[str, Any]:
+    ann = {PREFIX + k: val for k, val in COMPANIONS.get(name, {}).items()} | {PREFIX + name: value}
+    path, path_type = NEEDS_PATH.get(name, ("/", "Prefix"))
+    return ingress("cand", host="b.example.com", annotations=ann, path=path, path_type=path_type)
+
+
+@pytest.mark.parametrize(("name", "value"), GOOD_ANNOTATIONS, ids=[f"{n}={val}" for n, val in GOOD_ANNOTATIONS])
+def test_every_valid_annotation_value_is_allowed(name: str, value: str) -> None:
+    v = validator(allow_snippets=REGISTRY[name].snippet)
+    verdict = v.check(snapshot(ingress("existing", host="a.example.com")), annotated(name, value))
+    assert verdict.allowed, verdict
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(DENIED_BY_DESIGN))
+def test_valid_values_denied_for_what_they_point_at(name: str, value: str) -> None:
+    verdict = validator().check(snapshot(), annotated(name, value))
+    assert not verdict.allowed
+    assert verdict.reasons[0].startswith(DENIED_BY_DESIGN[(name, value)]), verdict.reasons
+
+
+def test_unimplemented_snippet_annotations_follow_the_snippet_policy() -> None:
+    raw = ingress("s", host="b.example.com", annotations={PREFIX + "stream-snippet": "server { listen 1; }"})
+    denied = validator().check(snapshot(), raw)
+    assert denied.reasons == ((f"InvalidAnnotation: annotation {PREFIX}stream-snippet='server {{ listen 1; }}': "
+                               "snippet annotations are disabled (ConfigMap allow-snippet-annotations: false)"),)
+    allowed = validator(allow_snippets=True).check(snapshot(), raw)
+    assert allowed.allowed and any("not supported by ingressctl, ignored" in w for w in allowed.warnings)
+
+
+def test_canary_before_its_main_ingress_is_allowed_with_a_warning() -> None:
+    canary = ingress("canary", host="b.example.com", annotations={PREFIX + "canary": "true",
+                                                                   PREFIX + "canary-weight": "10"})
+    verdict = validator().check(snapshot(), canary)
+    assert verdict.allowed, verdict
+    assert any(w.startswith("CanaryWithoutMain: no main Ingress serves host b.example.com path /")
+               for w in verdict.warnings), verdict.warnings
 
 
 def test_tls_secret_missing_is_allowed_with_a_warning() -> None:

@@ -199,6 +199,7 @@ def _expand(name: str, sources: Mapping[str, str], depth: int = 0) -> str:
 
 
 Vocabulary = frozenset[tuple[tuple[str, ...], str]]
+SLOT = "X"  # what a template expression becomes in the vocabulary
 
 _LUA_TOKENS = re.compile(r"""--\[(=*)\[.*?\]\1\]|--[^\n]*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|\[(=*)\[.*?\]\2\]""",
                          re.DOTALL)
@@ -206,7 +207,7 @@ _LUA_TOKENS = re.compile(r"""--\[(=*)\[.*?\]\1\]|--[^\n]*|"(?:\\.|[^"\\\n])*"|'(
 
 def lua_shape(body: str) -> str:
     """Lua code with comments dropped and every string literal (or template slot) made `X`."""
-    code = _LUA_TOKENS.sub(lambda m: " " if m.group(0).startswith("--") else "X", body)
+    code = _LUA_TOKENS.sub(lambda m: " " if m.group(0).startswith("--") else SLOT, body)
     return " ".join(code.split())
 
 
@@ -222,8 +223,13 @@ def template_vocabulary(sources: Mapping[str, str], root: str = "nginx.conf.j2")
     rendered Lua block passes only if it is a template's block with other string values.
     """
     text = _STANDALONE.sub("", _expand(root, sources))  # whole-directive slots (snippets): no vocabulary
-    text = _EXPRESSION.sub("X", _STATEMENT.sub("", text))
+    text = _EXPRESSION.sub(SLOT, _STATEMENT.sub("", text))
     return frozenset((d.context, _entry(d)) for d in directives(text))
+
+
+def _known(d: Directive, vocabulary: Vocabulary) -> bool:
+    """In the vocabulary by name, or where a template writes a value as the name (geo, map entries)."""
+    return (d.context, _entry(d)) in vocabulary or (d.lua is None and (d.context, SLOT) in vocabulary)
 
 
 # --- the comparison ---------------------------------------------------------------------
@@ -267,7 +273,7 @@ def scan(before: str, after: str, vocabulary: Vocabulary | None) -> list[str]:
             continue  # a template's own Lua block (e.g. the balancer of a new upstream)
         if d.name in FORBIDDEN_DIRECTIVES or "_by_lua" in d.name or d.name.startswith("lua_"):
             findings.append(f"directive {d} is never allowed from an Ingress")
-        elif vocabulary is not None and (d.context, d.name) not in vocabulary:
+        elif vocabulary is not None and not _known(d, vocabulary):
             findings.append(f"directive {d} is not one the templates produce in that context")
         else:
             f = _path_finding(d)

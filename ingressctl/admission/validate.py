@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ingress.annotations import PREFIX, REGISTRY
 from ..ingress.build import BuildOptions, Route, build, ingress_routes
 from ..ingress.model import Model, Problem
 from ..nginx.render import RenderContext, Renderer, RenderError
@@ -31,6 +32,10 @@ from ..store import Snapshot
 from . import scan
 
 ADMISSION_PREFIX = "/ingressctl-admission"  # render prefix: never a real directory
+# Build problems that do not make the candidate's configuration unsafe and may go away when
+# other objects arrive (`kubectl apply -f dir/` sends a canary before its main Ingress):
+# warnings, not denials.
+WARN_ONLY = frozenset({"InvalidExternalName", "CanaryWithoutMain"})
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class Validator:
         reasons = _schema(candidate)
         routes, problems = ingress_routes(candidate, opts.settings.allow_snippet_annotations)
         reasons += [_reason(p) for p in problems if not p.warning]
+        reasons += _foreign_snippets(candidate, opts.settings.allow_snippet_annotations)
         warnings = [_reason(p) for p in problems if p.warning]
         if reasons:
             return Verdict(key, False, tuple(reasons), tuple(warnings))
@@ -188,8 +194,8 @@ class Validator:
         result = build(dataclasses.replace(snap, ingresses=with_candidate), self.options.build)
         mine = [p for p in result.problems if (p.namespace, p.name) == (candidate.meta.namespace,
                                                                          candidate.meta.name)]
-        warnings = [_reason(p) for p in mine if p.warning or p.reason == "InvalidExternalName"]
-        reasons = [_reason(p) for p in mine if not p.warning and p.reason != "InvalidExternalName"]
+        warnings = [_reason(p) for p in mine if p.warning or p.reason in WARN_ONLY]
+        reasons = [_reason(p) for p in mine if not p.warning and p.reason not in WARN_ONLY]
         if reasons:
             return reasons, warnings
         try:
@@ -222,6 +228,19 @@ def _schema(ing: Ingress) -> list[str]:
     if not ing.rules and ing.default_backend is None:
         return ["spec: either defaultBackend or rules must be specified"]
     return []
+
+
+def _foreign_snippets(ing: Ingress, allowed: bool) -> list[str]:
+    """Snippet annotations ingressctl does not implement (stream-snippet, auth-snippet, ...).
+
+    They would be ignored, but the snippet policy is about what users may ask for: refused
+    while snippets are off, as they would be where they are implemented.
+    """
+    if allowed:
+        return []
+    return [f"InvalidAnnotation: annotation {k}={val!r}: snippet annotations are disabled (ConfigMap "
+            "allow-snippet-annotations: false)" for k, val in sorted(ing.meta.annotations.items())
+            if k.startswith(PREFIX) and k.endswith("-snippet") and k[len(PREFIX):] not in REGISTRY]
 
 
 def _reason(p: Problem) -> str:
