@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -69,6 +70,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: bytes
+    version: str = "HTTP/1.1"
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -76,9 +78,12 @@ Script = Callable[[Seen], Answer]
 
 
 class ScriptedServer:
-    """A loopback HTTP/1.1 server answering with `script(request)` and recording requests."""
+    """A loopback HTTP/1.1 server answering with `script(request)` and recording requests.
 
-    def __init__(self, script: Script) -> None:
+    With `tls`, it speaks HTTPS with that certificate (a backend-protocol HTTPS upstream).
+    """
+
+    def __init__(self, script: Script, tls: KeyPair | None = None) -> None:
         self.seen: list[Seen] = []
         outer = self
 
@@ -89,7 +94,7 @@ class ScriptedServer:
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 req = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                           self.rfile.read(length) if length else b"")
+                           self.rfile.read(length) if length else b"", self.request_version)
                 outer.seen.append(req)
                 status, headers, body = script(req)
                 try:
@@ -109,6 +114,11 @@ class ScriptedServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            with tempfile.TemporaryDirectory() as d:
+                ctx.load_cert_chain(*tls.files(Path(d), "backend"))
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

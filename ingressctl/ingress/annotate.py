@@ -59,6 +59,10 @@ class AnnotationResolver:
             return up
         if cfg.service_upstream:
             up = self._cluster_ip(ing, backend, up)
+        if cfg.backend_protocol != "HTTP":
+            # nginx caches keepalive connections per upstream block: a TLS or HTTP/2 (gRPC)
+            # connection must never be reused by a location speaking another protocol.
+            up = dataclasses.replace(up, name=f"{up.name}-{cfg.backend_protocol.lower()}")
         if cfg.upstream_hash_by:
             digest = _short_hash(cfg.upstream_hash_by)
             up = dataclasses.replace(up, name=f"{up.name}-hash-{digest}", hash_by=cfg.upstream_hash_by,
