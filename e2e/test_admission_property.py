@@ -1,9 +1,12 @@
 """Property: every Ingress that admission allows renders a configuration the real `nginx -t` accepts.
 
-Hypothesis draws Ingresses from a mix of valid values and hostile ones (the breakouts of
-tests/injection_payloads.py, random text); for each one validation allows, the candidate's
-configuration is rendered for a real prefix and checked by `nginx -t` (here, in the test;
-never in the webhook).
+Hypothesis draws two kinds of Ingress, evenly: clean ones, made only of valid pieces (hosts,
+paths, every annotation's valid values from tests/test_annotations_parse.py, with the
+annotations they need), which validation nearly always allows, and spoiled ones, where any
+piece may carry a breakout of tests/injection_payloads.py or random text, which it mostly
+denies. For each one allowed, the candidate's configuration is rendered for a real prefix
+and checked by `nginx -t` (here, in the test; never in the webhook). The examples are
+derandomized, so the counts asserted at the end are the same on every run.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +27,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingressctl.admission.validate import ValidateOptions, Validator
-from ingressctl.ingress.annotations import REGISTRY
+from ingressctl.ingress.annotations import PREFIX, REGISTRY
 from ingressctl.ingress.build import BuildOptions
 from ingressctl.nginx.render import RenderContext
 from ingressctl.objects import Ingress, parse_ingress, parse_object
 from ingressctl.store import Snapshot
 from tests.admission_fixtures import endpoint_slice, ingress, ingress_class, service
 from tests.injection_payloads import BREAKOUTS
+from tests.test_annotations_parse import COMPANIONS, GOOD
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -55,30 +60,52 @@ def tls_secret(name: str, host: str) -> dict[str, Any]:
 
 
 HOSTS = ["a.example.com", "b.example.com", "*.apps.example.com", "x-1.example.org", "localhost"]
-PATHS = ["/", "/api", "/api/", "/v1/users", "/a-b_c.d~e", "/%41", "/x:y@z", "/(.*)", "/api/v[0-9]+/.*", "/$"]
-GENERIC = ["true", "false", "0", "1", "5", "60", "60s", "500ms", "5m", "1m", "8k", "0.5", "100", "HTTP", "HTTPS",
-           "GRPC", "GRPCS", "/", "/$1", "https://a.example.com/", "http://auth.example.com/check", "10.0.0.0/8",
-           "10.0.0.0/8,192.168.0.0/16", "cookie", "round_robin", "ewma", "X-Header", "a.example.com", "CN=client",
-           "default/web", "308", "on", "*", "GET, POST"]
+REGEX_PATHS = ["/(.*)", "/api/v[0-9]+/.*", "/$"]  # allowed only with use-regex (a clean Ingress sets it)
+PATHS = ["/", "/api", "/api/", "/v1/users", "/a-b_c.d~e", "/%41", "/x:y@z", *REGEX_PATHS]
+# Valid values of every registered annotation (the annotation tests' own table), and the ones they need.
+GOOD_VALUES: dict[str, list[str]] = {}
+for _name, _value, _ in GOOD:
+    GOOD_VALUES.setdefault(_name, []).append(_value)
 hostile = st.sampled_from(sorted(BREAKOUTS.values()))
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=24)
-values = st.one_of(st.sampled_from(GENERIC), st.sampled_from(GENERIC).flatmap(
-    lambda g: hostile.map(lambda h: g + h)), text)
-hosts = st.one_of(st.sampled_from(HOSTS), st.sampled_from(HOSTS).flatmap(lambda g: hostile.map(lambda h: g + h)),
-                  text)
-paths = st.one_of(st.sampled_from(PATHS), text.map(lambda t: "/" + t), hostile.map(lambda h: "/" + h))
-annotations = st.dictionaries(st.sampled_from(sorted(REGISTRY)).map(lambda n: "nginx.ingress.kubernetes.io/" + n),
-                              values, max_size=4)
+
+
+def values(valid: list[str], clean: bool) -> st.SearchStrategy[str]:
+    """A valid value; unless `clean`, also a valid value with a breakout appended, or random text."""
+    good = st.sampled_from(valid)
+    if clean:
+        return good
+    return st.one_of(good, good.flatmap(lambda g: hostile.map(lambda h: g + h)), text)
+
+
+def annotations(clean: bool) -> st.SearchStrategy[dict[str, str]]:
+    names = sorted(n for n in REGISTRY if not (clean and REGISTRY[n].snippet))  # snippets: off, so denied
+
+    def values_for(chosen: list[str]) -> st.SearchStrategy[dict[str, str]]:
+        fields = {PREFIX + c: st.just(v) for n in chosen for c, v in COMPANIONS.get(n, {}).items()}
+        fields.update({PREFIX + n: values(GOOD_VALUES[n], clean) for n in chosen})
+        return st.fixed_dictionaries(fields)
+
+    return st.lists(st.sampled_from(names), max_size=4, unique=True).flatmap(values_for)
 
 
 @st.composite
-def candidates(draw: Any) -> dict[str, Any]:
-    host = draw(st.one_of(st.none(), hosts))
-    raw = ingress("cand", host=host, path=draw(paths),
-                  path_type=draw(st.sampled_from(["Exact", "Prefix", "ImplementationSpecific"])),
-                  annotations=draw(annotations), created=None)
-    if draw(st.booleans()):
-        raw["metadata"]["annotations"]["nginx.ingress.kubernetes.io/use-regex"] = "true"
+def candidates(draw: Any, clean: bool | None = None) -> dict[str, Any]:
+    """A clean Ingress (only valid pieces, mostly allowed) or a spoiled one (mostly denied), evenly."""
+    clean = draw(st.booleans()) if clean is None else clean
+    host = draw(st.one_of(st.none(), values(HOSTS, clean)))
+    paths = draw(st.lists(st.one_of(values(PATHS, clean), *([] if clean else [text.map(lambda t: "/" + t)])),
+                          min_size=1, max_size=3, unique=True))
+    types = [draw(st.sampled_from(["Exact", "Prefix", "ImplementationSpecific"])) for _ in paths]
+    if clean:  # regex paths are ImplementationSpecific ones
+        types = ["ImplementationSpecific" if p in REGEX_PATHS else t for p, t in zip(paths, types, strict=True)]
+    raw = ingress("cand", host=host, path=paths[0], path_type=types[0], annotations=draw(annotations(clean)),
+                  created=None)
+    raw["spec"]["rules"][0]["http"]["paths"] += [
+        {"path": p, "pathType": t, "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+        for p, t in zip(paths[1:], types[1:], strict=True)]
+    if draw(st.booleans()) or (clean and any(p in REGEX_PATHS for p in paths)):
+        raw["metadata"]["annotations"][PREFIX + "use-regex"] = "true"
     if host is not None and draw(st.booleans()):
         raw["spec"]["tls"] = [{"hosts": [host], "secretName": draw(st.sampled_from(["shop-tls", "missing-tls"]))}]
     return raw
@@ -109,23 +136,52 @@ def nginx_test(validator: Validator, snap: Snapshot, cand: Ingress, prefix: Path
                           text=True, timeout=30, check=False)
 
 
+def judge(validator: Validator, snap: Snapshot, raw: dict[str, Any], prefix: Path) -> bool:
+    """The verdict on `raw`; if allowed, its configuration must pass the real `nginx -t`."""
+    verdict = validator.check(snap, raw)
+    if not verdict.allowed:
+        assert verdict.reasons, "a denial must say why"
+        return False
+    result = nginx_test(validator, snap, parse_ingress(raw), prefix)
+    assert result.returncode == 0, f"nginx -t refused an allowed Ingress:\n{result.stderr}\n{raw}"
+    return True
+
+
+EXAMPLES = 80
+
+
 def test_what_admission_allows_nginx_accepts(world: tuple[Snapshot, Path]) -> None:
     snap, prefix = world
     validator = Validator(ValidateOptions(build=BuildOptions(now=NOW)))
-    outcomes = {"allowed": 0, "denied": 0}
+    outcomes: Counter[tuple[str, str]] = Counter()
 
-    @settings(max_examples=40, deadline=None, database=None,
+    # derandomize: the same examples on every run, so the counts below are stable.
+    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    @given(candidates())
-    def check(raw: dict[str, Any]) -> None:
-        verdict = validator.check(snap, raw)
-        outcomes["allowed" if verdict.allowed else "denied"] += 1
-        if not verdict.allowed:
-            assert verdict.reasons, "a denial must say why"
-            return
-        result = nginx_test(validator, snap, parse_ingress(raw), prefix)
-        assert result.returncode == 0, f"nginx -t refused an allowed Ingress:\n{result.stderr}\n{raw}"
+    @given(st.booleans().flatmap(lambda clean: candidates(clean).map(lambda raw: (clean, raw))))
+    def check(example: tuple[bool, dict[str, Any]]) -> None:
+        clean, raw = example
+        allowed = judge(validator, snap, raw, prefix)
+        outcomes["clean" if clean else "spoiled", "allowed" if allowed else "denied"] += 1
 
     check()
-    assert outcomes["allowed"] >= 5, outcomes  # the property was exercised, not vacuously true
-    assert outcomes["denied"] >= 5, outcomes
+    # The property was exercised on many allowed Ingresses (clean ones are nearly all allowed),
+    # and the hostile half was mostly refused: validation is neither refusing nor passing everything.
+    assert outcomes["clean", "allowed"] >= EXAMPLES // 4, outcomes
+    assert outcomes["spoiled", "denied"] >= EXAMPLES // 4, outcomes
+
+
+def test_the_property_fails_when_nginx_refuses_an_allowed_ingress(world: tuple[Snapshot, Path]) -> None:
+    """The oracle is real: a configuration nginx cannot load makes `judge` fail."""
+    snap, prefix = world
+
+    class Misrendering(Validator):
+        def render(self, snap: Snapshot, candidate: Ingress, ctx: RenderContext | None = None) -> tuple[Any, str]:
+            model, text = super().render(snap, candidate, ctx)
+            return model, text.replace("server_name ", "server_nam ", 1)
+
+    options = ValidateOptions(build=BuildOptions(now=NOW))
+    raw = ingress("plain", host="b.example.com", path="/ok", created=None)
+    assert judge(Validator(options), snap, raw, prefix)
+    with pytest.raises(AssertionError, match="nginx -t refused an allowed Ingress"):
+        judge(Misrendering(options), snap, raw, prefix)
