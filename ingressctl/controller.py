@@ -29,10 +29,12 @@ from .ingress.classes import ClassFilter
 from .ingress.model import Model
 from .ingress.settings import Settings, parse_settings
 from .metrics import ControllerMetrics
+from .ingress.backends import refresh_upstreams
 from .nginx.defaultcert import ensure_default_certificate
+from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table
 from .nginx.process import ApplyResult, Nginx, config_id_of
 from .nginx.render import CONFIG_ID_MARK, RenderContext, Renderer, RenderError
-from .store import Snapshot, Store
+from .store import Change, Snapshot, Store
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +51,17 @@ class ControllerOptions:
     template_dir: Path | None = None
     resolver: tuple[str, ...] = ()
     debounce: float = 0.05
+    dynamic_endpoints: bool = False  # endpoint changes through the Lua balancer, no reload
 
     @property
     def prefix(self) -> Path:
         return (self.state_dir / "nginx").resolve()
 
     def render_context(self) -> RenderContext:
+        modules = tuple(str(m) for m in LUA_MODULES) if self.dynamic_endpoints else ()
         return RenderContext(prefix=str(self.prefix), http_port=self.http_port, https_port=self.https_port,
-                             listen=self.listen, resolver=self.resolver)
+                             listen=self.listen, resolver=self.resolver, dynamic=self.dynamic_endpoints,
+                             modules=modules)
 
 
 @contextlib.contextmanager
@@ -117,6 +122,11 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._template_watch: Any = None
         self._reported: set[str] = set()
+        self.pusher = EndpointPusher(options.prefix) if options.dynamic_endpoints else None
+        self.live_model: Model | None = None
+        self._pending: list[Change] = []
+        self._restarts_seen = 0
+        self._pending_lock = threading.Lock()
 
     # -- pure-ish pipeline ------------------------------------------------------------------
     def build(self, snap: Snapshot) -> BuildResult:
@@ -169,8 +179,12 @@ class Controller:
             except RenderError as e:
                 log.error("rendering with %s templates failed: %s", name, e)
                 continue
+            table = endpoint_table(result.model) if self.pusher is not None else {}
+            if self.pusher is not None:
+                self.pusher.write_file(table)
             outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files)
             if outcome.ok:
+                self._endpoints_live(result.model, table, reloaded=outcome.changed)
                 if name == "override" and outcome.changed:
                     self.last_good_override = renderer.with_sources(renderer.sources())
                 break
@@ -183,6 +197,33 @@ class Controller:
             except Exception:
                 log.exception("observer failed")
         return outcome
+
+    def _endpoints_live(self, model: Model, table: dict[str, str], reloaded: bool) -> None:
+        self.live_model = model
+        if self.pusher is None:
+            return
+        if reloaded:
+            self.pusher.loaded(table)  # init_by_lua read the file we just wrote
+        elif self.pusher.push(table):
+            self.metrics.endpoint_updates.inc()
+
+    def sync_endpoints(self, services: frozenset[str]) -> bool:
+        """The fast path: new endpoints for `services` without build, render or reload.
+
+        False when the change needs a full sync (see ingress.backends.refresh_upstreams).
+        """
+        if self.pusher is None or self.live_model is None or self.nginx is None or not self.nginx.running():
+            return False
+        started = time.monotonic()
+        with gc_paused():
+            model = refresh_upstreams(self.live_model, self.store.snapshot(), services)
+        if model is None:
+            return False
+        if self.pusher.push(endpoint_table(model)):
+            self.metrics.endpoint_updates.inc()
+        self.live_model = model
+        self.metrics.sync_duration.observe(time.monotonic() - started)
+        return True
 
     def _record_outcome(self, outcome: ApplyResult, seconds: float) -> None:
         self.last_result = outcome
@@ -223,7 +264,9 @@ class Controller:
         assert self.nginx is not None
         self.nginx.prepare()
         ensure_default_certificate(self.options.prefix / "certs" / "default.pem")
-        self.store.subscribe(lambda change: self._wake.set())
+        if self.pusher is not None:
+            self.pusher.install_lua()
+        self.store.subscribe(self._note_change)
         if self.options.template_dir is not None:
             self._watch_templates(self.options.template_dir)
         self._wake.set()
@@ -233,18 +276,37 @@ class Controller:
     def request_sync(self) -> None:
         self._wake.set()
 
+    def _note_change(self, change: Change) -> None:
+        with self._pending_lock:
+            self._pending.append(change)
+        self._wake.set()
+
+    def _take_pending(self) -> frozenset[str] | None:
+        """Services whose endpoints changed, if endpoints are all that changed; else None."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if not pending or not all(c.endpoints_only for c in pending):
+            return None
+        return frozenset().union(*(c.services for c in pending))
+
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._wake.wait(timeout=1.0):
                 time.sleep(self.options.debounce)  # coalesce a burst of changes
                 self._wake.clear()
                 try:
+                    services = self._take_pending()
+                    if services and self.sync_endpoints(services):
+                        continue
                     self.sync()
                 except Exception:
                     log.exception("sync failed; nginx keeps its last configuration")
             assert self.nginx is not None
             if self.nginx.ensure_running():
-                self.metrics.nginx_restarts.inc()
+                self._wake.set()  # it restarted with the last good config: bring it up to date
+            if self.nginx.restarts > self._restarts_seen:
+                self.metrics.nginx_restarts.inc(self.nginx.restarts - self._restarts_seen)
+                self._restarts_seen = self.nginx.restarts
 
     def _watch_templates(self, directory: Path) -> None:
         from watchdog.events import FileSystemEventHandler

@@ -23,4 +23,7 @@ class ControllerMetrics:
         self.problems = Gauge("ingressctl_problems", "problems found by the last build, by reason",
                               ["reason"], registry=r)
         self.invalid_ingresses = Gauge("ingressctl_invalid_ingresses", "Ingresses skipped as invalid", registry=r)
+        self.endpoint_updates = Counter("ingressctl_endpoint_updates",
+                                        "endpoint changes applied through the Lua balancer, without a reload",
+                                        registry=r)
         self.nginx_restarts = Counter("ingressctl_nginx_restarts", "times nginx died and was restarted", registry=r)

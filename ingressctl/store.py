@@ -42,6 +42,7 @@ class Change:
 
     kinds: frozenset[str]
     keys: frozenset[Key]
+    services: frozenset[str] = frozenset()  # "ns/name" of Services whose EndpointSlices changed
 
     @property
     def endpoints_only(self) -> bool:
@@ -84,6 +85,10 @@ class Snapshot:
 Listener = Callable[[Change], None]
 
 
+def _slice_services(*objs: KubeObject | None) -> frozenset[str]:
+    return frozenset(f"{o.meta.namespace}/{o.service_name}" for o in objs if isinstance(o, EndpointSlice))
+
+
 class Store:
     """Thread-safe object cache with indexes and change notifications."""
 
@@ -103,18 +108,20 @@ class Store:
     def apply(self, obj: KubeObject) -> bool:
         """Insert or update one object; False (and no notification) when nothing changed."""
         with self._lock:
+            old = self._objects.get(key_of(obj))
             if not self._put(obj):
                 return False
-            change = Change(frozenset({obj.meta.kind}), frozenset({key_of(obj)}))
+            change = Change(frozenset({obj.meta.kind}), frozenset({key_of(obj)}), _slice_services(old, obj))
             self._bump()
         self._notify(change)
         return True
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         with self._lock:
+            old = self._objects.get((kind, namespace, name))
             if not self._drop((kind, namespace, name)):
                 return False
-            change = Change(frozenset({kind}), frozenset({(kind, namespace, name)}))
+            change = Change(frozenset({kind}), frozenset({(kind, namespace, name)}), _slice_services(old))
             self._bump()
         self._notify(change)
         return True
@@ -126,15 +133,19 @@ class Store:
             scope = set(kinds) if kinds is not None else None
             wanted = {key_of(o): o for o in objects if scope is None or o.meta.kind in scope}
             changed: set[Key] = set()
+            services: set[str] = set()
             for k in [k for k in self._objects if (scope is None or k[0] in scope) and k not in wanted]:
+                services |= _slice_services(self._objects.get(k))
                 self._drop(k)
                 changed.add(k)
             for k, o in wanted.items():
+                old = self._objects.get(k)
                 if self._put(o):
                     changed.add(k)
+                    services |= _slice_services(old, o)
             if not changed:
                 return None
-            change = Change(frozenset(k[0] for k in changed), frozenset(changed))
+            change = Change(frozenset(k[0] for k in changed), frozenset(changed), frozenset(services))
             self._bump()
         self._notify(change)
         return change

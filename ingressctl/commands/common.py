@@ -23,6 +23,9 @@ def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: s
                    help="override templates (nginx.conf.j2, server.j2, location.j2, upstream.j2); watched")
     g.add_argument("--resolver", action="append", default=None, metavar="IP",
                    help="DNS resolver for ExternalName Services (default: nameservers of /etc/resolv.conf)")
+    g.add_argument("--dynamic-endpoints", choices=("auto", "on", "off"), default="auto",
+                   help="apply endpoint changes through nginx's Lua balancer without a reload "
+                        "(auto: when nginx has the Lua module, as nginx-extras does)")
     p.set_defaults(default_listen=listen)
 
 
@@ -80,7 +83,18 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         default_backend=args.default_backend_service,
         template_dir=template_dir.resolve() if template_dir else None,
         resolver=tuple(resolver) if resolver else system_resolvers(),
+        dynamic_endpoints=_dynamic(getattr(args, "dynamic_endpoints", "off")),
     )
+
+
+def _dynamic(choice: str) -> bool:
+    from ..cli import UserError
+    from ..nginx.dynamic import LUA_MODULES, lua_available
+
+    if choice == "on" and not lua_available():
+        raise UserError(f"--dynamic-endpoints on needs nginx's Lua module ({LUA_MODULES[1]}); "
+                        "install nginx-extras or use --dynamic-endpoints off")
+    return choice == "on" or (choice == "auto" and lua_available())
 
 
 def wait_for_signal() -> int:

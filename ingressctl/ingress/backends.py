@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..objects import Service, ServiceBackend, ServicePort
 from ..store import Snapshot
 from . import values as v
-from .model import Endpoint, Upstream
+from .model import Endpoint, Model, Upstream
 
 ProblemTuple = tuple[str, str, bool]  # reason, message, warning
 
@@ -98,7 +100,7 @@ class BackendResolver:
         if not endpoints:
             return Resolution(None, label, (("NoEndpoints", f"Service {svc.meta.key} port {backend.port} has "
                                              "no ready endpoints; answering 503", True),))
-        return Resolution(Upstream(name, svc.meta.key, endpoints), label)
+        return Resolution(Upstream(name, svc.meta.key, endpoints, port=sp.port), label)
 
     def _external(self, svc: Service, backend: ServiceBackend, label: str) -> Resolution:
         try:
@@ -114,7 +116,7 @@ class BackendResolver:
                                                  f"{backend.port!r}; answering 503", True),))
             port = sp.port
         name = upstream_name(svc.meta.namespace, svc.meta.name, port)
-        return Resolution(Upstream(name, svc.meta.key, (), external_name=host, external_port=port), label)
+        return Resolution(Upstream(name, svc.meta.key, (), external_name=host, external_port=port, port=port), label)
 
     def upstreams(self) -> tuple[Upstream, ...]:
         seen: dict[str, Upstream] = {}
@@ -122,3 +124,32 @@ class BackendResolver:
             if res.upstream is not None:
                 seen[res.upstream.name] = res.upstream
         return tuple(seen[k] for k in sorted(seen))
+
+
+def refresh_upstreams(model: Model, snap: Snapshot, services: Collection[str]) -> Model | None:
+    """The model with new endpoints for `services`, when only endpoint lists change.
+
+    None when the change needs a full build: a Service no upstream carries yet (its
+    locations answer 503), an upstream that would lose its last endpoint, or one whose
+    endpoints are not its pods' (clusterIP, hashing and other variants stay static).
+    """
+    wanted = set(services)
+    seen: set[str] = set()
+    upstreams = []
+    for u in model.upstreams:
+        if u.service not in wanted:
+            upstreams.append(u)
+            continue
+        seen.add(u.service)
+        ns, _, name = u.service.partition("/")
+        svc = snap.service(ns, name)
+        sp = svc.port_for(u.port) if svc is not None else None
+        if sp is None or not u.lua_balanced or u.name != upstream_name(ns, name, u.port):
+            return None
+        endpoints = select_endpoints(snap, svc, sp)  # type: ignore[arg-type]
+        if not endpoints:
+            return None
+        upstreams.append(dataclasses.replace(u, endpoints=endpoints))
+    if seen != wanted:
+        return None
+    return dataclasses.replace(model, upstreams=tuple(upstreams))

@@ -79,6 +79,8 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
                          str(a), a.warning) for a in ann_problems]
     routes: list[Route] = []
     try:
+        v.k8s_name(ing.meta.namespace)
+        v.k8s_name(ing.meta.name)
         for rule in ing.rules:
             host = v.host(rule.host) if rule.host else ""
             for p in rule.paths:

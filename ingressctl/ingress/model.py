@@ -39,10 +39,16 @@ class Upstream:
     load_balance: str = "round_robin"
     hash_by: str = ""
     keepalive: int = 32
+    port: int = 0  # the Service port number this upstream was resolved from
 
     @property
     def dynamic(self) -> bool:
         return bool(self.external_name)
+
+    @property
+    def lua_balanced(self) -> bool:
+        """Round-robin upstreams whose endpoints nginx can take without a reload (nginx/dynamic.py)."""
+        return not self.external_name and self.load_balance == "round_robin" and not self.hash_by
 
 
 @dataclass(frozen=True)

@@ -176,8 +176,15 @@ class Nginx:
         if self.running():
             self._signal(signal.SIGHUP)
         else:
+            self._note_death()
             self._start()
         self._wait_for(config_id)
+
+    def _note_death(self) -> None:
+        if self.live_id and self.proc is not None:  # it was serving: this start is a restart
+            log.error("nginx exited unexpectedly (code %s); restarting", self.proc.returncode)
+            self.restarts += 1
+            self._kill_orphans()
 
     def _start(self) -> None:
         self.status_socket.unlink(missing_ok=True)
@@ -222,9 +229,7 @@ class Nginx:
         with self._lock:
             if self._stopping or self.running() or not self.live_id or not self.conf.exists():
                 return False
-            log.error("nginx exited unexpectedly (code %s); restarting", self.proc.returncode if self.proc else "?")
-            self.restarts += 1
-            self._kill_orphans()
+            self._note_death()
             self._start()
             try:
                 self._wait_for(self.live_id)

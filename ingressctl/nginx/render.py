@@ -78,7 +78,16 @@ class RenderContext:
     error_log_level: str = "warn"
     access_log: str = "/dev/stdout"
     modules: tuple[str, ...] = ()
+    dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
     extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def lua_path(self) -> str:
+        return f"{self.prefix}/lua/?.lua;;"
+
+    @property
+    def endpoints_file(self) -> str:
+        return f"{self.prefix}/endpoints.txt"
 
     @property
     def status_socket(self) -> str:

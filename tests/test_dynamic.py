@@ -1,0 +1,90 @@
+"""The endpoint fast path: which changes skip the build, and the Lua-balanced rendering."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ingressctl.controller import Controller, ControllerOptions
+from ingressctl.ingress.backends import refresh_upstreams
+from ingressctl.nginx.defaultcert import ensure_default_certificate
+from ingressctl.nginx.dynamic import EndpointPusher, endpoint_table, lua_available
+from ingressctl.store import Snapshot, Store
+
+from .factory import endpoint_slice, ingress, ingress_class, path, run_build, service
+
+BASE = [ingress_class(), service(), endpoint_slice(addresses=["10.0.0.1"]), ingress("a", [("a.com", [path("/")])])]
+
+
+def _model():
+    return run_build(*BASE).model
+
+
+@pytest.mark.parametrize("objects, services, result", [
+    pytest.param([endpoint_slice(addresses=["10.0.0.1", "10.0.0.2"])], {"default/web"}, ["10.0.0.1", "10.0.0.2"],
+                 id="more-endpoints-fast"),
+    pytest.param([endpoint_slice(addresses=["10.0.0.9"])], {"default/web"}, ["10.0.0.9"], id="replaced-fast"),
+    pytest.param([endpoint_slice(addresses=["10.0.0.1"], conditions={"ready": False})], {"default/web"}, None,
+                 id="last-endpoint-gone-needs-full-build"),
+    pytest.param([endpoint_slice("other", addresses=["10.0.0.5"])], {"default/other"}, None,
+                 id="service-without-upstream-needs-full-build"),
+])
+def test_refresh_upstreams(objects, services, result):
+    snap = Snapshot.of([o for o in BASE if o.meta.kind != "EndpointSlice"] + objects)
+    model = refresh_upstreams(_model(), snap, services)
+    if result is None:
+        assert model is None
+    else:
+        assert model is not None
+        assert [e.address for e in model.upstreams[0].endpoints] == result
+        assert model.servers == _model().servers, "servers are never rebuilt on the fast path"
+
+
+def test_non_round_robin_upstreams_stay_static():
+    ann = {"nginx.ingress.kubernetes.io/load-balance": "least_conn"}
+    model = run_build(ingress_class(), service(), endpoint_slice(),
+                      ingress("a", [("a.com", [path("/")])], annotations=ann)).model
+    variant = next(u for u in model.upstreams if u.load_balance == "least_conn")
+    assert not variant.lua_balanced and variant.name not in endpoint_table(model)
+    snap = Snapshot.of([service(), endpoint_slice(addresses=["10.0.0.7"])])
+    assert refresh_upstreams(model, snap, {"default/web"}) is None, "a static variant needs a full sync"
+
+
+def test_store_change_names_the_services_of_changed_slices():
+    store = Store()
+    changes = []
+    store.subscribe(changes.append)
+    store.apply(endpoint_slice("web", name="s1"))
+    store.delete("EndpointSlice", "default", "s1")
+    store.replace(["EndpointSlice"], [endpoint_slice("api", name="s2")])
+    assert [c.services for c in changes] == [{"default/web"}, {"default/web"}, {"default/api"}]
+    assert all(c.endpoints_only for c in changes)
+
+
+def test_pusher_writes_the_table_file(tmp_path: Path):
+    pusher = EndpointPusher(tmp_path)
+    table = endpoint_table(_model())
+    pusher.write_file(table)
+    assert (tmp_path / "endpoints.txt").read_text() == "default-web-80 10.0.0.1|8080\n"
+    pusher.loaded(table)
+    assert pusher.push(table) == 0, "nothing differs: nothing is sent"
+
+
+def test_lua_balanced_config_passes_nginx_t(tmp_path: Path):
+    assert lua_available(), "nginx-extras (Lua module) is required: run scripts/setup.sh"
+    store = Store()
+    store.replace(None, BASE)
+    opts = ControllerOptions(state_dir=tmp_path, dynamic_endpoints=True)
+    rendered = Controller(store, opts).render_snapshot(store.snapshot())
+    prefix = opts.prefix
+    EndpointPusher(prefix).install_lua()
+    for d in ("tmp", "logs"):
+        (prefix / d).mkdir(parents=True, exist_ok=True)
+    ensure_default_certificate(prefix / "certs" / "default.pem")
+    (prefix / "nginx.conf").write_text(rendered.text)
+    assert 'balance("default-web-80")' in rendered.text and "10.0.0.1:8080" not in rendered.text
+    r = subprocess.run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
