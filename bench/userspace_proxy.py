@@ -152,10 +152,14 @@ def answers(ns: Netns, ip: str) -> Callable[[], bool]:
     return check
 
 
-def measure(ns: Netns, ip: str, args: argparse.Namespace) -> dict[str, float]:
-    """Median of --repeat runs for each figure (the machine is shared and noisy)."""
-    runs = [measure_once(ns, ip, args) for _ in range(args.repeat)]
-    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+def measure(ns: Netns, paths: dict[str, str], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Median of --repeat rounds; each round runs every path once, so load changes on this
+    shared machine hit all paths alike."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    for _ in range(args.repeat):
+        for name, ip in paths.items():
+            runs[name].append(measure_once(ns, ip, args))
+    return {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
 
 
 def measure_once(ns: Netns, ip: str, args: argparse.Namespace) -> dict[str, float]:
@@ -201,7 +205,7 @@ def main() -> int:
         ns.exec("ip", "route", "add", "default", "dev", "v0")
         procs.append(subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", BACKEND]))
         wait_until(answers(ns, BACKEND_IP), 10, "backend")
-        results = {"direct": measure(ns, BACKEND_IP, args)}
+        paths = {"direct": BACKEND_IP}
 
         Path(tmp.name, "svc.yaml").write_text(service("us", "127.96.0.10"))
         procs.append(subprocess.Popen(
@@ -209,7 +213,7 @@ def main() -> int:
              "userspace", "--manifests", tmp.name, "--status-port", "0", "--nodeport-addresses", "127.0.0.1/32"],
             cwd=ROOT))
         wait_until(answers(ns, "127.96.0.10"), 20, "userspace proxy")
-        results["userspace"] = measure(ns, "127.96.0.10", args)
+        paths["userspace"] = "127.96.0.10"
 
         if not args.no_iptables:
             import yaml
@@ -217,8 +221,8 @@ def main() -> int:
             backend = IptablesBackend(ProxyOptions(), CommandRunner(netns=name))
             backend.sync(build_table(Snapshot.of(objs)), None)
             wait_until(answers(ns, "10.96.0.10"), 10, "iptables DNAT")
-            results["iptables"] = measure(ns, "10.96.0.10", args)
-        print_table(results)
+            paths["iptables"] = "10.96.0.10"
+        print_table(measure(ns, paths, args))
     finally:
         for proc in procs:
             proc.kill()

@@ -5,9 +5,9 @@ port's cluster IPs, its nodePort on the nodePort addresses, and its external and
 load-balancer IPs, wherever the address can be bound here (in local mode cluster IPs are
 in 127.96.0.0/16, so they bind on loopback without privileges). Each listener feeds a
 `relay.Balancer` and carries out the commands it returns; this file holds socket plumbing
-only: connect with a timeout, relay bytes with backpressure (a side stops reading while the
-other side's write buffer is over its high-water mark), half-close, idle timeouts, and UDP
-sessions as connected backend sockets.
+only: accept, connect with a timeout, hand both sockets to `splice.SplicedConnection`
+(zero-copy relay with backpressure and half-close), idle timeouts, and UDP sessions as
+connected backend sockets.
 
 Design choice: a removed listener stops accepting but its open connections keep going;
 they end on their own, by idle timeout, or when the Balancer's drain timeout closes them.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import sys
+import socket
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -48,12 +48,10 @@ from .relay import (
     UdpReply,
 )
 from .schedulers import SchedulerSpec, parse_scheduler
+from .splice import SplicedConnection, TcpListener, connect
 
 log = logging.getLogger(__name__)
 
-HIGH_WATER = 256 * 1024  # bytes buffered towards one side before the other stops reading
-READ_SIZE = 256 * 1024  # one recv_into at most this much
-WRITE_KEEPS_REFERENCE = sys.version_info >= (3, 12)  # 3.11 copies unsent data into its buffer
 UDP_QUEUE = 64  # datagrams held per session while its backend socket is being opened
 
 
@@ -119,93 +117,6 @@ def _addresses(info: ServiceInfo, nodeport_ips: tuple[str, ...]) -> list[tuple[s
     return out
 
 
-class _Pipe:
-    """One proxied TCP connection: the client side, the backend side, their state."""
-
-    def __init__(self, proxy: UserspaceProxy, balancer: Balancer, conn: int) -> None:
-        self.proxy, self.balancer, self.conn = proxy, balancer, conn
-        self.client: asyncio.Transport | None = None
-        self.upstream: asyncio.Transport | None = None
-        self.eofs = 0
-        self.closed = False
-        self.last_active = time.monotonic()
-
-    def other(self, side: _Side) -> asyncio.Transport | None:
-        return self.upstream if side.is_client else self.client
-
-    def close(self, abort: bool = False) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for t in (self.client, self.upstream):
-            if t is not None:
-                t.abort() if abort else t.close()
-        self.proxy.pipes.pop(self.conn, None)
-        self.proxy.feed(self.balancer, TcpClosed(self.conn))
-
-
-class _ReadBuffer:
-    """One receive buffer for every connection: the loop runs one callback at a time, and the
-    data is written on (sent or copied) before the next read. A transport that keeps a
-    reference to unsent data (Python >= 3.12 does) gets the old buffer; we take a new one."""
-
-    def __init__(self) -> None:
-        self.view = memoryview(bytearray(READ_SIZE))
-
-    def renew(self) -> None:
-        self.view = memoryview(bytearray(READ_SIZE))
-
-
-class _Side(asyncio.BufferedProtocol):
-    def __init__(self, pipe: _Pipe, is_client: bool) -> None:
-        self.pipe, self.is_client = pipe, is_client
-        self.buffer = pipe.proxy.read_buffer
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.set_write_buffer_limits(HIGH_WATER)
-        if self.is_client:
-            self.pipe.client = transport
-            transport.pause_reading()  # until a backend is connected
-            self.pipe.proxy.accepted(self.pipe)
-        else:
-            self.pipe.upstream = transport
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.buffer.view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.pipe.last_active = time.monotonic()
-        other = self.pipe.other(self)
-        if other is not None and not other.is_closing():
-            other.write(self.buffer.view[:nbytes])
-            if WRITE_KEEPS_REFERENCE and other.get_write_buffer_size():
-                self.buffer.renew()
-
-    def eof_received(self) -> bool:
-        self.pipe.eofs += 1
-        other = self.pipe.other(self)
-        if self.pipe.eofs >= 2 or other is None or other.is_closing():
-            self.pipe.close()
-            return False
-        other.write_eof()
-        return True
-
-    def pause_writing(self) -> None:  # our buffer is full: stop reading the other side
-        other = self.pipe.other(self)
-        if other is not None:
-            other.pause_reading()
-
-    def resume_writing(self) -> None:
-        other = self.pipe.other(self)
-        if other is not None and not self.pipe.closed:
-            other.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.is_client or self.pipe.upstream is not None:
-            self.pipe.close()
-
-
 class _Session(asyncio.DatagramProtocol):
     """The backend socket of one UDP client: replies go back through the listener."""
 
@@ -263,11 +174,10 @@ class UserspaceProxy:
         self.tick_seconds = tick_seconds
         self.listeners: dict[ListenerKey, tuple[ListenerPlan, Any]] = {}  # server or listener
         self.balancers: dict[BalancerKey, tuple[ListenerPlan, Balancer]] = {}
-        self.pipes: dict[int, _Pipe] = {}
+        self.pipes: dict[int, SplicedConnection] = {}
         self.sessions: dict[Hashable, _Session] = {}
         self.problems: list[str] = []
         self.unbound: dict[ListenerKey, ListenerPlan] = {}  # address not local (yet): retried
-        self.read_buffer = _ReadBuffer()
         self._next_conn = 0
         self._ticker: asyncio.Task[None] | None = None
 
@@ -309,8 +219,8 @@ class UserspaceProxy:
         balancer = self.balancers[plan.balancer][1]
         try:
             if lk.protocol == "TCP":
-                server: Any = await loop.create_server(lambda: self._accept(balancer), lk.ip, lk.port,
-                                                       reuse_address=True, backlog=1024)
+                server: Any = TcpListener(loop, lk.ip, lk.port,
+                                          lambda sock, peer, local: self._accept(balancer, sock, peer, local))
             else:
                 _, server = await loop.create_datagram_endpoint(
                     lambda: _UdpListener(self, lk, balancer), local_addr=(lk.ip, lk.port))
@@ -348,17 +258,16 @@ class UserspaceProxy:
             self._ticker = None
 
     # -- events and commands -----------------------------------------------------------
-    def _accept(self, balancer: Balancer) -> _Side:
+    def _accept(self, balancer: Balancer, sock: socket.socket, peer: tuple[str, int], local: str) -> None:
         self._next_conn += 1
-        pipe = _Pipe(self, balancer, self._next_conn)
-        self.pipes[pipe.conn] = pipe
-        return _Side(pipe, is_client=True)
+        conn = self._next_conn
+        self.pipes[conn] = SplicedConnection(asyncio.get_running_loop(), sock,
+                                             lambda: self._closed(conn, balancer))
+        self.feed(balancer, TcpAccepted(conn, peer[0], peer[1], local))
 
-    def accepted(self, pipe: _Pipe) -> None:
-        assert pipe.client is not None
-        peer = pipe.client.get_extra_info("peername") or ("", 0)
-        local = pipe.client.get_extra_info("sockname") or ("", 0)
-        self.feed(pipe.balancer, TcpAccepted(pipe.conn, peer[0], peer[1], local[0]))
+    def _closed(self, conn: int, balancer: Balancer) -> None:
+        self.pipes.pop(conn, None)
+        self.feed(balancer, TcpClosed(conn))
 
     def feed(self, balancer: Balancer, event: Event, listener: _UdpListener | None = None) -> None:
         self._run(balancer, balancer.handle(event, time.monotonic()), listener)
@@ -369,7 +278,7 @@ class UserspaceProxy:
                 case Connect():
                     pipe = self.pipes.get(cmd.conn)
                     if pipe is not None:
-                        asyncio.get_running_loop().create_task(self._connect(pipe, cmd))
+                        asyncio.get_running_loop().create_task(self._connect(cmd.conn, pipe, balancer, cmd))
                 case Reject(conn=conn) | Close(conn=conn):
                     log.debug("connection %d: %s", conn, cmd.reason)
                     pipe = self.pipes.get(conn)
@@ -388,22 +297,18 @@ class UserspaceProxy:
                 case DropDatagram():
                     log.debug("datagram dropped: %s", cmd.reason)
 
-    async def _connect(self, pipe: _Pipe, cmd: Connect) -> None:
-        loop = asyncio.get_running_loop()
+    async def _connect(self, conn: int, pipe: SplicedConnection, balancer: Balancer, cmd: Connect) -> None:
         try:
-            await asyncio.wait_for(loop.create_connection(
-                lambda: _Side(pipe, is_client=False), cmd.backend.ip, cmd.backend.port), cmd.timeout)
+            upstream = await connect(cmd.backend.ip, cmd.backend.port, cmd.timeout)
         except (TimeoutError, OSError):
             if not pipe.closed:
-                self.feed(pipe.balancer, TcpConnectFailed(pipe.conn))
+                self.feed(balancer, TcpConnectFailed(conn))
             return
-        if pipe.closed or pipe.client is None:
-            if pipe.upstream is not None:
-                pipe.upstream.close()
+        if pipe.closed:
+            upstream.close()
             return
-        self.feed(pipe.balancer, TcpConnected(pipe.conn))
-        if not pipe.closed:
-            pipe.client.resume_reading()
+        pipe.attach(upstream)
+        self.feed(balancer, TcpConnected(conn))
 
     def _open_udp(self, listener: _UdpListener, cmd: OpenUdp) -> None:
         client = (cmd.flow[1], cmd.flow[2])  # type: ignore[index]
