@@ -161,12 +161,14 @@ def _fill_store(args: argparse.Namespace, store: Store, watch: bool) -> Callable
             source.watch()
         return source.stop
     try:
-        from ..kube.client import KubeUnavailable, connect
+        from ..kube.client import KubeClient, KubeUnavailable, load_configuration
         from ..sources.kube import KubeSource, WatchSpec
     except ImportError as e:
         raise UserError(f"--kubeconfig needs ingressctl.sources.kube, which this build lacks ({e})") from None
-    try:
-        kube = KubeSource(connect(args.kubeconfig), store, [WatchSpec("Service"), WatchSpec("EndpointSlice")])
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # failures end in one line below
+    try:  # no probe of other kinds: a proxy may only list/watch Services and EndpointSlices
+        client = KubeClient(load_configuration(args.kubeconfig))
+        kube = KubeSource(client, store, [WatchSpec("Service"), WatchSpec("EndpointSlice")])
         versions = kube.initial_sync()
     except KubeUnavailable as e:
         raise UserError(str(e)) from None
