@@ -132,7 +132,11 @@ def test_grpc_backend_through_the_tls_listener(grpc_channel):
     say = grpc_channel.unary_unary("/test.Echo/Say")
     answer = json.loads(say(b"hello", timeout=5, metadata=(("x-trace", "t-1"),)))
     assert answer["echo"] == "hello", answer
-    assert answer["metadata"]["x-trace"] == "t-1", answer  # client metadata passes through nginx
+    meta = answer["metadata"]
+    assert meta["x-trace"] == "t-1", answer  # client metadata passes through nginx
+    # the standard proxy headers reach gRPC backends too (grpc_set_header, not proxy_set_header)
+    assert (meta["x-real-ip"], meta["x-forwarded-for"], meta["x-forwarded-proto"]) == ("127.0.0.1", "127.0.0.1", "https")
+    assert meta["x-forwarded-host"] == "grpc.test" and len(meta["x-request-id"]) == 32
     with pytest.raises(grpc.RpcError) as err:
         say(b"missing", timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and err.value.details() == "no such thing"
