@@ -28,7 +28,9 @@ ANNOTATIONS = (
                "External authentication: every request is first sent to this URL (auth_request); "
                "2xx allows, 401/403 deny.", risk="High"),
     Annotation("auth-signin", "auth_signin", url, "URL", "",
-               "Where to redirect (302) when auth-url answers 401; the original URL goes in 'rd'."),
+               "Where to redirect (302) when auth-url answers 401; the original URL goes in 'rd' "
+               "(not percent-encoded: nginx has no escaping without Lua, so an '&' in the original "
+               "query string ends 'rd' early)."),
     Annotation("auth-method", "auth_method", method, "HTTP method", "GET",
                "Method used for the auth-url request."),
     Annotation("auth-response-headers", "auth_response_headers", header_list, "header list", "",
