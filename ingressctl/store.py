@@ -75,7 +75,7 @@ class Snapshot:
         return self.configmaps.get(f"{namespace}/{name}")
 
     @staticmethod
-    def of(objects: Iterable[KubeObject], version: int = 0) -> "Snapshot":
+    def of(objects: Iterable[KubeObject], version: int = 0) -> Snapshot:
         """A snapshot straight from objects (tests, offline validation)."""
         s = Store()
         s.replace(None, objects)
@@ -100,6 +100,8 @@ class Store:
         self._listeners: list[Listener] = []
         self._version = 0
         self._snapshot: Snapshot | None = None
+        self._kinds: dict[str, dict[str, KubeObject]] = defaultdict(dict)  # kind -> "ns/name" -> object
+        self._views: dict[str, Mapping[str, object]] = {}  # frozen per-kind copies, kept until that kind changes
 
     # -- writes ------------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -180,20 +182,31 @@ class Store:
             return self._snapshot
 
     # -- internals ---------------------------------------------------------------------
+    def _view(self, kind: str) -> Mapping[str, object]:
+        """An immutable copy of one kind's objects, reused by snapshots until that kind changes.
+
+        An EndpointSlice write then leaves `snapshot().ingresses` the very same mapping, so
+        consumers that cache by identity (the admission host index) skip their refresh.
+        """
+        view = self._views.get(kind)
+        if view is None:
+            if kind == "EndpointSlice":  # by service, each service's slices sorted by name
+                view = {svc: tuple(v[n] for n in sorted(v)) for svc, v in self._slices.items() if v}
+            else:
+                view = dict(self._kinds.get(kind, {}))
+            view = self._views[kind] = MappingProxyType(view)
+        return view
+
     def _make_snapshot(self) -> Snapshot:
-        by_kind: dict[str, dict[str, KubeObject]] = defaultdict(dict)
-        for (kind, ns, name), o in self._objects.items():
-            by_kind[kind][f"{ns}/{name}" if ns else name] = o
-        slices = {svc: tuple(v[n] for n in sorted(v)) for svc, v in self._slices.items() if v}
         return Snapshot(
             version=self._version,
-            ingresses=MappingProxyType(by_kind["Ingress"]),  # type: ignore[arg-type]
-            classes=MappingProxyType(by_kind["IngressClass"]),  # type: ignore[arg-type]
-            services=MappingProxyType(by_kind["Service"]),  # type: ignore[arg-type]
-            slices_by_service=MappingProxyType(slices),
-            secrets=MappingProxyType(by_kind["Secret"]),  # type: ignore[arg-type]
-            configmaps=MappingProxyType(by_kind["ConfigMap"]),  # type: ignore[arg-type]
-            nodes=MappingProxyType(by_kind["Node"]),  # type: ignore[arg-type]
+            ingresses=self._view("Ingress"),  # type: ignore[arg-type]
+            classes=self._view("IngressClass"),  # type: ignore[arg-type]
+            services=self._view("Service"),  # type: ignore[arg-type]
+            slices_by_service=self._view("EndpointSlice"),  # type: ignore[arg-type]
+            secrets=self._view("Secret"),  # type: ignore[arg-type]
+            configmaps=self._view("ConfigMap"),  # type: ignore[arg-type]
+            nodes=self._view("Node"),  # type: ignore[arg-type]
         )
 
     def _put(self, obj: KubeObject) -> bool:
@@ -204,6 +217,8 @@ class Store:
         if old is not None:
             self._unindex(old)
         self._objects[k] = obj
+        self._kinds[k[0]][f"{k[1]}/{k[2]}" if k[1] else k[2]] = obj
+        self._views.pop(k[0], None)
         self._index(obj)
         return True
 
@@ -211,6 +226,8 @@ class Store:
         old = self._objects.pop(k, None)
         if old is None:
             return False
+        self._kinds[k[0]].pop(f"{k[1]}/{k[2]}" if k[1] else k[2], None)
+        self._views.pop(k[0], None)
         self._unindex(old)
         return True
 

@@ -98,3 +98,18 @@ def test_store_changes_are_seen_by_the_next_review(check: StoreCheck) -> None:
     assert review(candidate, check)[1]["response"]["allowed"] is True
     check.store.apply(parse_object(ingress("other", host="b.example.com", path="/b")))
     assert review(candidate, check)[1]["response"]["allowed"] is False
+
+
+def test_an_endpoint_write_keeps_the_ingress_view_so_the_host_index_is_not_refreshed(check: StoreCheck) -> None:
+    store = check.store
+    before = store.snapshot()
+    store.apply(parse_object(endpoint_slice(addresses=("10.0.0.9",))))
+    after = store.snapshot()
+    assert after.version > before.version and after.ingresses is before.ingresses
+    assert after.slices_by_service is not before.slices_by_service
+    store.apply(parse_object(ingress("new", host="n.example.com")))
+    newer = store.snapshot()
+    assert newer.ingresses is not after.ingresses and "default/new" in newer.ingresses
+    assert "default/new" not in after.ingresses  # an older snapshot never changes
+    store.delete("Ingress", "default", "new")
+    assert "default/new" not in store.snapshot().ingresses and "default/new" in newer.ingresses
