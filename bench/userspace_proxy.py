@@ -35,6 +35,7 @@ from ingressctl.proxy.iptables import IptablesBackend
 from ingressctl.store import Snapshot
 
 BACKEND_IP = "10.250.0.2"
+USERSPACE_IP = "127.96.0.10"
 CHUNK = 1 << 20
 TIME_LIMIT = 20.0  # seconds per measurement, whatever the counts say
 
@@ -162,8 +163,19 @@ def measure(ns: Netns, paths: dict[str, str], args: argparse.Namespace) -> dict[
     return {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
 
 
+PROXY_CPU: list[float] = []  # userspace proxy CPU seconds per GiB, one per throughput run
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure_once(ns: Netns, ip: str, args: argparse.Namespace) -> dict[str, float]:
+    before = cpu_seconds(args.proxy_pid) if ip == USERSPACE_IP else 0.0
     tput = ns.run(lambda: throughput(ip, args.mib), timeout=120)
+    if ip == USERSPACE_IP:  # CPU per byte: a figure the noise of a shared machine hardly moves
+        PROXY_CPU.append((cpu_seconds(args.proxy_pid) - before) / (args.mib / 1024))
     conn = ns.run(lambda: connect_latency(ip, args.conns), timeout=120)
     rr = ns.run(lambda: rr_latency(ip, args.rr), timeout=120)
     return {"MiB/s": tput, "conn p50 ms": p(conn, 50) * 1e3, "conn p99 ms": p(conn, 99) * 1e3,
@@ -213,7 +225,8 @@ def main() -> int:
              "userspace", "--manifests", tmp.name, "--status-port", "0", "--nodeport-addresses", "127.0.0.1/32"],
             cwd=ROOT))
         wait_until(answers(ns, "127.96.0.10"), 20, "userspace proxy")
-        paths["userspace"] = "127.96.0.10"
+        paths["userspace"] = USERSPACE_IP
+        args.proxy_pid = procs[-1].pid  # `ip netns exec` execs the proxy: same pid
 
         if not args.no_iptables:
             import yaml
@@ -223,6 +236,9 @@ def main() -> int:
             wait_until(answers(ns, "10.96.0.10"), 10, "iptables DNAT")
             paths["iptables"] = "10.96.0.10"
         print_table(measure(ns, paths, args))
+        if PROXY_CPU:
+            print(f"\nuserspace proxy process: {statistics.median(PROXY_CPU):.2f} CPU-seconds per GiB relayed "
+                  "(median; user+system)")
     finally:
         for proc in procs:
             proc.kill()

@@ -30,6 +30,7 @@ PIPE_SIZE = 256 * 1024
 F_SETPIPE_SZ = 1031
 SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 ACCEPT_BATCH = 64
+READ_ROUNDS = 4
 
 
 def _make_pipe() -> tuple[int, int]:
@@ -70,20 +71,23 @@ class _Direction:
         self.writing = on
 
     def _readable(self) -> None:
-        try:
-            n = os.splice(self.src, self.w, PIPE_SIZE, flags=SPLICE_FLAGS)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.conn.close(abort=True)
-            return
-        self.conn.last_active = time.monotonic()
-        if n == 0:  # EOF from the source
-            self._read(False)
-            self._finish()
-            return
-        self.pending += n
-        self._flush()
+        for _ in range(READ_ROUNDS):  # a few rounds per wake-up saves epoll round trips
+            try:
+                n = os.splice(self.src, self.w, PIPE_SIZE, flags=SPLICE_FLAGS)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.conn.close(abort=True)
+                return
+            self.conn.last_active = time.monotonic()
+            if n == 0:  # EOF from the source
+                self._read(False)
+                self._finish()
+                return
+            self.pending += n
+            self._flush()
+            if self.pending or not self.reading or n < PIPE_SIZE // 4:  # small: likely all there was
+                return
 
     def _flush(self) -> None:
         while self.pending:
