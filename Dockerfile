@@ -13,7 +13,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # nginx binds ports 80 and 443 as a non-root user in the hostNetwork DaemonSet: give the
-# binary that one capability (the pod grants NET_BIND_SERVICE and nothing else).
+# binary that one capability. A pod that runs nginx must therefore keep NET_BIND_SERVICE in
+# its capabilities (the kernel refuses to exec the file otherwise); it is granted only where
+# allowPrivilegeEscalation is true.
 RUN setcap cap_net_bind_service=+ep /usr/sbin/nginx
 # nginx opens its compiled-in error log before it reads our configuration; the root
 # filesystem is read-only in the pods, so send that log to stderr as the rest of it.
