@@ -267,3 +267,31 @@ def test_udp_sessions_per_client_and_idle_expiry() -> None:
             for t in transports:
                 t.close()
     run(body, limits=RelayLimits(udp_idle_timeout=0.5), tick_seconds=0.1)
+
+
+def test_connect_timeout_moves_on_to_the_next_endpoint() -> None:
+    # A listener that never accepts, with its queue already full: SYNs to it are dropped,
+    # so connecting to it hangs until the proxy's connect timeout.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    for _ in range(4):  # fill the accept queue (its length is backlog + 1)
+        f = socket.socket()
+        f.setblocking(False)
+        f.connect_ex(stuck.getsockname())
+        fillers.append(f)
+
+    async def body(proxy: UserspaceProxy, backends: NamedBackends) -> None:
+        ports = await backends.start(1)
+        await proxy.apply(table(service(9, [stuck.getsockname()[1]] + ports)))
+        answers = [await ask(f"{NET}.9", 8080) for _ in range(4)]
+        assert answers == [b"b0"] * 4  # the first waited out the timeout; then the stuck one is avoided
+        balancer = next(iter(proxy.balancers.values()))[1]
+        assert f"127.0.0.1:{stuck.getsockname()[1]}" in balancer.failing
+    try:
+        run(body, limits=RelayLimits(connect_timeout=0.3))
+    finally:
+        for f in fillers:
+            f.close()
+        stuck.close()
