@@ -113,3 +113,20 @@ def test_an_endpoint_write_keeps_the_ingress_view_so_the_host_index_is_not_refre
     assert "default/new" not in after.ingresses  # an older snapshot never changes
     store.delete("Ingress", "default", "new")
     assert "default/new" not in store.snapshot().ingresses and "default/new" in newer.ingresses
+
+
+def test_new_options_keep_the_host_index_unless_the_snippet_policy_changes() -> None:
+    from ingressctl.ingress.settings import Settings
+
+    store = Store()
+    store.replace(None, [parse_object(o) for o in (ingress_class(), service(), ingress("taken", path="/a"))])
+    options = {"now": ValidateOptions(build=BuildOptions())}
+    check = StoreCheck(store, lambda snap: options["now"])
+    check.warm()
+    index = check._current(store.snapshot()).index
+    options["now"] = ValidateOptions(build=BuildOptions(settings=Settings(hsts=False)))  # e.g. a ConfigMap edit
+    assert check._current(store.snapshot()).index is index
+    denied = review(admission_review(ingress("copy", path="/a", created=None)), check)[1]["response"]
+    assert "already defined in Ingress default/taken" in denied["status"]["message"]
+    options["now"] = ValidateOptions(build=BuildOptions(settings=Settings(allow_snippet_annotations=True)))
+    assert check._current(store.snapshot()).index is not index

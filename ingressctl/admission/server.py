@@ -96,10 +96,24 @@ class StoreCheck:
     def __call__(self, obj: Mapping[str, Any]) -> Verdict:
         with self._lock:  # the host index is not thread-safe; a verdict takes milliseconds
             snap = self.store.snapshot()
-            opts = self.options_for(snap)
-            if self._validator is None or self._validator.options != opts:
-                self._validator = Validator(opts)
-            return self._validator.check(snap, obj)
+            return self._current(snap).check(snap, obj)
+
+    def warm(self) -> None:
+        """Build the host index now (~0.1 s at 10,000 Ingresses) rather than in the first verdict."""
+        with self._lock:
+            snap = self.store.snapshot()
+            self._current(snap).index.refresh(snap.ingresses)
+
+    def _current(self, snap: Snapshot) -> Validator:
+        """The validator for `snap`'s options; a new one (ConfigMap edit, the hourly clock) keeps the index."""
+        opts = self.options_for(snap)
+        current = self._validator
+        if current is None or current.options != opts:
+            fresh = Validator(opts)
+            if current is not None and current.index.allow_snippets == fresh.index.allow_snippets:
+                fresh.index = current.index  # cached routes depend on the snippet policy only
+            self._validator = current = fresh
+        return current
 
 
 class CertificateFiles:
@@ -273,7 +287,9 @@ def start_webhook(store: Store, options_for: Callable[[Snapshot], ValidateOption
     Raises OSError (port) or ssl.SSLError / OSError (certificate files) before any thread starts.
     """
     certs = CertificateFiles(cert, key)
-    server = WebhookServer((address, port), certs, StoreCheck(store, options_for), limits)
+    check = StoreCheck(store, options_for)
+    server = WebhookServer((address, port), certs, check, limits)
+    check.warm()
     certs.watch()
     hook = Webhook(server, certs)
     hook.thread.start()
