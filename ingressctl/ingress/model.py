@@ -269,6 +269,11 @@ class Server:
         return tuple(_server_name(a) for a in self.aliases)
 
     @property
+    def is_default(self) -> bool:
+        """The catch-all server (no host): nginx's default_server."""
+        return not self.host
+
+    @property
     def server_name(self) -> str:
         """What nginx matches: exact name, or a regex limiting a wildcard to one label."""
         if not self.host:
