@@ -8,21 +8,25 @@ sync in an empty namespace), a second full sync (periodic resync over existing r
 one changed Service (partial: tracker update + render + apply), with kube-proxy v1.28's
 iptables-nft figures as reference. Then connections per second from a client namespace:
 direct to a pod vs through the Service's cluster IP, with one Service and with the largest
-size loaded. Every namespace is deleted at the end, also on failure.
+size loaded (wrk with `Connection: close` against nginx in a pod). Every namespace is deleted at the end, also on failure.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from e2e.netns import Topology, create_topology, tcp_ask
+from e2e.netns import Topology, create_topology
 from ingressctl.objects import parse_object
 from ingressctl.proxy.backend import CommandRunner, FragmentBackend, ProxyOptions
 from ingressctl.proxy.iptables import IptablesBackend
@@ -72,17 +76,40 @@ def sync_row(topo: Topology, name: str, n: int) -> dict[str, Any]:
     t_partial, part = timed(partial)
     assert not part.full and part.services_changed == 1
     return {"backend": name, "services": n, "rules": full.rules_written, "build": t_build,
-            "full": t_full, "resync": t_resync, "partial": t_partial, "backend_obj": backend, "store": store}
+            "full": t_full, "resync": t_resync, "partial": t_partial, "backend_obj": backend, "store": store,
+            "tracker": tracker}
 
 
-def conn_rate(topo: Topology, ip: str, seconds: float = 1.5) -> float:
-    def loop() -> float:
-        count, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds and count < 100_000:
-            tcp_ask(ip, 80 if ip.startswith("10.9") else 8080)
-            count += 1
-        return count / (time.perf_counter() - t0)
-    return topo.client.run(loop, timeout=seconds + 30)
+NGINX_CONF = """worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+  uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{ listen 8081; location / {{ return 200 "ok\\n"; }} }} }}
+"""
+
+
+def start_nginx(topo: Topology, directory: Path) -> subprocess.Popen[bytes]:
+    """nginx on pod1:8081: a C server, so the rate measures the kernel path, not Python."""
+    directory.mkdir(parents=True, exist_ok=True)
+    # no TIME_WAIT on the server: with tens of thousands of masqueraded connections per run the
+    # random source ports would otherwise collide with old ones and stall on SYN retransmits
+    topo.pods[0].ns.exec("sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0")
+    (directory / "nginx.conf").write_text(NGINX_CONF.format(d=directory))
+    proc = subprocess.Popen(["ip", "netns", "exec", topo.pods[0].ns.name, "nginx", "-p", str(directory),
+                             "-c", str(directory / "nginx.conf")])
+    for _ in range(50):
+        if wrk_rate(topo, "http://10.244.1.2:8081/", "1s") > 0:
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("nginx in pod1 did not answer")
+
+
+def wrk_rate(topo: Topology, url: str, duration: str = "2s") -> float:
+    """New connections per second (Connection: close) from the client namespace."""
+    out = topo.client.exec("wrk", "-t1", "-c4", f"-d{duration}", "-H", "Connection: close", url, check=False)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return float(m.group(1)) if m else 0.0
 
 
 def main() -> int:
@@ -92,8 +119,9 @@ def main() -> int:
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     names = args.backends.split(",")
-    with create_topology(3, prefix=f"icp{os.getpid()}b") as topo:
-        topo.start_echo()
+    with create_topology(3, prefix=f"icp{os.getpid()}b") as topo, \
+            tempfile.TemporaryDirectory(prefix="icp-bench-") as tmp:
+        nginx = start_nginx(topo, Path(tmp))
         rows = []
         for name in names:
             for n in sizes:
@@ -108,19 +136,30 @@ def main() -> int:
             rates = rates_for(topo, rows[-1])
             rows[-1]["rates"] = rates
             rows[-1]["backend_obj"].cleanup()
+        nginx.terminate()
+        nginx.wait(timeout=10)
         print_table(rows, sizes)
     return 0
 
 
 def rates_for(topo: Topology, row: dict[str, Any]) -> dict[str, float]:
-    """Connection rates with the largest table loaded; the target is the last Service."""
-    last = row["services"] - 1
-    ip = f"10.{96 + last // 65536}.{last // 256 % 256}.{last % 256}"
-    direct, dnat = 0.0, 0.0
-    for _ in range(3):  # alternate, keep the best of each: the client loop is noisy
-        direct = max(direct, conn_rate(topo, "10.244.1.2", 1.0))
-        dnat = max(dnat, conn_rate(topo, ip, 1.0))
-    return {"direct": direct, "dnat": dnat}
+    """Connection rates with the largest table loaded, to one more Service (pod1's nginx)."""
+    rate_svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "rate", "namespace": "bench"},
+                "spec": {"clusterIP": "10.127.0.1", "ports": [{"name": "http", "port": 8081}]}}
+    rate_eps = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+                "metadata": {"name": "rate-a", "namespace": "bench",
+                             "labels": {"kubernetes.io/service-name": "rate"}},
+                "ports": [{"name": "http", "port": 8081, "protocol": "TCP"}],
+                "endpoints": [{"addresses": ["10.244.1.2"], "nodeName": "n1"}]}
+    for raw in (rate_svc, rate_eps):
+        row["store"].apply(parse_object(raw))
+    table, changed = row["tracker"].update(row["store"].snapshot())
+    row["backend_obj"].sync(table, changed)
+    direct, dnat = [], []
+    for _ in range(5):  # alternate and take medians: the machine is shared and noisy
+        direct.append(wrk_rate(topo, "http://10.244.1.2:8081/"))
+        dnat.append(wrk_rate(topo, "http://10.127.0.1:8081/"))
+    return {"direct": statistics.median(direct), "dnat": statistics.median(dnat)}
 
 
 def print_table(rows: list[dict[str, Any]], sizes: list[int]) -> None:
@@ -136,7 +175,7 @@ def print_table(rows: list[dict[str, Any]], sizes: list[int]) -> None:
         print(f"| {r['backend']} | {r['services']} | {r['rules']} | {r['build']:.3f} s | {r['full']:.3f} s "
               f"| {r['resync']:.3f} s | {r['partial'] * 1000:.1f} ms | {refs} | {ratio_full} | {ratio_part} |")
     print()
-    print("| backend | Services loaded | direct conn/s | via cluster IP conn/s | DNAT / direct |")
+    print("| backend | Services loaded | direct conn/s | via cluster IP conn/s | DNAT / direct |")  # wrk
     print("|---|---:|---:|---:|---:|")
     for r in rows:
         if "rates" in r:
