@@ -15,6 +15,7 @@ in memory by `admission.validate` (see CVE-2025-1974 for why).
 from __future__ import annotations
 
 import concurrent.futures
+import gc
 import json
 import logging
 import ssl
@@ -290,6 +291,9 @@ def start_webhook(store: Store, options_for: Callable[[Snapshot], ValidateOption
     check = StoreCheck(store, options_for)
     server = WebhookServer((address, port), certs, check, limits)
     check.warm()
+    # The Store's objects (the initial sync) are long-lived: keep them out of the cyclic GC,
+    # whose full collections otherwise pause a verdict for 0.1-0.2 s at 10,000 Ingresses.
+    gc.freeze()
     certs.watch()
     hook = Webhook(server, certs)
     hook.thread.start()
