@@ -81,57 +81,67 @@ class IptablesBackend(FragmentBackend):
 
     # -- per Service ---------------------------------------------------------------------
     def fragment(self, s: ServiceInfo) -> Fragment:
-        key = f"{s.key}"
-        svc, ext, fw, svl = (self.chain(k, key) for k in ("SVC", "EXT", "FW", "SVL"))
-        cluster_eps = [e for e in s.cluster_endpoints() if ":" not in e.ip]
-        local_eps = [e for e in s.local_endpoints() if ":" not in e.ip]
-        usable = [e for e in s.all_usable_endpoints() if ":" not in e.ip]
+        key = str(s.key)
+        names = {k: self.chain(k, key) for k in ("SVC", "EXT", "FW", "SVL")}
+        externals = [(ip, names["EXT"], "external IP") for ip in ipv4_only(s.external_ips)]
+        externals += [(ip, names["FW" if s.load_balancer_source_ranges else "EXT"], "load-balancer IP")
+                      for ip in ipv4_only(s.load_balancer_ips)]
+        cluster_eps, local_eps = _v4(s.cluster_endpoints()), _v4(s.local_endpoints())
+        return Fragment(chains=self._chains(s, names, externals, cluster_eps, local_eps),
+                        entries=self._entries(s, names, externals, bool(cluster_eps), bool(local_eps)))
+
+    def _entries(self, s: ServiceInfo, names: dict[str, str], externals: list[tuple[str, str, str]],
+                 has_cluster: bool, has_local: bool) -> dict[ChainId, frozenset[str]]:
+        """Dispatch rules (nat) and REJECT/DROP rules (filter) this Service adds."""
         any_eps = s.has_endpoints
-        chains: dict[ChainId, tuple[str, ...]] = {}
         nat: set[str] = set()
         nodeports: set[str] = set()
         filt: set[str] = set()
-        name = f'-m comment --comment "{key}'
+        name = f'-m comment --comment "{s.key}'
         for ip in ipv4_only(s.cluster_ips):
             match = f"-d {ip}/32 {self._proto(s, s.port)}"
-            if cluster_eps:
-                nat.add(f'{match} {name} cluster IP" -j {svc}')
+            if has_cluster:
+                nat.add(f'{match} {name} cluster IP" -j {names["SVC"]}')
             elif any_eps:
                 filt.add(f'{match} {name} has no local endpoints" -j DROP')
             else:
                 filt.add(f'{match} {name} has no endpoints" -j REJECT')
-        externals = [(ip, ext, "external IP") for ip in ipv4_only(s.external_ips)]
-        externals += [(ip, fw if s.load_balancer_source_ranges else ext, "load-balancer IP")
-                      for ip in ipv4_only(s.load_balancer_ips)]
-        ext_reachable = any_eps and (not s.external_local or bool(local_eps))
+        ext_reachable = any_eps and (not s.external_local or has_local)
+        verdict = "REJECT" if not any_eps else "DROP"
         for ip, target, label in externals:
             match = f"-d {ip}/32 {self._proto(s, s.port)}"
             if any_eps:
                 nat.add(f'{match} {name} {label}" -j {target}')
-            if not ext_reachable or target == fw:
-                verdict = "REJECT" if not any_eps else "DROP"
+            if not ext_reachable or target == names["FW"]:
                 filt.add(f'{match} {name} not reachable from this source" -j {verdict}')
         if s.node_port:
             if any_eps:
-                nodeports.add(f'{self._proto(s, s.node_port)} {name} node port" -j {ext}')
+                nodeports.add(f'{self._proto(s, s.node_port)} {name} node port" -j {names["EXT"]}')
             if not ext_reachable:
-                verdict = "REJECT" if not any_eps else "DROP"
                 filt.add(f'-m addrtype --dst-type LOCAL {self._proto(s, s.node_port)} '
                          f'{name} node port unreachable" -j {verdict}')
-        if cluster_eps or (any_eps and (externals or s.node_port)):
+        entries = {(NAT, self.chain("SERVICES")): frozenset(nat),
+                   (NAT, self.chain("NODEPORTS")): frozenset(nodeports),
+                   (FILTER, self.chain("SERVICES")): frozenset(filt)}
+        return {k: v for k, v in entries.items() if v}
+
+    def _chains(self, s: ServiceInfo, names: dict[str, str], externals: list[tuple[str, str, str]],
+                cluster_eps: list[EndpointInfo], local_eps: list[EndpointInfo]) -> dict[ChainId, tuple[str, ...]]:
+        """The chains this Service owns: SVC, EXT, SVL, FW and one SEP per endpoint."""
+        chains: dict[ChainId, tuple[str, ...]] = {}
+        svc, ext, fw, svl = names["SVC"], names["EXT"], names["FW"], names["SVL"]
+        external = s.has_endpoints and bool(externals or s.node_port)
+        if cluster_eps or external:
             chains[(NAT, svc)] = self._svc_rules(s, cluster_eps, masquerade=True)
-        if any_eps and (externals or s.node_port):
+        if external:
             chains[(NAT, ext)] = self._ext_rules(s, svc, svl, local_eps)
             if s.external_local and local_eps:
                 chains[(NAT, svl)] = self._svc_rules(s, local_eps, masquerade=False)
             if any(t == fw for _, t, _ in externals):
                 chains[(NAT, fw)] = tuple(f"-s {r} -j {ext}" for r in s.load_balancer_source_ranges)
-        for e in usable:
+        for e in _v4(s.all_usable_endpoints()):
             chains[(NAT, self._sep(s, e))] = self._sep_rules(s, e)
-        entries = {(NAT, self.chain("SERVICES")): frozenset(nat),
-                   (NAT, self.chain("NODEPORTS")): frozenset(nodeports),
-                   (FILTER, self.chain("SERVICES")): frozenset(filt)}
-        return Fragment(chains=chains, entries={k: v for k, v in entries.items() if v})
+        return chains
 
     def _sep(self, s: ServiceInfo, e: EndpointInfo) -> str:
         return self.chain("SEP", f"{s.key} {e.address}")
@@ -251,3 +261,7 @@ class IptablesBackend(FragmentBackend):
             self.runner(["iptables-restore", "-w", "5", "--noflush"], "\n".join(text) + "\n")
         self._applied.clear()
         self._need_full = self._first = True
+
+
+def _v4(endpoints: tuple[EndpointInfo, ...]) -> list[EndpointInfo]:
+    return [e for e in endpoints if ":" not in e.ip]
