@@ -4,6 +4,7 @@ nodePorts, retries, affinity, draining, backpressure and no file descriptor leak
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 from collections import Counter
@@ -295,3 +296,22 @@ def test_connect_timeout_moves_on_to_the_next_endpoint() -> None:
         for f in fillers:
             f.close()
         stuck.close()
+
+
+def test_load_balancer_source_ranges_refuse_other_clients() -> None:
+    async def body(proxy: UserspaceProxy, backends: NamedBackends) -> None:
+        ports = await backends.start(1)
+        lb_open, lb_closed = f"{NET}.21", f"{NET}.22"
+        open_svc = dataclasses.replace(service(20, ports), load_balancer_ips=(lb_open,),
+                                       load_balancer_source_ranges=("127.0.0.0/8",))
+        closed_svc = dataclasses.replace(service(23, ports), load_balancer_ips=(lb_closed,),
+                                         load_balancer_source_ranges=("192.0.2.0/24",))
+        await proxy.apply(table(open_svc, closed_svc))
+        assert await ask(lb_open, 8080) == b"b0"
+        assert await ask(f"{NET}.23", 8080) == b"b0"  # the cluster IP is not filtered
+        try:
+            answer = await ask(lb_closed, 8080)
+        except ConnectionError:
+            answer = b""
+        assert answer == b""
+    run(body)

@@ -69,3 +69,12 @@ def test_dry_run_uses_the_default_scheduler_flag() -> None:
     table = ServiceTable(services={i.key: i for i in [info("a", scheduler="")]})
     out = UserspaceBackend(ProxyOptions(), scheduler="wlc").render(table)
     assert "tcp 127.96.0.5:80 -> default/a:http/tcp (cluster) wlc [10.0.0.1:80 10.0.0.2:80]" in out
+
+
+def test_source_ranges_apply_to_load_balancer_addresses_only() -> None:
+    a = info("a", node_port=30080, external_ips=("127.0.1.1",), load_balancer_ips=("127.0.2.1",),
+             load_balancer_source_ranges=("192.0.2.0/24",))
+    plans, _ = plan_listeners(ServiceTable(services={a.key: a}), ("127.0.0.1",))
+    admits = {str(lk): (p.admits("192.0.2.7"), p.admits("198.51.100.1")) for lk, p in plans.items()}
+    assert admits == {"tcp 127.96.0.5:80": (True, True), "tcp 127.0.1.1:80": (True, True),
+                      "tcp 127.0.2.1:80": (True, False), "tcp 127.0.0.1:30080": (True, True)}

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import socket
+import struct
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -66,7 +68,8 @@ class ListenerKey:
         return f"{self.protocol.lower()} {host}:{self.port}"
 
 
-BalancerKey = tuple[ServicePortKey, str]  # (service port, "cluster" | "external")
+BalancerKey = tuple[ServicePortKey, str]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network  # (service port, "cluster" | "external")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,16 @@ class ListenerPlan:
     scheduler: SchedulerSpec
     affinity_timeout: int
     backends: tuple[Backend, ...]
+    source_ranges: tuple[IPNetwork, ...] = ()  # loadBalancerSourceRanges on LB IPs; (): anyone
+
+    def admits(self, client_ip: str) -> bool:
+        if not self.source_ranges:
+            return True
+        try:
+            addr = ipaddress.ip_address(client_ip.split("%")[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self.source_ranges)
 
 
 def plan_listeners(table: ServiceTable, nodeport_ips: tuple[str, ...],
@@ -93,11 +106,12 @@ def plan_listeners(table: ServiceTable, nodeport_ips: tuple[str, ...],
         except ValueError as e:
             problems.append(f"{key}: {e}")
             continue
-        for scope, ips, port in _addresses(info, nodeport_ips):
+        ranges = _networks(info.load_balancer_source_ranges)
+        for scope, ips, port, filtered in _addresses(info, nodeport_ips):
             eps = info.cluster_endpoints() if scope == "cluster" else info.external_endpoints()
             plan = ListenerPlan((key, scope), spec,
                                 info.affinity_timeout if info.uses_affinity else 0,
-                                tuple(Backend(e.ip, e.port) for e in eps))
+                                tuple(Backend(e.ip, e.port) for e in eps), ranges if filtered else ())
             for ip in ips:
                 lk = ListenerKey(info.protocol, ip, port)
                 if lk in plans and plans[lk].balancer[0] != key:
@@ -107,14 +121,27 @@ def plan_listeners(table: ServiceTable, nodeport_ips: tuple[str, ...],
     return plans, problems
 
 
-def _addresses(info: ServiceInfo, nodeport_ips: tuple[str, ...]) -> list[tuple[str, tuple[str, ...], int]]:
-    out = [("cluster", info.cluster_ips, info.port)]
-    outside = tuple(dict.fromkeys(info.external_ips + info.load_balancer_ips))
-    if outside:
-        out.append(("external", outside, info.port))
+def _addresses(info: ServiceInfo, nodeport_ips: tuple[str, ...]) -> list[tuple[str, tuple[str, ...], int, bool]]:
+    """(scope, addresses, port, source ranges apply) for each kind of address."""
+    out = [("cluster", info.cluster_ips, info.port, False)]
+    if info.external_ips:
+        out.append(("external", info.external_ips, info.port, False))
+    lb_only = tuple(ip for ip in info.load_balancer_ips if ip not in info.external_ips)
+    if lb_only:
+        out.append(("external", lb_only, info.port, True))
     if info.node_port:
-        out.append(("external", nodeport_ips or ("0.0.0.0",), info.node_port))
+        out.append(("external", nodeport_ips or ("0.0.0.0",), info.node_port, False))
     return out
+
+
+def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    out = []
+    for c in cidrs:
+        try:
+            out.append(ipaddress.ip_network(c.strip(), strict=False))
+        except ValueError:
+            log.warning("ignoring loadBalancerSourceRange %r: not a CIDR", c)
+    return tuple(out)
 
 
 class _Session(asyncio.DatagramProtocol):
@@ -157,6 +184,8 @@ class _UdpListener(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if not self.proxy.admits(self.key, addr[0]):
+            return
         flow = (self.key, addr[0], addr[1])
         self.pending[flow] = data
         self.proxy.feed(self.balancer, UdpDatagram(flow, addr[0], addr[1], self.key.ip), self)
@@ -202,6 +231,7 @@ class UserspaceProxy:
             current = self.listeners.get(lk)
             if current is not None and current[0].balancer == plan.balancer and \
                     self._balancer_of(current[1]) is self.balancers[plan.balancer][1]:
+                self.listeners[lk] = (plan, current[1])  # source ranges may have changed
                 continue
             if current is not None:
                 self._stop(lk)
@@ -220,7 +250,7 @@ class UserspaceProxy:
         try:
             if lk.protocol == "TCP":
                 server: Any = TcpListener(loop, lk.ip, lk.port,
-                                          lambda sock, peer, local: self._accept(balancer, sock, peer, local))
+                                          lambda sock, peer, local: self._accept(lk, balancer, sock, peer, local))
             else:
                 _, server = await loop.create_datagram_endpoint(
                     lambda: _UdpListener(self, lk, balancer), local_addr=(lk.ip, lk.port))
@@ -258,7 +288,17 @@ class UserspaceProxy:
             self._ticker = None
 
     # -- events and commands -----------------------------------------------------------
-    def _accept(self, balancer: Balancer, sock: socket.socket, peer: tuple[str, int], local: str) -> None:
+    def admits(self, lk: ListenerKey, client_ip: str) -> bool:
+        entry = self.listeners.get(lk)
+        return entry is None or entry[0].admits(client_ip)
+
+    def _accept(self, lk: ListenerKey, balancer: Balancer, sock: socket.socket, peer: tuple[str, int],
+                local: str) -> None:
+        if not self.admits(lk, peer[0]):
+            log.debug("%s: refused %s (loadBalancerSourceRanges)", lk, peer[0])
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            return
         self._next_conn += 1
         conn = self._next_conn
         self.pipes[conn] = SplicedConnection(asyncio.get_running_loop(), sock,
