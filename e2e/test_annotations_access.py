@@ -88,6 +88,9 @@ def ctl(certs, auth_server):
             "auth-tls-pass-certificate-to-upstream": "true", "auth-tls-match-cn": "CN=alice"}),
         "mtlsopt.yaml": ingress("mtlsopt", "mtls-optional.test", a, {
             "auth-tls-secret": "client-ca", "auth-tls-verify-client": "optional"}),
+        "mtlsnoca.yaml": ingress("mtlsnoca", "mtls-noca.test", a, {
+            "auth-tls-secret": "client-ca", "auth-tls-verify-client": "optional_no_ca",
+            "auth-tls-pass-certificate-to-upstream": "true"}),
         "rps.yaml": ingress("rps", "rps.test", a, {"limit-rps": "2"}),
         "rpsfree.yaml": ingress("rpsfree", "rps-exempt.test", a, {"limit-rps": "1",
                                                                   "limit-whitelist": "127.0.0.0/8"}),
@@ -214,3 +217,11 @@ def test_cors_origin_list(ctl, origin, allowed):
     r = ctl.get("cors-list.test", "/", headers={"Origin": origin})
     assert (r.status, r.headers.get("access-control-allow-origin")) == (200, allowed)
     assert r.headers["access-control-expose-headers"] == "X-Trace"
+
+
+def test_mtls_optional_no_ca_passes_any_certificate_on(ctl, certs, tmp_path):
+    r = ctl.get("mtls-noca.test", "/", tls=True, client_cert=certs["mallory"].files(tmp_path, "mallory"))
+    assert (r.status, r.backend) == (200, "a")  # not signed by the CA, still let in: the backend decides
+    passed = urllib.parse.unquote(r.json()["headers"]["ssl-client-cert"])
+    assert passed.strip() == certs["mallory"].cert_pem.decode().strip()
+    assert ctl.get("mtls-noca.test", "/", tls=True).status == 200

@@ -64,6 +64,9 @@ def ctl(grpc_backend, server_ca):
         "value-canary.yaml": ingress("value-canary", "value.test", canary, {
             "canary": "true", "canary-by-header": "X-Region", "canary-by-header-value": "eu-west"},
             created="2026-01-02T00:00:00Z"),
+        "all.yaml": ingress("all", "all.test", main),
+        "all-canary.yaml": ingress("all-canary", "all.test", canary, {
+            "canary": "true", "canary-weight": "5", "canary-weight-total": "5"}, created="2026-01-02T00:00:00Z"),
         "svc-grpc.yaml": service("grpc", [grpc_backend]),
         "grpc-tls.yaml": tls_secret("grpc-tls", make_cert("grpc.test", issuer=server_ca, dns="grpc.test")),
         "grpc.yaml": ingress("grpc", "grpc.test", [("/", "Prefix", "grpc")], {"backend-protocol": "GRPC"},
@@ -117,6 +120,11 @@ def test_canary_by_header_value(ctl):
     assert _backends(ctl, "value.test", 10, {"X-Region": "us-east"}) == Counter(stable=10)
     assert _backends(ctl, "value.test", 10, {"X-Region": "always"}) == Counter(stable=10)  # only the value counts
     assert _backends(ctl, "value.test", 10) == Counter(stable=10)  # no weight: nothing else goes to the canary
+
+
+def test_canary_weight_equal_to_weight_total_takes_everything(ctl):
+    assert _backends(ctl, "all.test", 20) == Counter(canary=20)
+    assert _backends(ctl, "all.test", 5, {"Cookie": "use_canary=always"}) == Counter(canary=5)
 
 
 @pytest.fixture

@@ -10,7 +10,16 @@ import time
 
 import pytest
 
-from .annotation_kit import ScriptedServer, Seen, ingress, request_from, service, started_controller
+from .annotation_kit import (
+    ScriptedServer,
+    Seen,
+    ingress,
+    make_cert,
+    request_from,
+    service,
+    started_controller,
+    tls_secret,
+)
 from .harness import Backends
 
 
@@ -55,6 +64,12 @@ def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: S
         "errors.yaml": ingress("errors", "errors.test", [("/", "Prefix", "codes")],
                                {"custom-http-errors": "404,503", "default-backend": "errs"}),
         "fallback.yaml": ingress("fallback", "fallback.test", [("/", "Prefix", "empty")], {"default-backend": "errs"}),
+        "tls.yaml": tls_secret("site-tls", make_cert("tls.test", dns="tls.test")),
+        "tls-default.yaml": ingress("tlsdefault", "tls.test", a, tls_secret="site-tls"),
+        "tls-noredirect.yaml": ingress("tlsnoredirect", "tls.test", [("/plain", "Prefix", "a")],
+                                       {"ssl-redirect": "false"}, tls_secret="site-tls"),
+        "regex.yaml": ingress("regex", "regex.test", [("/items/[0-9]+$", "ImplementationSpecific", "a")],
+                              {"use-regex": "true"}),
         "mirror.yaml": ingress("mirror", "mirror.test", a,
                                {"mirror-target": f"http://127.0.0.1:{sink.port}$request_uri"}),
     }
@@ -193,3 +208,17 @@ def test_mirror_target_receives_a_copy(ctl, servers):
     assert copies, [s.path for s in mirror.seen]
     assert copies[0].method == "POST" and copies[0].body == b"payload"
     assert copies[0].headers["x-original-uri"] == "/m/1?x=1"
+
+
+def test_ssl_redirect_on_tls_hosts_and_its_opt_out(ctl):
+    r = ctl.get("tls.test", "/x")
+    assert (r.status, r.headers["location"]) == (308, f"https://tls.test:{ctl.https_port}/x")
+    assert ctl.get("tls.test", "/x", tls=True).peer_cn == "tls.test"
+    # ssl-redirect is per server in nginx: the oldest Ingress of the host decides
+    assert ctl.get("tls.test", "/plain").status == 308
+
+
+@pytest.mark.parametrize("path, status", [("/items/42", 200), ("/ITEMS/7", 200), ("/items/x", 404),
+                                          ("/items/42/more", 404), ("/pre/items/42", 404)])
+def test_use_regex_paths_are_anchored_case_insensitive(ctl, path, status):
+    assert ctl.get("regex.test", path).status == status
