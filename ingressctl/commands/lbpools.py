@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import time
 from typing import Any
 
 from ..cli import UserError
@@ -29,6 +30,7 @@ from ..proxy.lbipam import PoolError
 from ..store import Snapshot
 
 log = logging.getLogger(__name__)
+CONFIGMAP_TTL = 10.0  # seconds between reads of a --lb-pools ConfigMap
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,8 +57,10 @@ def from_args(args: argparse.Namespace) -> LoadBalancerIPs | None:
 
 
 def _cluster(args: argparse.Namespace, announcer: L2Announcer | None) -> LoadBalancerIPs:
+    from kubernetes.client.exceptions import ApiException
+
     from ..ingress.model import Problem
-    from ..kube.client import MERGE_PATCH, RESOURCES, KubeUnavailable, connect
+    from ..kube.client import MERGE_PATCH, RESOURCES, KubeUnavailable, connect, describe_failure
     from ..kube.events import EventRecorder
     from ..kube.leader import LeaderElector
     from ..store import Store
@@ -71,9 +75,23 @@ def _cluster(args: argparse.Namespace, announcer: L2Announcer | None) -> LoadBal
     elector = LeaderElector(client, ns, name, f"{args.node_name}-{socket.gethostname()}")
     events = EventRecorder(client, Store(), lambda: elector.is_leader)
 
-    def fetch(cm_ns: str, cm_name: str) -> dict[str, str]:
-        raw: Any = client.request("GET", RESOURCES["ConfigMap"].path(cm_ns, cm_name))
-        return dict((raw or {}).get("data") or {})
+    cache: dict[tuple[str, str], tuple[float, dict[str, str]]] = {}
+
+    def fetch(cm_ns: str, cm_name: str) -> dict[str, str] | None:
+        """The ConfigMap's data (None: no such ConfigMap), read at most every CONFIGMAP_TTL s."""
+        hit = cache.get((cm_ns, cm_name))
+        if hit is not None and time.monotonic() - hit[0] < CONFIGMAP_TTL:
+            return hit[1]
+        try:
+            raw: Any = client.request("GET", RESOURCES["ConfigMap"].path(cm_ns, cm_name))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise PoolError(f"--lb-pools: reading ConfigMap {cm_ns}/{cm_name}: {describe_failure(client.host, e)}"
+                            ) from None
+        data = dict((raw or {}).get("data") or {})
+        cache[(cm_ns, cm_name)] = (time.monotonic(), data)
+        return data
 
     def write_status(svc: Any, ip: str) -> None:
         body = {"status": {"loadBalancer": {"ingress": [{"ip": ip}] if ip else None}}}

@@ -38,8 +38,8 @@ from .lbipam import Allocation, Pool, PoolError, allocate, parse_pools, takes_pa
 log = logging.getLogger(__name__)
 
 
-def load_pools(spec: str, snapshot: Snapshot, fetch_configmap: Callable[[str, str], dict[str, str]] | None
-               ) -> list[Pool]:
+def load_pools(spec: str, snapshot: Snapshot,
+               fetch_configmap: Callable[[str, str], dict[str, str] | None] | None) -> list[Pool]:
     """Pools from a file path or `configmap:NS/NAME` (key `pools.yaml`); PoolError if unusable."""
     if spec.startswith("configmap:"):
         ns, _, name = spec[len("configmap:"):].partition("/")
@@ -150,7 +150,7 @@ class LoadBalancerIPs:
 
     def __init__(self, pools_spec: str, local_mode: bool, leadership: Leadership | None = None,
                  announcer: L2Announcer | None = None,
-                 fetch_configmap: Callable[[str, str], dict[str, str]] | None = None,
+                 fetch_configmap: Callable[[str, str], dict[str, str] | None] | None = None,
                  write_status: Callable[[Service, str], None] | None = None,
                  report: Callable[[list[tuple[str, str]]], None] | None = None,
                  period: float = 0.5) -> None:
