@@ -21,7 +21,7 @@ import subprocess
 import threading
 from collections.abc import Iterable
 
-from .backend import ApplyError, BackendUnavailable, ProxyOptions, SyncResult
+from .backend import BackendUnavailable, ProxyOptions, SyncResult
 from .model import ServicePortKey, ServiceTable
 from .relay import RelayLimits
 from .userspace import UserspaceProxy, plan_listeners
@@ -86,10 +86,7 @@ class UserspaceBackend:
         problems = future.result(timeout=60)
         for p in sorted(set(problems) - self._reported):
             log.warning("userspace proxy: %s", p)
-        self._reported = set(problems)
-        for p in problems:
-            if "cannot listen" in p and "Address already in use" not in p:
-                raise ApplyError(p)
+        self._reported = set(problems)  # a Service port that cannot listen does not fail the others
         return SyncResult(full=changed is None, rules_written=len(proxy.listeners),
                           services_changed=len(table.services))
 
