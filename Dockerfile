@@ -14,8 +14,7 @@ RUN apt-get update \
 
 # nginx binds ports 80 and 443 as a non-root user in the hostNetwork DaemonSet: give the
 # binary that one capability. A pod that runs nginx must therefore keep NET_BIND_SERVICE in
-# its capabilities (the kernel refuses to exec the file otherwise); it is granted only where
-# allowPrivilegeEscalation is true.
+# its capabilities: the kernel refuses to exec the file otherwise.
 RUN setcap cap_net_bind_service=+ep /usr/sbin/nginx
 # nginx opens its compiled-in error log before it reads our configuration; the root
 # filesystem is read-only in the pods, so send that log to stderr as the rest of it.

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for bin_pkg in nginx:nginx-extras iptables:iptables nft:nftables ip:iproute2 wrk:wrk; do
+for bin_pkg in nginx:nginx-extras iptables:iptables nft:nftables ip:iproute2 wrk:wrk setcap:libcap2-bin; do
   bin=${bin_pkg%%:*}; pkg=${bin_pkg#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need_apt+=("$pkg")
 done

@@ -114,8 +114,8 @@ def test_security_contexts_are_least_privilege(objs: list[dict[str, Any]]) -> No
             assert sc.get("allowPrivilegeEscalation") is False, where
             continue
         # The image's nginx has the file capability cap_net_bind_service=+ep: exec fails with
-        # EPERM unless the bounding set holds it, and it is granted only when the process may
-        # gain privileges, which only a controller binding ports below 1024 needs.
+        # EPERM unless the bounding set holds it; no_new_privs keeps a file capability from
+        # being granted, so only a controller binding ports below 1024 may escalate.
         assert "NET_BIND_SERVICE" in added, where
         low = min(int(flag(args, "--http-port") or 80), int(flag(args, "--https-port") or 443)) < 1024
         assert sc.get("allowPrivilegeEscalation") is low, where
