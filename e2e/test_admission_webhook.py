@@ -222,6 +222,12 @@ def test_webhook_refuses_big_bodies_plain_http_and_old_tls(webhook: Any) -> None
         plain.request("GET", "/healthz")
         plain.getresponse()
     plain.close()
+    tls12 = ssl.create_default_context(cadata=client.ctx.get_ca_certs(binary_form=True)[0])
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2  # the oldest version served
+    conn = http.client.HTTPSConnection("127.0.0.1", client.port, context=tls12, timeout=5)
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200 and conn.sock.version() == "TLSv1.2"
+    conn.close()
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.load_verify_locations(cadata=client.ctx.get_ca_certs(binary_form=True)[0])
     old.maximum_version = ssl.TLSVersion.TLSv1_1
@@ -235,6 +241,7 @@ def test_rotated_certificate_is_served_without_restart(webhook: Any, api: Admiss
     api.delete("Secret", NS, SECRET)  # as if the Secret were deleted and regenerated
     fresh = tmp_path / "fresh"
     certgen(api, tmp_path, "create", "--service", SERVICE, "--host", "127.0.0.1", "--out-dir", str(fresh))
+    assert (fresh / "tls.key").stat().st_mode & 0o777 == 0o600
     assert certgen(api, tmp_path, "patch", "--webhook-name", VWC).endswith("patched")
     new_client = Client(client.port, ca_bundle(api))
     for name in ("tls.key", "tls.crt"):  # the way a Secret volume changes: atomic renames
@@ -246,6 +253,39 @@ def test_rotated_certificate_is_served_without_restart(webhook: Any, api: Admiss
     assert proc.poll() is None
     status, doc = new_client.post(review("after", "after.example.com"))
     assert status == 200 and doc["response"]["allowed"] is True
+
+
+def secret_volume_version(mount: Path, version: str, pem: Any) -> None:
+    """What the kubelet does on a Secret update: a new timestamped dir, then `..data` swapped atomically."""
+    (mount / version).mkdir()
+    (mount / version / "tls.crt").write_bytes(pem.cert_pem)
+    (mount / version / "tls.key").write_bytes(pem.key_pem)
+    (mount / "..data_tmp").symlink_to(version)
+    os.replace(mount / "..data_tmp", mount / "..data")
+    for name in ("tls.crt", "tls.key"):
+        if not (mount / name).is_symlink():
+            (mount / name).symlink_to(f"..data/{name}")
+
+
+def test_secret_volume_rotation_swaps_the_serving_certificate(tmp_path: Path) -> None:
+    first, second = generate(["127.0.0.1"], datetime.now(UTC)), generate(["127.0.0.1"], datetime.now(UTC))
+    secret_volume_version(tmp_path, "..2026_01_01_00_00_00.1", first)
+    certs = CertificateFiles(tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = WebhookServer(("127.0.0.1", 0), certs, lambda obj: None, Limits())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    certs.watch(debounce=0.05)
+    try:
+        port = server.server_address[1]
+        assert Client(port, first.ca_pem.decode()).healthz() == 200
+        secret_volume_version(tmp_path, "..2026_01_02_00_00_00.2", second)
+        shutil.rmtree(tmp_path / "..2026_01_01_00_00_00.1")  # the kubelet removes the old version
+        wait_until(lambda: Client(port, second.ca_pem.decode()).healthz() == 200, 10, "the rotated certificate")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Client(port, first.ca_pem.decode()).healthz()
+    finally:
+        server.shutdown()
+        server.server_close()
+        certs.stop()
 
 
 @pytest.fixture

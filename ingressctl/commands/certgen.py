@@ -7,6 +7,7 @@ ValidatingWebhookConfiguration exists (patch). Both are idempotent.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,10 +82,11 @@ def cmd_create(args: argparse.Namespace) -> int:
     if args.out_dir is not None:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         for key, data in certs.secret_data(secret).items():
-            target = args.out_dir / key
-            target.write_bytes(data)
-            if key == "tls.key":
-                target.chmod(0o600)
+            mode = 0o600 if key == "tls.key" else 0o644  # the key is never readable by others, not even briefly
+            fd = os.open(args.out_dir / key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
     return 0
 
 
