@@ -130,3 +130,13 @@ def test_new_options_keep_the_host_index_unless_the_snippet_policy_changes() -> 
     assert "already defined in Ingress default/taken" in denied["status"]["message"]
     options["now"] = ValidateOptions(build=BuildOptions(settings=Settings(allow_snippet_annotations=True)))
     assert check._current(store.snapshot()).index is not index
+
+
+def test_the_request_namespace_fills_an_object_without_one(check: StoreCheck) -> None:
+    check.store.apply(parse_object(ingress("taken", namespace="team-a", host="t.example.com", path="/t")))
+    obj = ingress("copy", host="t.example.com", path="/t", created=None)
+    del obj["metadata"]["namespace"]
+    _, doc = review(admission_review(obj, req_namespace="team-a"), check)
+    assert doc["response"]["status"]["message"] == (
+        "ingressctl denied Ingress team-a/copy: host t.example.com path /t (prefix) is already defined in "
+        "Ingress team-a/taken")

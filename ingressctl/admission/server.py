@@ -83,6 +83,9 @@ def review(body: bytes, check: Check) -> tuple[int, dict[str, Any]]:
     obj = req.get("object")
     if not isinstance(obj, dict):
         return 400, {"error": "request.object is missing"}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and not meta.get("namespace") and isinstance(req.get("namespace"), str):
+        obj = {**obj, "metadata": {**meta, "namespace": req["namespace"]}}  # the namespace of the request URL
     return 200, response(req["uid"], check(obj))
 
 
