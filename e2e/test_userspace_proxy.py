@@ -315,3 +315,24 @@ def test_load_balancer_source_ranges_refuse_other_clients() -> None:
             answer = b""
         assert answer == b""
     run(body)
+
+
+def test_scheduler_change_keeps_open_connections() -> None:
+    async def body(proxy: UserspaceProxy, backends: NamedBackends) -> None:
+        ports = await backends.start(2)
+        await proxy.apply(table(service(30, ports)))
+        reader, writer = await asyncio.open_connection(f"{NET}.30", 8080)
+        writer.write(b"who")
+        assert await reader.read(10) == b"b0"
+        await proxy.apply(table(service(30, ports, scheduler="lc")))  # a new Balancer
+        assert len(proxy.retired) == 1
+        writer.write(b"still here")
+        assert await reader.read(100) == b"still here"
+        assert await ask(f"{NET}.30", 8080) == b"b0"  # the new lc Balancer starts from zero counts
+        writer.close()
+        for _ in range(50):  # the retired Balancer goes once its connection is closed
+            if not proxy.retired:
+                break
+            await asyncio.sleep(0.1)
+        assert proxy.retired == []
+    run(body, tick_seconds=0.1)

@@ -207,6 +207,7 @@ class UserspaceProxy:
         self.sessions: dict[Hashable, _Session] = {}
         self.problems: list[str] = []
         self.unbound: dict[ListenerKey, ListenerPlan] = {}  # address not local (yet): retried
+        self.retired: list[Balancer] = []  # replaced, still serving their connections
         self._next_conn = 0
         self._ticker: asyncio.Task[None] | None = None
 
@@ -221,10 +222,11 @@ class UserspaceProxy:
             old = self.balancers.get(bkey)
             if old is None or (old[0].scheduler, old[0].affinity_timeout) != (plan.scheduler, plan.affinity_timeout):
                 self.balancers[bkey] = (plan, Balancer(plan.scheduler, plan.affinity_timeout, self.limits))
+                self._retire(old)
             balancer = self.balancers[bkey][1]
             self._run(balancer, balancer.set_endpoints(plan.backends, now), None)
         for bkey in set(self.balancers) - set(wanted_balancers):
-            del self.balancers[bkey]
+            self._retire(self.balancers.pop(bkey))
         for lk in [k for k in self.listeners if k not in plans]:
             self._stop(lk)
         for lk, plan in plans.items():
@@ -239,6 +241,12 @@ class UserspaceProxy:
         if self._ticker is None:
             self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
         return self.problems
+
+    def _retire(self, entry: tuple[ListenerPlan, Balancer] | None) -> None:
+        """A replaced Balancer keeps ticking (idle and drain timeouts) while it has connections."""
+        if entry is not None:
+            self._run(entry[1], entry[1].set_endpoints([], time.monotonic()), None)  # all of it drains
+            self.retired.append(entry[1])
 
     @staticmethod
     def _balancer_of(server: Any) -> Balancer | None:
@@ -375,8 +383,9 @@ class UserspaceProxy:
     async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self.tick_seconds)
-            for _, balancer in list(self.balancers.values()):
+            for balancer in [b for _, b in self.balancers.values()] + self.retired:
                 self.feed(balancer, Tick())
+            self.retired = [b for b in self.retired if b.conns or b.sessions]
             cutoff = time.monotonic() - self.tcp_idle_timeout
             for pipe in [p for p in self.pipes.values() if p.last_active < cutoff]:
                 pipe.close(abort=True)
