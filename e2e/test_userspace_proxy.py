@@ -336,3 +336,29 @@ def test_scheduler_change_keeps_open_connections() -> None:
             await asyncio.sleep(0.1)
         assert proxy.retired == []
     run(body, tick_seconds=0.1)
+
+
+def test_udp_client_ip_affinity_across_client_ports() -> None:
+    async def body(proxy: UserspaceProxy, backends: NamedBackends) -> None:
+        loop = asyncio.get_running_loop()
+        transports, ports = [], []
+        for name in (b"u0", b"u1", b"u2"):
+            t, _ = await loop.create_datagram_endpoint(lambda n=name: UdpEcho(n), local_addr=("127.0.0.1", 0))
+            transports.append(t)
+            ports.append(t.get_extra_info("sockname")[1])
+        plain = service(40, ports, protocol="UDP")
+        sticky = service(41, ports, protocol="UDP", affinity=True)
+        await proxy.apply(table(plain, sticky))
+
+        async def backend_of(ip: str) -> bytes:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:  # a new client port each time
+                c.setblocking(False)
+                await loop.sock_sendto(c, b"hi", (ip, 8080))
+                return (await asyncio.wait_for(loop.sock_recv(c, 100), 5)).split(b":")[0]
+        try:
+            assert len({await backend_of(f"{NET}.40") for _ in range(6)}) == 3  # round robin
+            assert len({await backend_of(f"{NET}.41") for _ in range(6)}) == 1  # ClientIP affinity
+        finally:
+            for t in transports:
+                t.close()
+    run(body)
