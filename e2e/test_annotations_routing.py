@@ -67,7 +67,11 @@ def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: S
         "tls.yaml": tls_secret("site-tls", make_cert("tls.test", dns="tls.test")),
         "tls-default.yaml": ingress("tlsdefault", "tls.test", a, tls_secret="site-tls"),
         "tls-noredirect.yaml": ingress("tlsnoredirect", "tls.test", [("/plain", "Prefix", "a")],
-                                       {"ssl-redirect": "false"}, tls_secret="site-tls"),
+                                       {"ssl-redirect": "false"}, tls_secret="site-tls",
+                                       created="2026-01-02T00:00:00Z"),
+        "mixed.yaml": ingress("mixed", "mixed.test", a),
+        "mixed-secure.yaml": ingress("mixedsecure", "mixed.test", [("/secure", "Prefix", "a")],
+                                     {"force-ssl-redirect": "true"}, created="2026-01-02T00:00:00Z"),
         "regex.yaml": ingress("regex", "regex.test", [("/items/[0-9]+$", "ImplementationSpecific", "a")],
                               {"use-regex": "true"}),
         "mirror.yaml": ingress("mirror", "mirror.test", a,
@@ -214,8 +218,16 @@ def test_ssl_redirect_on_tls_hosts_and_its_opt_out(ctl):
     r = ctl.get("tls.test", "/x")
     assert (r.status, r.headers["location"]) == (308, f"https://tls.test:{ctl.https_port}/x")
     assert ctl.get("tls.test", "/x", tls=True).peer_cn == "tls.test"
-    # ssl-redirect is per server in nginx: the oldest Ingress of the host decides
-    assert ctl.get("tls.test", "/plain").status == 308
+    # per Ingress, as in ingress-nginx: the newer Ingress of the host opts its path out
+    r = ctl.get("tls.test", "/plain")
+    assert (r.status, r.backend) == (200, "a")
+    assert ctl.get("tls.test", "/plainer").status == 308  # unmatched paths follow the oldest Ingress
+
+
+def test_force_ssl_redirect_of_one_ingress_covers_only_its_paths(ctl):
+    r = ctl.get("mixed.test", "/secure/x")
+    assert (r.status, r.headers["location"]) == (308, f"https://mixed.test:{ctl.https_port}/secure/x")
+    assert ctl.get("mixed.test", "/other").backend == "a"
 
 
 @pytest.mark.parametrize("path, status", [("/items/42", 200), ("/ITEMS/7", 200), ("/items/x", 404),

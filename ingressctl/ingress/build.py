@@ -11,6 +11,7 @@ for a host's TLS certificate, and the result does not depend on the order object
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -213,22 +214,28 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
     claimed = {(r.kind, r.path) for r in routes}
     merged = routes + [r for r in fallback if (r.kind, r.path) not in claimed]
     explicit_exact = {r.path for r in merged if r.kind == "exact"}
+    tls = host in b.host_cert
     locations: list[Location] = []
     for r in merged:
-        locations.extend(b.annotate.location(loc, r.ingress, r.kind, r.claim)
+        redirect = _ssl_redirect(r.config, tls, b)
+        locations.extend(dataclasses.replace(b.annotate.location(loc, r.ingress, r.kind, r.claim),
+                                             ssl_redirect=redirect)
                          for loc in _locations(r, b.target(r), explicit_exact))
-    tls = host in b.host_cert
-    redirect = False
-    if routes:
-        cfg = routes[0].config
-        wanted = cfg.ssl_redirect if cfg.ssl_redirect is not None else b.opts.settings.ssl_redirect
-        redirect = (tls and wanted) or cfg.force_ssl_redirect
     if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
-        locations.append(_default_location(b, routes))
+        default = _default_location(b, routes)
+        if routes:  # unmatched paths follow the host's oldest Ingress
+            default = dataclasses.replace(default, ssl_redirect=_ssl_redirect(routes[0].config, tls, b))
+        locations.append(default)
     server = Server(host=host, locations=tuple(sorted(locations, key=lambda loc: loc.sort_key)), tls=tls,
-                    certificate=b.host_cert.get(host, ""), ssl_redirect=redirect)
+                    certificate=b.host_cert.get(host, ""))
     owners = list({id(r.ingress): (r.ingress, r.config) for r in routes}.values())
     return b.annotate.server(server, owners)
+
+
+def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Builder) -> bool:
+    """ssl-redirect (TLS hosts, default from the ConfigMap) or force-ssl-redirect (any host)."""
+    wanted = cfg.ssl_redirect if cfg.ssl_redirect is not None else b.opts.settings.ssl_redirect
+    return (tls and wanted) or cfg.force_ssl_redirect
 
 
 def _default_location(b: _Builder, routes: list[Route]) -> Location:

@@ -188,6 +188,7 @@ class Location:
     canary: Canary | None = None
     error_upstream: str = ""  # upstream answering custom-http-errors
     rate_limit: RateLimit | None = None
+    ssl_redirect: bool = False  # plain HTTP gets 308 to HTTPS (ssl-redirect / force-ssl-redirect of its Ingress)
 
     @property
     def is_regex(self) -> bool:
@@ -257,12 +258,16 @@ class Server:
     locations: tuple[Location, ...]
     tls: bool = False
     certificate: str = ""  # Certificate.file_name; "" with tls=True means the default certificate
-    ssl_redirect: bool = False
     aliases: tuple[str, ...] = ()
     config: IngressConfig = field(default_factory=IngressConfig)
     redirect_to: str = ""  # from-to-www-redirect: this server only redirects (308) to that host
     client_ca: str = ""  # AuthFile.file_name of the CA for client certificates (auth-tls-secret)
     error_pages: tuple[ErrorPage, ...] = ()
+
+    @property
+    def ssl_redirect(self) -> bool:
+        """Some location redirects plain HTTP (decided per Ingress, as ingress-nginx does)."""
+        return any(loc.ssl_redirect for loc in self.locations)
 
     @property
     def alias_names(self) -> tuple[str, ...]:
