@@ -1,7 +1,7 @@
 """LoadBalancer IP pools in cluster mode, against the API server double: the Lease holder
 writes `status.loadBalancer.ingress`, keeps addresses already published, reports a Service
 it cannot serve as an Event, leaves other loadBalancerClasses alone, and reuses a released
-address."""
+address; all within the rules of deploy/proxy/rbac.yaml."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from .cluster import TOKEN, objects, start_apiserver, write_kubeconfig
 from .harness import INGRESSCTL, ROOT, wait_until
@@ -21,7 +22,7 @@ NET = f"127.102.{os.getpid() % 250}"
 POOLS = """
 apiVersion: v1
 kind: ConfigMap
-metadata: {name: lb-pools, namespace: kube-system}
+metadata: {name: ingressctl-lb-pools, namespace: ingressctl}
 data:
   pools.yaml: |
     pools:
@@ -51,11 +52,18 @@ def status_ip(api: Any, name: str) -> str:
     return str(items[0].get("ip", "")) if items else ""
 
 
+def proxy_rbac_rules() -> list[dict[str, list[str]]]:
+    """ClusterRole + Role rules of deploy/proxy/rbac.yaml: the test proves they suffice."""
+    docs = yaml.safe_load_all((ROOT / "deploy" / "proxy" / "rbac.yaml").read_text())
+    return [r for d in docs if d and d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
+
+
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Any]:
-    server = start_apiserver(tmp_path, rules=None, bookmark_interval=0.5)
+    server = start_apiserver(tmp_path, rules=proxy_rbac_rules(), bookmark_interval=0.5)
     yield server
     server.stop()
+    assert not server.denied, f"requests outside deploy/proxy/rbac.yaml: {server.denied}"
 
 
 def test_leader_allocates_from_a_configmap_pool(tmp_path: Path, api: Any) -> None:
@@ -67,7 +75,7 @@ def test_leader_allocates_from_a_configmap_pool(tmp_path: Path, api: Any) -> Non
     log = (tmp_path / "proxy.log").open("w")
     proc = subprocess.Popen(
         [*INGRESSCTL, "-v", "proxy", "--mode", "userspace", "--kubeconfig", str(kubeconfig),
-         "--lb-pools", "configmap:kube-system/lb-pools", "--lb-lease", "kube-system/ingressctl-lb",
+         "--lb-pools", "configmap:ingressctl/ingressctl-lb-pools", "--lb-lease", "ingressctl/ingressctl-lb",
          "--status-port", "0", "--nodeport-addresses", "127.0.0.1/32", "--min-sync-period", "0.1"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -78,7 +86,7 @@ def test_leader_allocates_from_a_configmap_pool(tmp_path: Path, api: Any) -> Non
                                and e["involvedObject"]["name"] == "c" for e in api.list("Event", "default")),
                    20, "an Event for Service c")
         assert status_ip(api, "c") == ""
-        lease = api.get("Lease", "kube-system", "ingressctl-lb")
+        lease = api.get("Lease", "ingressctl", "ingressctl-lb")
         assert lease["spec"]["holderIdentity"]
 
         api.remove("Service", "default", "a")  # released ...
