@@ -13,11 +13,13 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -135,9 +137,15 @@ class LocalController:
     def manifests(self) -> Path:
         return self.workdir / "manifests"
 
+    _state: Path | None = None
+
     @property
     def state_dir(self) -> Path:
-        return self.workdir / "state"
+        """Outside pytest's 0700 tmp tree: nginx workers (user nobody) read files below it."""
+        if self._state is None:
+            self._state = Path(tempfile.mkdtemp(prefix="ingressctl-e2e-"))
+            os.chmod(self._state, 0o755)
+        return self._state
 
     @property
     def log_path(self) -> Path:
@@ -207,6 +215,14 @@ class LocalController:
         return int((self.state_dir / "nginx" / "nginx.pid").read_text().strip())
 
     def stop(self) -> None:
+        try:
+            self._stop_process()
+        finally:
+            if self._state is not None:
+                shutil.rmtree(self._state, ignore_errors=True)
+                self._state = None
+
+    def _stop_process(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:

@@ -32,7 +32,7 @@ from .metrics import ControllerMetrics
 from .ingress.backends import refresh_upstreams
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table
-from .nginx.process import ApplyResult, Nginx, config_id_of
+from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
 from .nginx.render import CONFIG_ID_MARK, RenderContext, Renderer, RenderError
 from .store import Change, Snapshot, Store
 
@@ -52,6 +52,7 @@ class ControllerOptions:
     resolver: tuple[str, ...] = ()
     debounce: float = 0.05
     dynamic_endpoints: bool = False  # endpoint changes through the Lua balancer, no reload
+    lazy_default_certificate: bool = True  # False when nginx workers cannot reach the state dir
 
     @property
     def prefix(self) -> Path:
@@ -61,7 +62,7 @@ class ControllerOptions:
         modules = tuple(str(m) for m in LUA_MODULES) if self.dynamic_endpoints else ()
         return RenderContext(prefix=str(self.prefix), http_port=self.http_port, https_port=self.https_port,
                              listen=self.listen, resolver=self.resolver, dynamic=self.dynamic_endpoints,
-                             modules=modules)
+                             modules=modules, lazy_default_certificate=self.lazy_default_certificate)
 
 
 @contextlib.contextmanager
@@ -263,7 +264,7 @@ class Controller:
     def start(self) -> None:
         assert self.nginx is not None
         self.nginx.prepare()
-        ensure_default_certificate(self.options.prefix / "certs" / "default.pem")
+        share_with_workers(ensure_default_certificate(self.options.prefix / "certs" / "default.pem"))
         if self.pusher is not None:
             self.pusher.install_lua()
         self.store.subscribe(self._note_change)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from pathlib import Path
 
 from ..controller import ControllerOptions
 from ..ingress.classes import CONTROLLER_NAME, ClassFilter
+
+log = logging.getLogger(__name__)
 
 
 def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: str) -> None:
@@ -84,7 +87,19 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         template_dir=template_dir.resolve() if template_dir else None,
         resolver=tuple(resolver) if resolver else system_resolvers(),
         dynamic_endpoints=_dynamic(getattr(args, "dynamic_endpoints", "off")),
+        lazy_default_certificate=_workers_reach(Path(state)),
     )
+
+
+def _workers_reach(state: Path) -> bool:
+    from ..nginx.process import workers_can_reach
+
+    if workers_can_reach(state / "nginx"):
+        return True
+    log.warning("nginx workers (user nobody) cannot traverse %s: the default certificate is loaded into every "
+                "server at each reload instead of per handshake (slower reloads with many hosts); "
+                "use a --state-dir whose parents are world-traversable", state)
+    return False
 
 
 def _dynamic(choice: str) -> bool:

@@ -91,6 +91,25 @@ def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
         os.chmod(directory, 0o710)
 
 
+def workers_can_reach(path: Path) -> bool:
+    """Whether nginx workers (user nobody when we are root) can traverse to `path`."""
+    if os.geteuid() != 0:
+        return True
+    return all(os.stat(p).st_mode & 0o001 for p in path.resolve().parents if p.exists())
+
+
+def share_with_workers(path: Path) -> None:
+    """As root, let the workers (user nobody) read one file: group nobody, 0640, and let them
+    traverse its directory. Used for the default certificate, which workers load per handshake."""
+    if os.geteuid() != 0:
+        return
+    gid = pwd.getpwnam("nobody").pw_gid
+    os.chown(path, -1, gid)
+    os.chmod(path, 0o640)
+    os.chown(path.parent, -1, gid)
+    os.chmod(path.parent, 0o710)
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)

@@ -79,6 +79,7 @@ class RenderContext:
     access_log: str = "/dev/stdout"
     modules: tuple[str, ...] = ()
     dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
+    lazy_default_certificate: bool = True  # workers load it per handshake (they can read it)
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
