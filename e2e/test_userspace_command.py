@@ -1,13 +1,15 @@
-"""`ingressctl proxy --mode userspace --manifests DIR` as a user runs it: no root needed,
+"""`ingressctl proxy --mode userspace --manifests DIR` as a user runs it: as nobody (no root),
 cluster IPs on loopback, nodePorts, endpoint changes picked up from the directory."""
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -63,12 +65,23 @@ def echo() -> Iterator[Backends]:
     b.stop()
 
 
-def test_userspace_mode_serves_cluster_ip_and_node_port(tmp_path: Path, echo: Backends) -> None:
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the unprivileged proxy can read (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="icu-userspace-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_userspace_mode_needs_no_root(tmp_path: Path, shared_dir: Path, echo: Backends) -> None:
     ports = [echo.start("one"), echo.start("two")]
     node_port = free_node_port()
-    (tmp_path / "web.yaml").write_text(manifests(node_port, ports))
+    (shared_dir / "web.yaml").write_text(manifests(node_port, ports))
+    (shared_dir / "web.yaml").chmod(0o644)
     log = (tmp_path / "proxy.log").open("w")
-    proc = subprocess.Popen(INGRESSCTL + ["proxy", "--mode", "userspace", "--manifests", str(tmp_path),
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen(nobody + INGRESSCTL + ["proxy", "--mode", "userspace", "--manifests", str(shared_dir),
                                           "--service-cidr", f"{CIDR_BASE}.0/24", "--status-port", "0",
                                           "--nodeport-addresses", "127.0.0.1/32", "--min-sync-period", "0.1"],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -78,7 +91,7 @@ def test_userspace_mode_serves_cluster_ip_and_node_port(tmp_path: Path, echo: Ba
         seen = Counter(who(cluster_ip, 8080) for _ in range(6))
         assert len(seen) == 2 and set(seen.values()) == {3}, seen
         assert len({who("127.0.0.1", node_port) for _ in range(4)}) == 2
-        (tmp_path / "web.yaml").write_text(manifests(node_port, ports[1:]))  # one endpoint left
+        (shared_dir / "web.yaml").write_text(manifests(node_port, ports[1:]))  # one endpoint left
         wait_until(lambda: len({who(cluster_ip, 8080) for _ in range(4)}) == 1, 15, "endpoint removal")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
