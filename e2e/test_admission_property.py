@@ -23,10 +23,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingressctl.admission.validate import ValidateOptions, Validator
+from ingressctl.controller import model_files
 from ingressctl.ingress.annotations import PREFIX, REGISTRY
 from ingressctl.ingress.build import BuildOptions
 from ingressctl.nginx.render import RenderContext
@@ -52,6 +53,11 @@ def self_signed(host: str) -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
+def opaque_secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": "default"},
+            "stringData": data}
+
+
 def tls_secret(name: str, host: str) -> dict[str, Any]:
     crt, key = self_signed(host)
     return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
@@ -66,6 +72,7 @@ PATHS = ["/", "/api", "/api/", "/v1/users", "/a-b_c.d~e", "/%41", "/x:y@z", *REG
 GOOD_VALUES: dict[str, list[str]] = {}
 for _name, _value, _ in GOOD:
     GOOD_VALUES.setdefault(_name, []).append(_value)
+GOOD_VALUES["auth-tls-secret"].append("client-ca")  # the table's own is in another namespace (denied)
 hostile = st.sampled_from(sorted(BREAKOUTS.values()))
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=24)
 
@@ -120,7 +127,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Snapshot, Path]:
         (prefix / d).mkdir(parents=True)
     crt, key = self_signed("ingressctl-default")
     (prefix / "certs" / "default.pem").write_bytes(crt + key)
+    ca_crt, _ = self_signed("client-ca")
     objs = [ingress_class(), service(), endpoint_slice(), tls_secret("shop-tls", "a.example.com"),
+            opaque_secret("users", {"auth": "alice:$apr1$9Cv/OMGj$ZomWQzuQbL.3TRCS81A1g/\n"}),
+            opaque_secret("client-ca", {"ca.crt": ca_crt.decode()}),
             ingress("existing", host="a.example.com", path="/shop")]
     return Snapshot.of([parse_object(o) for o in objs]), prefix
 
@@ -128,8 +138,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Snapshot, Path]:
 def nginx_test(validator: Validator, snap: Snapshot, cand: Ingress, prefix: Path) -> subprocess.CompletedProcess[str]:
     ctx = RenderContext(prefix=str(prefix), http_port=18080, https_port=18443, listen=("127.0.0.1:",))
     model, text = validator.render(snap, cand, ctx)
-    for cert in model.certificates:
-        (prefix / "certs" / cert.file_name).write_bytes(cert.cert_pem + cert.key_pem)
+    for name, content in model_files(model).items():  # certificates, htpasswd files, client CAs
+        (prefix / "certs" / name).write_bytes(content)
     conf = prefix / "nginx.conf"
     conf.write_text(text)
     return subprocess.run([NGINX, "-t", "-q", "-p", str(prefix), "-c", str(conf)], capture_output=True,
@@ -148,6 +158,15 @@ def judge(validator: Validator, snap: Snapshot, raw: dict[str, Any], prefix: Pat
 
 
 EXAMPLES = 80
+# Always checked: client certificates (needs the TLS host), basic auth, external auth, rate
+# limits with an allow-list, CORS, a mirror and a regex rewrite, all in one server.
+EVERYTHING_AT_ONCE = ingress("all", host="a.example.com", path="/api/(v[0-9]+)/(.*)", path_type="ImplementationSpecific",
+                             created=None, tls=[{"hosts": ["a.example.com"], "secretName": "shop-tls"}], annotations={
+                                 PREFIX + k: val for k, val in {
+                                     "auth-tls-secret": "client-ca", "auth-tls-verify-client": "optional",
+                                     "auth-type": "basic", "auth-secret": "users", "rewrite-target": "/$2",
+                                     "limit-rps": "10", "limit-whitelist": "127.0.0.1, ::1", "enable-cors": "true",
+                                     "mirror-target": "https://mirror.example.com/", "proxy-body-size": "8m"}.items()})
 
 
 def test_what_admission_allows_nginx_accepts(world: tuple[Snapshot, Path]) -> None:
@@ -159,6 +178,7 @@ def test_what_admission_allows_nginx_accepts(world: tuple[Snapshot, Path]) -> No
     @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(st.booleans().flatmap(lambda clean: candidates(clean).map(lambda raw: (clean, raw))))
+    @example((True, EVERYTHING_AT_ONCE))
     def check(example: tuple[bool, dict[str, Any]]) -> None:
         clean, raw = example
         allowed = judge(validator, snap, raw, prefix)
