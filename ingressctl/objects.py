@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -215,35 +215,35 @@ class _Reader:
     def fail(self, path: str, msg: str) -> ObjectError:
         return ObjectError(f"{self.what}: {path}: {msg}")
 
-    def dict(self, obj: Any, path: str) -> Mapping[str, Any]:
+    def mapping(self, obj: Any, path: str) -> Mapping[str, Any]:
         if obj is None:
             return {}
         if not isinstance(obj, Mapping):
             raise self.fail(path, f"expected a mapping, got {type(obj).__name__}")
         return obj
 
-    def list(self, obj: Any, path: str) -> list[Any]:
+    def seq(self, obj: Any, path: str) -> list[Any]:
         if obj is None:
             return []
         if not isinstance(obj, list):
             raise self.fail(path, f"expected a list, got {type(obj).__name__}")
         return obj
 
-    def str(self, obj: Any, path: str, default: str = "") -> str:
+    def text(self, obj: Any, path: str, default: str = "") -> str:
         if obj is None:
             return default
         if not isinstance(obj, str):
             raise self.fail(path, f"expected a string, got {type(obj).__name__}")
         return obj
 
-    def int(self, obj: Any, path: str, default: int = 0) -> int:
+    def integer(self, obj: Any, path: str, default: int = 0) -> int:
         if obj is None:
             return default
         if isinstance(obj, bool) or not isinstance(obj, int):
             raise self.fail(path, f"expected an integer, got {obj!r}")
-        return obj
+        return int(obj)
 
-    def bool(self, obj: Any, path: str, default: bool) -> bool:
+    def flag(self, obj: Any, path: str, default: bool) -> bool:
         if obj is None:
             return default
         if not isinstance(obj, bool):
@@ -252,71 +252,71 @@ class _Reader:
 
     def str_map(self, obj: Any, path: str) -> dict[str, str]:
         out: dict[str, str] = {}
-        for k, v in self.dict(obj, path).items():
+        for k, v in self.mapping(obj, path).items():
             if not isinstance(k, str):
                 raise self.fail(path, f"key {k!r} is not a string")
             if isinstance(v, (int, float, bool)) and not isinstance(v, str):
                 raise self.fail(f"{path}.{k}", f"value {v!r} must be a string (quote it)")
-            out[k] = self.str(v, f"{path}.{k}")
+            out[k] = self.text(v, f"{path}.{k}")
         return out
 
     def int_or_str(self, obj: Any, path: str) -> int | str:
         if isinstance(obj, bool) or not isinstance(obj, (int, str)) or obj == "":
             raise self.fail(path, f"expected a port number or name, got {obj!r}")
-        return obj
+        return obj if isinstance(obj, str) else int(obj)
 
 
 def _meta(r: _Reader, kind: str, raw: Mapping[str, Any], namespaced: bool) -> Meta:
-    m = r.dict(raw.get("metadata"), "metadata")
-    name = r.str(m.get("name"), "metadata.name")
+    m = r.mapping(raw.get("metadata"), "metadata")
+    name = r.text(m.get("name"), "metadata.name")
     if not name:
         raise r.fail("metadata.name", "is required")
-    ns = r.str(m.get("namespace"), "metadata.namespace", "default" if namespaced else "")
+    ns = r.text(m.get("namespace"), "metadata.namespace", "default" if namespaced else "")
     ts = m.get("creationTimestamp")
     return Meta(
         kind=kind,
         namespace=ns if namespaced else "",
         name=name,
-        uid=r.str(m.get("uid"), "metadata.uid"),
-        resource_version=r.str(m.get("resourceVersion"), "metadata.resourceVersion"),
+        uid=r.text(m.get("uid"), "metadata.uid"),
+        resource_version=r.text(m.get("resourceVersion"), "metadata.resourceVersion"),
         creation_timestamp=ts if isinstance(ts, str) else (ts.isoformat() if ts else ""),
-        generation=r.int(m.get("generation"), "metadata.generation"),
+        generation=r.integer(m.get("generation"), "metadata.generation"),
         labels=r.str_map(m.get("labels"), "metadata.labels"),
         annotations=r.str_map(m.get("annotations"), "metadata.annotations"),
     )
 
 
 def _lb_status(r: _Reader, raw: Any, path: str) -> tuple[LoadBalancerIngress, ...]:
-    items = r.list(r.dict(r.dict(raw, "status").get("loadBalancer"), path).get("ingress"), path)
+    items = r.seq(r.mapping(r.mapping(raw, "status").get("loadBalancer"), path).get("ingress"), path)
     return tuple(
         LoadBalancerIngress(
-            ip=r.str(r.dict(i, path).get("ip"), f"{path}.ip"),
-            hostname=r.str(r.dict(i, path).get("hostname"), f"{path}.hostname"),
+            ip=r.text(r.mapping(i, path).get("ip"), f"{path}.ip"),
+            hostname=r.text(r.mapping(i, path).get("hostname"), f"{path}.hostname"),
         )
         for i in items
     )
 
 
 def _backend(r: _Reader, raw: Any, path: str) -> tuple[ServiceBackend | None, str]:
-    b = r.dict(raw, path)
+    b = r.mapping(raw, path)
     if "resource" in b:
-        res = r.dict(b["resource"], f"{path}.resource")
-        return None, r.str(res.get("kind"), f"{path}.resource.kind", "Resource")
-    svc = r.dict(b.get("service"), f"{path}.service")
+        res = r.mapping(b["resource"], f"{path}.resource")
+        return None, r.text(res.get("kind"), f"{path}.resource.kind", "Resource")
+    svc = r.mapping(b.get("service"), f"{path}.service")
     if not svc:
         raise r.fail(path, "needs service or resource")
-    name = r.str(svc.get("name"), f"{path}.service.name")
+    name = r.text(svc.get("name"), f"{path}.service.name")
     if not name:
         raise r.fail(f"{path}.service.name", "is required")
-    port = r.dict(svc.get("port"), f"{path}.service.port")
+    port = r.mapping(svc.get("port"), f"{path}.service.port")
     if "number" in port and "name" in port:
         raise r.fail(f"{path}.service.port", "set number or name, not both")
     if "number" in port:
-        num = r.int(port["number"], f"{path}.service.port.number")
+        num = r.integer(port["number"], f"{path}.service.port.number")
         if not 1 <= num <= 65535:
             raise r.fail(f"{path}.service.port.number", f"{num} is not in 1-65535")
         return ServiceBackend(name, num), ""
-    pname = r.str(port.get("name"), f"{path}.service.port.name")
+    pname = r.text(port.get("name"), f"{path}.service.port.name")
     if not pname:
         raise r.fail(f"{path}.service.port", "needs number or name")
     return ServiceBackend(name, pname), ""
@@ -325,34 +325,34 @@ def _backend(r: _Reader, raw: Any, path: str) -> tuple[ServiceBackend | None, st
 def parse_ingress(raw: Mapping[str, Any]) -> Ingress:
     r = _Reader(_describe(raw))
     meta = _meta(r, "Ingress", raw, True)
-    spec = r.dict(raw.get("spec"), "spec")
+    spec = r.mapping(raw.get("spec"), "spec")
     default = None
     if spec.get("defaultBackend") is not None:
         default, kind = _backend(r, spec["defaultBackend"], "spec.defaultBackend")
     rules = []
-    for i, rule in enumerate(r.list(spec.get("rules"), "spec.rules")):
-        rule = r.dict(rule, f"spec.rules[{i}]")
-        host = r.str(rule.get("host"), f"spec.rules[{i}].host")
-        http = r.dict(rule.get("http"), f"spec.rules[{i}].http")
+    for i, rule in enumerate(r.seq(spec.get("rules"), "spec.rules")):
+        rule = r.mapping(rule, f"spec.rules[{i}]")
+        host = r.text(rule.get("host"), f"spec.rules[{i}].host")
+        http = r.mapping(rule.get("http"), f"spec.rules[{i}].http")
         paths = []
-        for j, p in enumerate(r.list(http.get("paths"), f"spec.rules[{i}].http.paths")):
+        for j, p in enumerate(r.seq(http.get("paths"), f"spec.rules[{i}].http.paths")):
             where = f"spec.rules[{i}].http.paths[{j}]"
-            p = r.dict(p, where)
-            ptype = r.str(p.get("pathType"), f"{where}.pathType")
+            p = r.mapping(p, where)
+            ptype = r.text(p.get("pathType"), f"{where}.pathType")
             if ptype not in ("Exact", "Prefix", "ImplementationSpecific"):
                 raise r.fail(f"{where}.pathType", f"{ptype!r} is not Exact, Prefix or ImplementationSpecific")
             backend, kind = _backend(r, p.get("backend"), f"{where}.backend")
-            paths.append(IngressPath(r.str(p.get("path"), f"{where}.path", "/"), ptype, backend, kind))
+            paths.append(IngressPath(r.text(p.get("path"), f"{where}.path", "/"), ptype, backend, kind))
         rules.append(IngressRule(host, tuple(paths)))
     tls = []
-    for i, t in enumerate(r.list(spec.get("tls"), "spec.tls")):
-        t = r.dict(t, f"spec.tls[{i}]")
-        hosts = tuple(r.str(h, f"spec.tls[{i}].hosts") for h in r.list(t.get("hosts"), f"spec.tls[{i}].hosts"))
-        tls.append(IngressTLS(hosts, r.str(t.get("secretName"), f"spec.tls[{i}].secretName")))
+    for i, t in enumerate(r.seq(spec.get("tls"), "spec.tls")):
+        t = r.mapping(t, f"spec.tls[{i}]")
+        hosts = tuple(r.text(h, f"spec.tls[{i}].hosts") for h in r.seq(t.get("hosts"), f"spec.tls[{i}].hosts"))
+        tls.append(IngressTLS(hosts, r.text(t.get("secretName"), f"spec.tls[{i}].secretName")))
     cls = spec.get("ingressClassName")
     return Ingress(
         meta=meta,
-        class_name=r.str(cls, "spec.ingressClassName") if cls is not None else None,
+        class_name=r.text(cls, "spec.ingressClassName") if cls is not None else None,
         default_backend=default,
         rules=tuple(rules),
         tls=tuple(tls),
@@ -362,41 +362,41 @@ def parse_ingress(raw: Mapping[str, Any]) -> Ingress:
 
 def parse_ingress_class(raw: Mapping[str, Any]) -> IngressClass:
     r = _Reader(_describe(raw))
-    spec = r.dict(raw.get("spec"), "spec")
-    return IngressClass(_meta(r, "IngressClass", raw, False), r.str(spec.get("controller"), "spec.controller"))
+    spec = r.mapping(raw.get("spec"), "spec")
+    return IngressClass(_meta(r, "IngressClass", raw, False), r.text(spec.get("controller"), "spec.controller"))
 
 
 def _service_port(r: _Reader, raw: Any, path: str) -> ServicePort:
-    p = r.dict(raw, path)
-    port = r.int(p.get("port"), f"{path}.port")
+    p = r.mapping(raw, path)
+    port = r.integer(p.get("port"), f"{path}.port")
     if not 1 <= port <= 65535:
         raise r.fail(f"{path}.port", f"{port} is not in 1-65535")
-    proto = r.str(p.get("protocol"), f"{path}.protocol", "TCP")
+    proto = r.text(p.get("protocol"), f"{path}.protocol", "TCP")
     if proto not in ("TCP", "UDP", "SCTP"):
         raise r.fail(f"{path}.protocol", f"{proto!r} is not TCP, UDP or SCTP")
     target = p.get("targetPort", port)
     return ServicePort(
-        name=r.str(p.get("name"), f"{path}.name"),
+        name=r.text(p.get("name"), f"{path}.name"),
         protocol=proto,
         port=port,
         target_port=r.int_or_str(target, f"{path}.targetPort"),
-        node_port=r.int(p.get("nodePort"), f"{path}.nodePort"),
-        app_protocol=r.str(p.get("appProtocol"), f"{path}.appProtocol"),
+        node_port=r.integer(p.get("nodePort"), f"{path}.nodePort"),
+        app_protocol=r.text(p.get("appProtocol"), f"{path}.appProtocol"),
     )
 
 
 def parse_service(raw: Mapping[str, Any]) -> Service:
     r = _Reader(_describe(raw))
     meta = _meta(r, "Service", raw, True)
-    spec = r.dict(raw.get("spec"), "spec")
-    stype = r.str(spec.get("type"), "spec.type", "ClusterIP")
+    spec = r.mapping(raw.get("spec"), "spec")
+    stype = r.text(spec.get("type"), "spec.type", "ClusterIP")
     if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
         raise r.fail("spec.type", f"{stype!r} is not a Service type")
-    ports = tuple(_service_port(r, p, f"spec.ports[{i}]") for i, p in enumerate(r.list(spec.get("ports"), "spec.ports")))
-    cfg = r.dict(r.dict(spec.get("sessionAffinityConfig"), "spec.sessionAffinityConfig").get("clientIP"), "clientIP")
-    timeout = r.int(cfg.get("timeoutSeconds"), "spec.sessionAffinityConfig.clientIP.timeoutSeconds", 10800)
-    cluster_ip = r.str(spec.get("clusterIP"), "spec.clusterIP")
-    ips = tuple(r.str(x, "spec.clusterIPs") for x in r.list(spec.get("clusterIPs"), "spec.clusterIPs"))
+    ports = tuple(_service_port(r, p, f"spec.ports[{i}]") for i, p in enumerate(r.seq(spec.get("ports"), "spec.ports")))
+    cfg = r.mapping(r.mapping(spec.get("sessionAffinityConfig"), "spec.sessionAffinityConfig").get("clientIP"), "clientIP")
+    timeout = r.integer(cfg.get("timeoutSeconds"), "spec.sessionAffinityConfig.clientIP.timeoutSeconds", 10800)
+    cluster_ip = r.text(spec.get("clusterIP"), "spec.clusterIP")
+    ips = tuple(r.text(x, "spec.clusterIPs") for x in r.seq(spec.get("clusterIPs"), "spec.clusterIPs"))
     return Service(
         meta=meta,
         type=stype,
@@ -404,18 +404,18 @@ def parse_service(raw: Mapping[str, Any]) -> Service:
         cluster_ips=ips or ((cluster_ip,) if cluster_ip else ()),
         ports=ports,
         selector=r.str_map(spec.get("selector"), "spec.selector"),
-        external_name=r.str(spec.get("externalName"), "spec.externalName"),
-        external_ips=tuple(r.str(x, "spec.externalIPs") for x in r.list(spec.get("externalIPs"), "spec.externalIPs")),
-        load_balancer_ip=r.str(spec.get("loadBalancerIP"), "spec.loadBalancerIP"),
+        external_name=r.text(spec.get("externalName"), "spec.externalName"),
+        external_ips=tuple(r.text(x, "spec.externalIPs") for x in r.seq(spec.get("externalIPs"), "spec.externalIPs")),
+        load_balancer_ip=r.text(spec.get("loadBalancerIP"), "spec.loadBalancerIP"),
         load_balancer_source_ranges=tuple(
-            r.str(x, "spec.loadBalancerSourceRanges")
-            for x in r.list(spec.get("loadBalancerSourceRanges"), "spec.loadBalancerSourceRanges")
+            r.text(x, "spec.loadBalancerSourceRanges")
+            for x in r.seq(spec.get("loadBalancerSourceRanges"), "spec.loadBalancerSourceRanges")
         ),
-        load_balancer_class=r.str(spec.get("loadBalancerClass"), "spec.loadBalancerClass"),
-        session_affinity=r.str(spec.get("sessionAffinity"), "spec.sessionAffinity", "None"),
+        load_balancer_class=r.text(spec.get("loadBalancerClass"), "spec.loadBalancerClass"),
+        session_affinity=r.text(spec.get("sessionAffinity"), "spec.sessionAffinity", "None"),
         affinity_timeout=timeout,
-        external_traffic_policy=r.str(spec.get("externalTrafficPolicy"), "spec.externalTrafficPolicy", "Cluster"),
-        internal_traffic_policy=r.str(spec.get("internalTrafficPolicy"), "spec.internalTrafficPolicy", "Cluster"),
+        external_traffic_policy=r.text(spec.get("externalTrafficPolicy"), "spec.externalTrafficPolicy", "Cluster"),
+        internal_traffic_policy=r.text(spec.get("internalTrafficPolicy"), "spec.internalTrafficPolicy", "Cluster"),
         status_ingress=_lb_status(r, raw.get("status"), "status.loadBalancer.ingress"),
     )
 
@@ -424,30 +424,30 @@ def parse_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     r = _Reader(_describe(raw))
     meta = _meta(r, "EndpointSlice", raw, True)
     ports = []
-    for i, p in enumerate(r.list(raw.get("ports"), "ports")):
-        p = r.dict(p, f"ports[{i}]")
+    for i, p in enumerate(r.seq(raw.get("ports"), "ports")):
+        p = r.mapping(p, f"ports[{i}]")
         ports.append(
             EndpointPort(
-                name=r.str(p.get("name"), f"ports[{i}].name"),
-                port=r.int(p.get("port"), f"ports[{i}].port"),
-                protocol=r.str(p.get("protocol"), f"ports[{i}].protocol", "TCP"),
+                name=r.text(p.get("name"), f"ports[{i}].name"),
+                port=r.integer(p.get("port"), f"ports[{i}].port"),
+                protocol=r.text(p.get("protocol"), f"ports[{i}].protocol", "TCP"),
             )
         )
     eps = []
-    for i, e in enumerate(r.list(raw.get("endpoints"), "endpoints")):
-        e = r.dict(e, f"endpoints[{i}]")
-        cond = r.dict(e.get("conditions"), f"endpoints[{i}].conditions")
-        ready = r.bool(cond.get("ready"), f"endpoints[{i}].conditions.ready", True)
-        terminating = r.bool(cond.get("terminating"), f"endpoints[{i}].conditions.terminating", False)
+    for i, e in enumerate(r.seq(raw.get("endpoints"), "endpoints")):
+        e = r.mapping(e, f"endpoints[{i}]")
+        cond = r.mapping(e.get("conditions"), f"endpoints[{i}].conditions")
+        ready = r.flag(cond.get("ready"), f"endpoints[{i}].conditions.ready", True)
+        terminating = r.flag(cond.get("terminating"), f"endpoints[{i}].conditions.terminating", False)
         eps.append(
             Endpoint(
-                addresses=tuple(r.str(a, f"endpoints[{i}].addresses") for a in r.list(e.get("addresses"), "addresses")),
+                addresses=tuple(r.text(a, f"endpoints[{i}].addresses") for a in r.seq(e.get("addresses"), "addresses")),
                 ready=ready,
-                serving=r.bool(cond.get("serving"), f"endpoints[{i}].conditions.serving", ready),
+                serving=r.flag(cond.get("serving"), f"endpoints[{i}].conditions.serving", ready),
                 terminating=terminating,
-                node_name=r.str(e.get("nodeName"), f"endpoints[{i}].nodeName"),
-                zone=r.str(e.get("zone"), f"endpoints[{i}].zone"),
-                hostname=r.str(e.get("hostname"), f"endpoints[{i}].hostname"),
+                node_name=r.text(e.get("nodeName"), f"endpoints[{i}].nodeName"),
+                zone=r.text(e.get("zone"), f"endpoints[{i}].zone"),
+                hostname=r.text(e.get("hostname"), f"endpoints[{i}].hostname"),
             )
         )
     service = meta.labels.get(SERVICE_NAME_LABEL, "")
@@ -456,7 +456,7 @@ def parse_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     return EndpointSlice(
         meta=meta,
         service_name=service,
-        address_type=r.str(raw.get("addressType"), "addressType", "IPv4"),
+        address_type=r.text(raw.get("addressType"), "addressType", "IPv4"),
         ports=tuple(ports),
         endpoints=tuple(eps),
     )
@@ -473,7 +473,7 @@ def parse_secret(raw: Mapping[str, Any]) -> Secret:
             raise r.fail(f"data.{k}", f"not valid base64 ({e})") from None
     for k, v in r.str_map(raw.get("stringData"), "stringData").items():
         data[k] = v.encode()
-    return Secret(meta, r.str(raw.get("type"), "type", "Opaque"), data)
+    return Secret(meta, r.text(raw.get("type"), "type", "Opaque"), data)
 
 
 def parse_config_map(raw: Mapping[str, Any]) -> ConfigMap:
@@ -483,15 +483,15 @@ def parse_config_map(raw: Mapping[str, Any]) -> ConfigMap:
 
 def parse_node(raw: Mapping[str, Any]) -> Node:
     r = _Reader(_describe(raw))
-    status = r.dict(raw.get("status"), "status")
+    status = r.mapping(raw.get("status"), "status")
     addrs = tuple(
-        NodeAddress(r.str(r.dict(a, "status.addresses").get("type"), "type"), r.str(r.dict(a, "a").get("address"), "address"))
-        for a in r.list(status.get("addresses"), "status.addresses")
+        NodeAddress(r.text(r.mapping(a, "status.addresses").get("type"), "type"), r.text(r.mapping(a, "a").get("address"), "address"))
+        for a in r.seq(status.get("addresses"), "status.addresses")
     )
     return Node(_meta(r, "Node", raw, False), addrs)
 
 
-PARSERS = {
+PARSERS: dict[str, Callable[[Mapping[str, Any]], KubeObject]] = {
     "Ingress": parse_ingress,
     "IngressClass": parse_ingress_class,
     "Service": parse_service,
@@ -505,7 +505,8 @@ KINDS = tuple(PARSERS)
 
 def _describe(raw: Mapping[str, Any]) -> str:
     kind = raw.get("kind", "?")
-    m = raw.get("metadata") if isinstance(raw.get("metadata"), Mapping) else {}
+    meta = raw.get("metadata")
+    m: Mapping[str, Any] = meta if isinstance(meta, Mapping) else {}
     ns, name = m.get("namespace"), m.get("name", "?")
     return f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
 

@@ -161,7 +161,7 @@ class Store:
         with self._lock:
             return self._objects.get((kind, namespace, name))
 
-    def list(self, kind: str) -> list[KubeObject]:
+    def objects_of(self, kind: str) -> list[KubeObject]:
         with self._lock:
             return [o for k, o in self._objects.items() if k[0] == kind]
 
