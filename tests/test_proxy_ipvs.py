@@ -86,3 +86,24 @@ def test_dry_run_prints_ipvsadm_restore(tmp_path: Path, capsys: pytest.CaptureFi
                  "--scheduler", "wlc"]) == 0
     out = capsys.readouterr().out
     assert "-A -t 10.96.0.60:80 -s wlc -p 600" in out
+
+
+def test_sync_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a sync would run on a kernel with IPVS (none here): addresses first, then one restore."""
+    calls: list[tuple[str, str]] = []
+
+    def runner(argv: Sequence[str], stdin: str = "") -> str:
+        calls.append((" ".join(argv), stdin))
+        if argv[:3] == ["ip", "-j", "addr"]:
+            return '[{"addr_info": [{"local": "10.96.0.99"}, {"local": "10.96.0.10"}]}]'
+        return ""
+    monkeypatch.setattr(IpvsBackend, "_has_dummy", lambda self: True)
+    objects, _, _ = parse_file(CASES_DIR / "clusterip-round-robin" / "input.yaml")
+    table = build_table(Snapshot.of(objects), node_name="n1", node_ips=NODE_IPS)
+    result = IpvsBackend(runner=runner, addresses=list).sync(table, None)
+    assert [c for c, _ in calls] == ["ip -j addr show dev ictl-ipvs0", "ip -batch -", "ipvsadm --clear",
+                                     "ipvsadm-restore"]
+    assert calls[1][1] == "addr del 10.96.0.99/32 dev ictl-ipvs0\naddr replace 10.96.0.10/32 dev ictl-ipvs0\n"
+    assert calls[3][1] == ("-A -t 10.96.0.10:80 -s rr\n-a -t 10.96.0.10:80 -r 10.244.1.2:8080 -m -w 1\n"
+                           "-a -t 10.96.0.10:80 -r 10.244.2.2:8080 -m -w 1\n")
+    assert result.rules_written == 3
