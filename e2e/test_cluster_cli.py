@@ -126,7 +126,7 @@ def test_configmap_in_local_mode(tmp_path: Path, backends: Backends) -> None:
     try:
         wait_until(lambda: ctl.get("app.example.com").backend == "a", 5, "served")
         assert ctl.get("app.example.com", method="POST", body=b"x" * 500).status == 413
-        assert "not-a-setting" in ctl.log()  # unknown keys are reported
+        assert "not-a-setting" in ctl.log_path.read_text(errors="replace")  # unknown keys are reported
         ctl.write("20-config.yaml", CONFIGMAP.format(size="1m"))
         wait_until(lambda: ctl.get("app.example.com", method="POST", body=b"x" * 500).backend == "a", 5,
                    "edited ConfigMap applied")

@@ -70,7 +70,7 @@ def test_status_sources_class_change_configmap_namespace_and_rbac(
     # the ConfigMap applies (body limit), and the unknown key is reported
     assert ctl.get("app.example.com", method="POST", body=b"x" * 50).backend == "a"
     assert ctl.get("app.example.com", method="POST", body=b"x" * 500).status == 413
-    assert "no-such-key" in ctl.log()
+    assert "no-such-key" in ctl.log_path.read_text(errors="replace")
     api.apply(_configmap({"proxy-body-size": "1m"}))
     wait_until(lambda: ctl.get("app.example.com", method="POST", body=b"x" * 500).backend == "a", 5,
                "ConfigMap change applied")
