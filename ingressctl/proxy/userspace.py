@@ -53,6 +53,7 @@ from .schedulers import SchedulerSpec, parse_scheduler
 from .splice import SplicedConnection, TcpListener, connect
 
 log = logging.getLogger(__name__)
+MAX_BIND_BACKOFF = 2.0  # seconds between tries to bind an address that is not local (yet)
 
 UDP_QUEUE = 64  # datagrams held per session while its backend socket is being opened
 
@@ -207,6 +208,7 @@ class UserspaceProxy:
         self.sessions: dict[Hashable, _Session] = {}
         self.problems: list[str] = []
         self.unbound: dict[ListenerKey, ListenerPlan] = {}  # address not local (yet): retried
+        self._retry_at: dict[ListenerKey, tuple[float, float]] = {}  # next try, current backoff
         self.retired: list[Balancer] = []  # replaced, still serving their connections
         self._next_conn = 0
         self._ticker: asyncio.Task[None] | None = None
@@ -267,6 +269,9 @@ class UserspaceProxy:
             log.log(level, "cannot listen on %s for %s: %s", lk, plan.balancer[0], e.strerror)
             if e.errno == errno.EADDRNOTAVAIL:  # e.g. an LB address another node announces
                 self.unbound[lk] = plan
+                _, backoff = self._retry_at.get(lk, (0.0, self.tick_seconds / 2))
+                backoff = min(backoff * 2, MAX_BIND_BACKOFF)
+                self._retry_at[lk] = (time.monotonic() + backoff, backoff)
             else:
                 self.problems.append(f"{plan.balancer[0]}: cannot listen on {lk}: {e.strerror}")
             return
@@ -389,7 +394,11 @@ class UserspaceProxy:
             cutoff = time.monotonic() - self.tcp_idle_timeout
             for pipe in [p for p in self.pipes.values() if p.last_active < cutoff]:
                 pipe.close(abort=True)
+            now = time.monotonic()
+            self._retry_at = {k: v for k, v in self._retry_at.items() if k in self.unbound}
             for lk, plan in list(self.unbound.items()):  # the address may be local by now
+                if self._retry_at.get(lk, (0.0, 0.0))[0] > now:
+                    continue
                 if lk not in self.listeners and plan.balancer in self.balancers:
                     del self.unbound[lk]
                     await self._start(lk, plan)
