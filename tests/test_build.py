@@ -8,6 +8,7 @@ import pytest
 
 from ingressctl.ingress.classes import ClassFilter
 from ingressctl.ingress.settings import Settings
+from ingressctl.objects import parse_object
 
 from .factory import (
     NOW,
@@ -231,6 +232,10 @@ def test_ssl_redirect_can_be_disabled():
     (None, "SecretNotFound"),
     (tls_secret("s-tls", "s.com", not_after=NOW - dt.timedelta(days=1)), "InvalidCertificate"),
     (tls_secret("s-tls", "s.com", mismatched_key=True), "InvalidCertificate"),
+    (parse_object({"kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "s-tls"},
+                   "stringData": {"tls.crt": "not a certificate", "tls.key": "nor a key"}}), "InvalidCertificate"),
+    (parse_object({"kind": "Secret", "metadata": {"name": "s-tls"}, "stringData": {"other": "x"}}),
+     "InvalidCertificate"),
 ])
 def test_broken_tls_secret_falls_back_to_default_certificate(secret, reason):
     r = _tls_build(secret)
