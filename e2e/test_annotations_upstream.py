@@ -1,7 +1,8 @@
 """e2e: upstream annotations (protocol, retries, HTTP version, balancing), more limits, aliases,
-mirror without body, and snippets (allowed by the controller ConfigMap in this module).
+mirror without body, custom errors through the global default backend, and snippets.
 
-One `ingressctl run --configmap ingress/ingressctl` (real nginx) serves every Ingress here.
+One `ingressctl run --configmap ingress/ingressctl --default-backend-service default/global-default:80`
+(real nginx; the ConfigMap allows snippet annotations) serves every Ingress here.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def servers():
     made = {"tls": ScriptedServer(lambda r: (200, {"X-Backend": "tls"}, b"over tls"), tls=tls),
             "version": ScriptedServer(lambda r: (200, {"X-Backend": "version"}, r.version.encode())),
             "slowish": ScriptedServer(_slow),
-            "mirror": ScriptedServer(lambda r: (200, {}, b""))}
+            "mirror": ScriptedServer(lambda r: (200, {}, b"")),
+            "codes": ScriptedServer(lambda r: (502, {"X-Backend": "codes"}, b"bad gateway from upstream"))}
     yield made
     for s in made.values():
         s.stop()
@@ -64,6 +66,10 @@ def _manifests(b: Backends, servers: dict[str, ScriptedServer]) -> dict[str, str
         "rr.yaml": ingress("rr", "rr.test", [("/", "Prefix", "two")]),
         "mirror.yaml": ingress("mirror", "mirror-nobody.test", a, {
             "mirror-target": f"http://127.0.0.1:{servers['mirror'].port}/copy", "mirror-request-body": "false"}),
+        "svc-global.yaml": service("global-default", [b.start("global-default")]),
+        "svc-codes.yaml": service("codes", [servers["codes"].port]),
+        "errors.yaml": ingress("errors", "errors-global.test", [("/", "Prefix", "codes")],
+                               {"custom-http-errors": "502"}),
         "snippet.yaml": ingress("snippet", "snippet.test", a, {
             "configuration-snippet": 'add_header X-Snippet "on;{}" always;',
             "server-snippet": 'location = /from-server-snippet { return 200 "server snippet"; }'}),
@@ -76,7 +82,8 @@ def ctl(servers):
     b = Backends()
     try:
         yield from started_controller(_manifests(b, servers), lambda c: c.get("rr.test").status == 200,
-                                      extra_args=["--configmap", "ingress/ingressctl"])
+                                      extra_args=["--configmap", "ingress/ingressctl",
+                                                  "--default-backend-service", "default/global-default:80"])
     finally:
         b.stop()
 
@@ -113,7 +120,8 @@ def test_limit_connections_503_for_concurrent_requests(ctl):
         t.join(timeout=10)
     got = Counter(statuses)
     assert sum(got.values()) == 3 and got[200] >= 1 and got[503] >= 1, got
-    assert ctl.get("conn.test").status == 200  # alone again: allowed
+    # alone again: allowed (the worker may free the slot a moment after the client has its answer)
+    ctl.wait_for(lambda: ctl.get("conn.test").status == 200, timeout=3, what="a lone connection allowed")
 
 
 def test_limit_rpm_with_burst_multiplier(ctl):
@@ -152,7 +160,13 @@ def test_snippets_allowed_by_the_configmap(ctl):
 
 
 def test_denied_snippet_refuses_only_its_ingress(ctl):
-    assert ctl.get("bad-snippet.test").status == 404
+    assert ctl.get("bad-snippet.test").backend == "global-default"  # its host is unknown: the default backend
     log = ctl.log_path.read_text()
     assert "Ingress default/badsnippet: InvalidAnnotation" in log and "include" in log
     assert ctl.get("snippet.test").status == 200
+
+
+def test_custom_http_errors_fall_back_to_the_global_default_backend(ctl):
+    r = ctl.get("errors-global.test", "/x")
+    assert r.backend == "global-default"
+    assert r.json()["headers"]["x-code"] == "502" and r.json()["headers"]["x-service-name"] == "codes"

@@ -1,4 +1,4 @@
-"""Upstream variants chosen by annotations: one nginx upstream block per way of talking to a Service."""
+"""Build-level annotation resolution: upstream variants per backend protocol, error-page backends."""
 
 from __future__ import annotations
 
@@ -26,3 +26,19 @@ def test_backend_protocol_never_shares_keepalive_connections(annotations, upstre
     other = result.model.server("other.test").locations[0].upstream
     assert other == upstream
     assert result.model.server("plain.test").locations[0].upstream == "default-web-80"
+
+
+@pytest.mark.parametrize(("default_backend", "error_upstream", "ignored"), [
+    ("default/errors:80", "default-errors-80", False),  # --default-backend-service
+    ("", "", True),
+])
+def test_custom_http_errors_without_annotation_use_the_global_default_backend(default_backend, error_upstream,
+                                                                              ignored):
+    errors = [service("errors"), endpoint_slice("errors", ["10.0.0.9"], name="errors-1")]
+    result = run_build(ingress_class(), service(), endpoint_slice(), *errors,
+                       ingress("e", [("e.test", [path("/")])],
+                               annotations={"nginx.ingress.kubernetes.io/custom-http-errors": "503"}),
+                       default_backend=default_backend)
+    loc = result.model.server("e.test").locations[0]
+    assert loc.error_upstream == error_upstream
+    assert ("CustomErrorsIgnored" in {p.reason for p in result.problems}) == ignored

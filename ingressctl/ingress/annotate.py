@@ -42,8 +42,10 @@ def check_route(kind: str, path: str, cfg: IngressConfig) -> None:
 
 
 class AnnotationResolver:
-    def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report) -> None:
+    def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report,
+                 global_default: tuple[str, ServiceBackend] | None = None) -> None:
         self.snap, self.backends, self.report = snap, backends, report
+        self.global_default = global_default  # --default-backend-service: custom-http-errors' fallback
         self.auth_files: dict[str, AuthFile] = {}
         self.rate_limits: dict[str, RateLimit] = {}
         self.variants: dict[str, Upstream] = {}
@@ -95,6 +97,11 @@ class AnnotationResolver:
             self.report(ing, reason, msg, warning)
         return res.upstream
 
+    def _global_default_upstream(self) -> Upstream | None:
+        if self.global_default is None:
+            return None
+        return self.backends.resolve(*self.global_default).upstream
+
     # -- locations -------------------------------------------------------------------------
     def location(self, loc: Location, ing: Ingress | None, kind: str, claim: tuple[str, str, str]) -> Location:
         if ing is None:
@@ -105,11 +112,13 @@ class AnnotationResolver:
         if loc.status == 503 and fallback is not None:
             changes.update(upstream=fallback.name, status=0)
         if cfg.custom_http_errors:
-            if fallback is None:
-                self.report(ing, "CustomErrorsIgnored", "custom-http-errors needs the default-backend annotation "
-                            "naming a Service with endpoints; ignored", True)
+            pages = fallback or self._global_default_upstream()
+            if pages is None or pages.dynamic:
+                self.report(ing, "CustomErrorsIgnored", "custom-http-errors needs a default backend with endpoints, "
+                            "not ExternalName (default-backend annotation or --default-backend-service); ignored",
+                            True)
             else:
-                changes["error_upstream"] = fallback.name
+                changes["error_upstream"] = pages.name
         if cfg.rewrite_target is not None:
             changes["rewrite_regex"] = ("(?i)" + loc.regex_match) if kind == "regex" else "^"
         if cfg.basic_auth and cfg.auth_secret is not None:

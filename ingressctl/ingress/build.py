@@ -137,7 +137,7 @@ class _Builder:
         self.certs: dict[str, Certificate] = {}
         self.host_cert: dict[str, str] = {}  # host -> cert name ("" = default certificate)
         self.host_tls_owner: dict[str, str] = {}
-        self.annotate = AnnotationResolver(snap, self.backends, self.report)
+        self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts))
 
     def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
         self.problems.append(_problem(ing, reason, message, warning))
@@ -247,12 +247,19 @@ def _default_location(b: _Builder, routes: list[Route]) -> Location:
     return _global_default(b)
 
 
+def _global_default_ref(opts: BuildOptions) -> tuple[str, ServiceBackend] | None:
+    """(namespace, backend) of --default-backend-service ("ns/name:port"), if set."""
+    if not opts.default_backend:
+        return None
+    ns_name, _, port = opts.default_backend.rpartition(":")
+    ns, _, name = ns_name.partition("/")
+    return ns, ServiceBackend(name, int(port) if port.isdigit() else port)
+
+
 def _global_default(b: _Builder) -> Location:
-    if b.opts.default_backend:
-        ns_name, _, port = b.opts.default_backend.rpartition(":")
-        ns, _, name = ns_name.partition("/")
-        ref: int | str = int(port) if port.isdigit() else port
-        res = b.backends.resolve(ns, ServiceBackend(name, ref))
+    ref = _global_default_ref(b.opts)
+    if ref is not None:
+        res = b.backends.resolve(*ref)
         return _location("/", "", (res.upstream, 503, res.service), "", IngressConfig())
     return Location("/", "", "", 404, "", "")
 
