@@ -8,9 +8,9 @@ from .shapes import mirror_target, status_codes
 
 ANNOTATIONS = (
     Annotation("custom-http-errors", "custom_http_errors", status_codes, "status list", "",
-               "Backend responses with these codes (comma-separated, 400-599) are replaced by the "
-               "default backend's answer (headers X-Code, X-Original-URI, X-Namespace, X-Ingress-Name, "
-               "X-Service-Name)."),
+               "Backend responses with these codes (comma-separated, 400-599) are replaced by the answer "
+               "of the default-backend annotation's Service, else of --default-backend-service (headers "
+               "X-Code, X-Original-URI, X-Namespace, X-Ingress-Name, X-Service-Name)."),
     Annotation("default-backend", "default_backend", v.k8s_name, "Service name", "",
                "Service (same namespace, first port) for custom-http-errors and for paths whose "
                "Service has no endpoints."),
