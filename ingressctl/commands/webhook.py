@@ -55,11 +55,11 @@ def _source(args: argparse.Namespace, store: Store) -> Any:
     from ..sources.kube import KubeSource, default_specs
 
     try:
-        source = KubeSource(connect(args.kubeconfig), store, default_specs(args.watch_namespace, args.configmap))
-        source.start(source.initial_sync())
+        kube = KubeSource(connect(args.kubeconfig), store, default_specs(args.watch_namespace, args.configmap))
+        kube.start(kube.initial_sync())
     except KubeUnavailable as e:
         raise UserError(str(e)) from None
-    return source
+    return kube
 
 
 def cmd_webhook(args: argparse.Namespace) -> int:
