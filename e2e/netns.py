@@ -65,7 +65,7 @@ class Netns:
             try:
                 self.enter()
                 out["value"] = fn()
-            except BaseException as e:  # noqa: BLE001 - re-raised in the caller
+            except BaseException as e:  # re-raised in the caller
                 out["error"] = e
 
         t = threading.Thread(target=target, name=f"in-{self.name}", daemon=True)

@@ -57,8 +57,11 @@ def slice_(service_name: str, pods: list[str], port_name: str = "http", port: in
 ALL = ["pod1", "pod2", "pod3"]
 
 
+def np(node_port: int) -> list[dict[str, Any]]:
+    return [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": node_port}]
+
+
 def objects(web_pods: list[str] = ALL) -> list[dict[str, Any]]:
-    np = lambda n: [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": n}]
     return [
         service("web", "10.96.0.10", type="LoadBalancer", externalIPs=["192.0.2.10"],
                 ports=np(30080), status="203.0.113.10"),

@@ -245,3 +245,24 @@ def test_shared_entries_live_until_their_last_holder_goes() -> None:
     table, changed = tracker.update(store.snapshot())
     backend.sync(table, changed)
     assert "delete element ip ingressctl hairpin { 10.1.0.2 . 10.1.0.2 }" in rec.texts()[-1]
+
+
+def test_iptables_first_sync_adds_only_missing_jumps() -> None:
+    """A restart finds its jumps (and a stale chain) in iptables-save: no duplicate jumps."""
+    saved = ("*nat\n:PREROUTING ACCEPT [0:0]\n:ICP-SVC-STALE - [0:0]\n-A PREROUTING -j ICP-SERVICES\n"
+             "COMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
+    rec = Recorder()
+
+    def runner(argv: Sequence[str], stdin: str = "") -> str:
+        return saved if argv[0] == "iptables-save" else rec(argv, stdin)
+
+    store, tracker = Store(), ServiceTracker("n1")
+    backend = IptablesBackend(ProxyOptions(), runner=runner)
+    load(store, *web(1))
+    backend.sync(tracker.update(store.snapshot())[0], None)
+    text = rec.texts()[-1]
+    assert "-I PREROUTING" not in text and "-I OUTPUT 1 -j ICP-SERVICES" in text
+    assert "-X ICP-SVC-STALE" in text
+    assert not [argv for argv, _ in rec.calls if argv[0] == "iptables"]  # no -C/-I round trips
+    backend.sync(tracker.table, None)  # a periodic full resync checks the jumps again
+    assert [argv for argv, _ in rec.calls if argv[0] == "iptables" and "-C" in argv]

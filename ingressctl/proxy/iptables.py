@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from .backend import ApplyError, BackendUnavailable, FragmentBackend, require_tools
-from .model import EndpointInfo, ServiceInfo
+from .model import EndpointInfo, ServiceInfo, ServiceTable
 from .rules import ChainId, Delta, Fragment, ipv4_only, random_probabilities, stable_hash
 
 NAT, FILTER = "nat", "filter"
@@ -29,6 +29,7 @@ NAT, FILTER = "nat", "filter"
 
 class IptablesBackend(FragmentBackend):
     mode = "iptables"
+    _present_jumps: set[tuple[str, str, str]] = set()  # replaced by existing_chains, never mutated
 
     # -- names --------------------------------------------------------------------------
     def chain(self, kind: str, text: str = "") -> str:
@@ -157,7 +158,7 @@ class IptablesBackend(FragmentBackend):
             for e in eps:
                 sep = self._sep(s, e)
                 rules.append(f"-m recent --name {sep} --rcheck --seconds {s.affinity_timeout} --reap -j {sep}")
-        for e, p in zip(eps, random_probabilities(len(eps))):
+        for e, p in zip(eps, random_probabilities(len(eps)), strict=True):
             prob = f"-m statistic --mode random --probability {p:.11f} " if p is not None else ""
             rules.append(f"{prob}-j {self._sep(s, e)}")
         return tuple(rules)
@@ -207,6 +208,9 @@ class IptablesBackend(FragmentBackend):
                 if t == table:
                     lines += [f"-A {c} {r}" for r in rules]
             lines += [f"-X {c}" for t, c in sorted(delta.delete_chains) if t == table]
+            if first:
+                lines += [f"-I {chain} 1 {rule}" for t, chain, rule in self.jumps()
+                          if t == table and (t, chain, rule) not in self._present_jumps]
             if len(lines) > 1:
                 out += lines + ["COMMIT"]
         return "\n".join(out) + "\n"
@@ -220,14 +224,27 @@ class IptablesBackend(FragmentBackend):
             raise BackendUnavailable(f"iptables cannot read the nat table: {e}") from None
 
     def existing_chains(self) -> set[ChainId]:
+        """Our chains in the kernel, from one iptables-save; also notes which jumps exist."""
         found: set[ChainId] = set()
         pattern = re.compile(rf"^:({re.escape(self.options.chain_prefix)}-\S+)")
-        for table in (NAT, FILTER):
-            for line in self.runner(["iptables-save", "-t", table]).splitlines():
-                m = pattern.match(line)
-                if m:
-                    found.add((table, m.group(1)))
+        ours, table = set(self.jumps()), ""
+        self._present_jumps = set()
+        for line in self.runner(["iptables-save"]).splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif (m := pattern.match(line)) and table in (NAT, FILTER):
+                found.add((table, m.group(1)))
+            elif line.startswith("-A ") and (jump := (table, *line[3:].split(" ", 1))) in ours:
+                self._present_jumps.add(jump)
         return found
+
+    def render(self, table: ServiceTable) -> str:
+        """The rules for a fresh node: with every jump from the built-in chains."""
+        present, self._present_jumps = self._present_jumps, set()
+        try:
+            return super().render(table)
+        finally:
+            self._present_jumps = present
 
     def ensure_jumps(self) -> None:
         for table, chain, rule in self.jumps():
@@ -239,7 +256,7 @@ class IptablesBackend(FragmentBackend):
 
     def apply(self, text: str, full: bool) -> None:
         self.runner(["iptables-restore", "-w", "5", "--noflush"], text)
-        if full:
+        if full and not self._first:  # the first sync inserted the missing jumps itself
             self.ensure_jumps()
 
     def cleanup(self) -> None:

@@ -116,7 +116,7 @@ class SyncLoop:
         self._wake.clear()
         try:
             self.sync_once(full=self.clock() >= self._next_full)
-        except Exception as e:  # noqa: BLE001 - the loop must outlive any failed sync
+        except Exception as e:  # the loop must outlive any failed sync
             log.error("proxy sync failed (next one is a full sync): %s", e)
             self._wake.set()
 
