@@ -46,7 +46,7 @@ def lb_service(name: str, ip_suffix: int, age: int, status: str = "", **spec: An
 def status_ip(api: Any, name: str) -> str:
     try:
         obj = api.get("Service", "default", name)
-    except Exception:  # noqa: BLE001 - not there (yet)
+    except Exception:  # not there (yet)
         return ""
     items = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return str(items[0].get("ip", "")) if items else ""

@@ -160,7 +160,7 @@ def test_maglev_splits_by_weight_and_moves_little_on_removal() -> None:
     before = list(s.table)  # type: ignore[attr-defined]
     s.update(ds[:4])
     after = s.table  # type: ignore[attr-defined]
-    moved = sum(1 for b, a in zip(before, after) if b is not a and b is not ds[4])
+    moved = sum(1 for b, a in zip(before, after, strict=True) if b is not a and b is not ds[4])
     assert moved < len(after) * 0.05  # only the removed server's buckets move (mostly)
     heavy = [Dest("x", weight=3), Dest("y", weight=1)]
     s.update(heavy)

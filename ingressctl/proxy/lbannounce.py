@@ -229,7 +229,7 @@ class LoadBalancerIPs:
             while not self._stop.is_set():
                 try:
                     self.step()
-                except Exception as e:  # noqa: BLE001 - keep announcing whatever one round did
+                except Exception as e:  # keep announcing whatever one round did
                     log.warning("LoadBalancer addresses: %s", e)
                 self._stop.wait(self.period)
         self._thread = threading.Thread(target=loop, name="lb-addresses", daemon=True)

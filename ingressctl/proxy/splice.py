@@ -16,6 +16,7 @@ closes when both directions are done or either one fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -26,7 +27,7 @@ from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
-PIPE_SIZE = 256 * 1024
+PIPE_SIZE = 1024 * 1024  # per direction; the kernel allocates its pages only as data waits
 F_SETPIPE_SZ = 1031
 SPLICE_FLAGS = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 ACCEPT_BATCH = 64
@@ -35,10 +36,8 @@ READ_ROUNDS = 4
 
 def _make_pipe() -> tuple[int, int]:
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
+    with contextlib.suppress(OSError):  # over pipe-max-size or the user's pipe quota: keep the default
         fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:  # over /proc/sys/fs/pipe-max-size: keep the default (64 KiB)
-        pass
     return r, w
 
 
@@ -108,10 +107,8 @@ class _Direction:
     def _finish(self) -> None:
         """The source ended and the pipe is empty: half-close the destination."""
         self.done = True
-        try:
+        with contextlib.suppress(OSError):
             self.dst_sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
         self.conn.direction_done()
 
     def stop(self) -> None:
@@ -164,10 +161,8 @@ class SplicedConnection:
             if s is None:
                 continue
             if abort:
-                try:
+                with contextlib.suppress(OSError):
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                except OSError:
-                    pass
             s.close()
         self.on_close()
 
