@@ -12,22 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.deploy_kit import DEPLOY, containers, expanded_args, kustomize, one
+from tests.deploy_kit import DEPLOY, containers, expanded_args, kustomize, one, rules_for
 
 from .cluster import TOKEN, start_apiserver, write_kubeconfig
 from .harness import INGRESSCTL, ROOT, wait_until
 
 NET = f"127.103.{os.getpid() % 250}"
-
-
-def rules_for(objs: list[dict[str, Any]], account: str) -> list[dict[str, list[str]]]:
-    """The rules of every Role and ClusterRole bound to the ServiceAccount `account`."""
-    out = []
-    for b in objs:
-        if b["kind"] in ("RoleBinding", "ClusterRoleBinding") and \
-                any(s["kind"] == "ServiceAccount" and s["name"] == account for s in b["subjects"]):
-            out += one(objs, b["roleRef"]["kind"], b["roleRef"]["name"])["rules"]
-    return out
 
 
 def granted(rules: list[dict[str, list[str]]]) -> set[tuple[str, str, str]]:

@@ -120,3 +120,13 @@ def port_number(container: dict[str, Any], port: int | str) -> int:
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def rules_for(objs: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
+    """The rules of every Role and ClusterRole bound to the ServiceAccount `account`."""
+    out: list[dict[str, Any]] = []
+    for b in objs:
+        if b["kind"] in ("RoleBinding", "ClusterRoleBinding") and \
+                any(s["kind"] == "ServiceAccount" and s["name"] == account for s in b["subjects"]):
+            out += one(objs, b["roleRef"]["kind"], b["roleRef"]["name"])["rules"]
+    return out
