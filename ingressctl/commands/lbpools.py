@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lb-leader-lock", default="", metavar="FILE",
                    help="local mode: lead only while holding an flock on FILE (default: always lead)")
     p.add_argument("--lb-lease", default="kube-system/ingressctl-lb", metavar="NS/NAME",
-                   help="cluster mode: the Lease electing the allocating and announcing node")
+                   help="cluster mode: the Lease electing the allocating and announcing node "
+                        "(default kube-system/ingressctl-lb)")
 
 
 def from_args(args: argparse.Namespace) -> LoadBalancerIPs | None:
