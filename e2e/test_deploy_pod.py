@@ -1,8 +1,9 @@
-"""The controller as its pod runs it, short of a container runtime: the manifest's args and
-env, its user, capability bounding set and no_new_privs, a read-only root filesystem with
-only the pod's emptyDirs writable and the webhook Secret mounted read-only, and only the
-RBAC its ServiceAccount is bound to (the API server double). It must become ready, route
-through nginx, answer AdmissionReviews over TLS, and stop cleanly on SIGTERM.
+"""The controller and the proxy as their pods run them, short of a container runtime: the
+manifest's args and env, the user, capability bounding set and no_new_privs, a read-only
+root filesystem with only the pod's emptyDirs (and hostPath) writable and the webhook Secret
+mounted read-only, and only the RBAC the ServiceAccount is bound to (the API server double).
+The controller must become ready, route through nginx, answer AdmissionReviews over TLS, and
+stop cleanly on SIGTERM; the proxy must program netfilter (in a throwaway network namespace).
 
 Mount paths are relocated under a scratch directory (the args' paths rewritten to match)
 and ports swapped for free ones; everything else is the built manifest. Needs root for the
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ingressctl.admission import certs
 from ingressctl.admission.server import WEBHOOK_PATH
@@ -85,7 +87,7 @@ def relocate(args: list[str], mounts: dict[str, Path]) -> list[str]:
 
 
 def pod_volumes(workload: dict[str, Any], container: dict[str, Any], scratch: Path, uid: int, gid: int,
-                ca: certs.ServingCertificate) -> tuple[dict[str, Path], list[Path]]:
+                ca: certs.ServingCertificate | None) -> tuple[dict[str, Path], list[Path]]:
     """Each volumeMount as a local directory: emptyDirs writable by the pod's user, the webhook
     Secret's files readable by its group only (defaultMode 0440, fsGroup). Returns the mapping and
     the writable directories."""
@@ -93,13 +95,18 @@ def pod_volumes(workload: dict[str, Any], container: dict[str, Any], scratch: Pa
     mapping, writable = {}, []
     for m in container["volumeMounts"]:
         local = scratch / "mnt" / m["mountPath"].strip("/")
-        local.mkdir(parents=True)
         vol = volumes[m["name"]]
-        if "emptyDir" in vol:
+        if "hostPath" in vol:  # the node's own file, as the kubelet mounts it (FileOrCreate)
+            local = Path(vol["hostPath"]["path"])
+            local.touch(exist_ok=True)
+            writable.append(local)
+        elif "emptyDir" in vol:
+            local.mkdir(parents=True)
             os.chown(local, uid, gid)
             writable.append(local)
         else:
-            assert vol["secret"]["secretName"] == "ingressctl-admission", vol
+            local.mkdir(parents=True)
+            assert vol["secret"]["secretName"] == "ingressctl-admission" and ca is not None, vol
             for key, data in (("tls.crt", ca.cert_pem), ("tls.key", ca.key_pem), ("ca.crt", ca.ca_pem)):
                 (local / key).write_bytes(data)
                 os.chown(local / key, 0, gid)
@@ -124,21 +131,33 @@ def python_reachable(scratch: Path) -> str:
             f"mkdir {q(str(child))} && mount --bind {q(str(keep))} {q(str(child))} && ")
 
 
-def launch(workload: dict[str, Any], container: dict[str, Any], args: list[str], env: dict[str, str],
-           writable: list[Path], log: Path) -> subprocess.Popen[bytes]:
+def identity(workload: dict[str, Any], container: dict[str, Any]) -> tuple[int, int]:
     sc, pod = container["securityContext"], pod_spec(workload)["securityContext"]
-    uid, gid = sc.get("runAsUser", pod["runAsUser"]), sc.get("runAsGroup", pod["runAsGroup"])
+    uid = int(sc.get("runAsUser", pod.get("runAsUser", 0)))
+    return uid, int(sc.get("runAsGroup", pod.get("runAsGroup", uid)))
+
+
+def launch(workload: dict[str, Any], container: dict[str, Any], args: list[str], env: dict[str, str],
+           writable: list[Path], log: Path, own_netns: bool = False, then: str = "") -> subprocess.Popen[bytes]:
+    """`ingressctl ARGS` with the container's identity and capabilities on a read-only root
+    (`writable` excepted); `own_netns` for a throwaway network namespace, `then` a shell
+    command run (as root) in the same namespaces after ingressctl exits."""
+    sc, pod = container["securityContext"], pod_spec(workload)["securityContext"]
+    uid, gid = identity(workload, container)
     bounding = "-all" + "".join(f",+{c.lower()}" for c in sc["capabilities"].get("add", []))
-    setpriv = [_tool("setpriv"), f"--reuid={uid}", f"--regid={gid}", f"--groups={pod['fsGroup']}",
-               f"--bounding-set={bounding}", *([] if sc.get("allowPrivilegeEscalation") else ["--no-new-privs"])]
-    command = [*setpriv, "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-               sys.executable, "-m", "ingressctl.cli", *args]
+    groups = f"--groups={pod['fsGroup']}" if "fsGroup" in pod else "--clear-groups"
+    setpriv = [_tool("setpriv"), f"--reuid={uid}", f"--regid={gid}", groups, f"--bounding-set={bounding}",
+               *([] if sc.get("allowPrivilegeEscalation") else ["--no-new-privs"])]
+    command = shlex.join([*setpriv, "env", "-i", *(f"{k}={v}" for k, v in env.items()),
+                          sys.executable, "-m", "ingressctl.cli", *args])
     binds = "".join(f"mount --bind {shlex.quote(str(d))} {shlex.quote(str(d))} && " for d in writable)
-    script = f"{python_reachable(log.parent)}{binds}mount -o remount,bind,ro / && exec {shlex.join(command)}"
+    run = f"{command}; rc=$?; {then}; exit $rc" if then else f"exec {command}"
+    script = f"{python_reachable(log.parent)}{binds}mount -o remount,bind,ro / && {run}"
     out = log.open("wb")
     os.fchown(out.fileno(), uid, gid)  # runc hands PID 1's stdio to the container's user (nginx reopens /dev/stdout)
-    return subprocess.Popen([_tool("unshare"), "--mount", "--propagation", "private", "sh", "-c", script],
-                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    unshare = [_tool("unshare"), "--mount", *(["--net"] if own_netns else []), "--propagation", "private"]
+    return subprocess.Popen([*unshare, "sh", "-c", script], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def kill_leftovers(scratch: Path) -> None:
@@ -211,7 +230,7 @@ def test_controller_runs_as_its_pod_would(overlay: str, scratch: Path) -> None:
     kubeconfig = write_kubeconfig(scratch / "kubeconfig", api.url, TOKEN, api.ca_path)  # type: ignore[attr-defined]
     sc, pod = container["securityContext"], pod_spec(workload)["securityContext"]
     ca = certs.generate(["127.0.0.1"], datetime.datetime.now(datetime.UTC))
-    mounts, writable = pod_volumes(workload, container, scratch, sc.get("runAsUser", pod["runAsUser"]),
+    mounts, writable = pod_volumes(workload, container, scratch, identity(workload, container)[0],
                                    pod["fsGroup"], ca)
     ports = {"--http-port": free_port(), "--https-port": free_port(), "--status-port": free_port(),
              "--webhook-port": free_port()}
@@ -237,3 +256,49 @@ def test_controller_runs_as_its_pod_would(overlay: str, scratch: Path) -> None:
         api.stop()
         print((scratch / "controller.log").read_text(errors="replace")[-4000:])
     assert not api.denied, f"requests outside the ServiceAccount's RBAC: {api.denied}"
+
+
+LB_BACKEND = """
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec: {type: LoadBalancer, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints: [{addresses: [10.244.1.5], conditions: {ready: true}, nodeName: node-1}]
+"""
+
+
+def test_proxy_programs_netfilter_as_its_pod_would(scratch: Path) -> None:
+    """The proxy's args (Services from a manifest directory instead of the API, one sync),
+    root with only NET_ADMIN and NET_RAW, a read-only root but the xtables lock, in a
+    throwaway network namespace: the LoadBalancer address from the example pool is DNATed
+    to the endpoint."""
+    objs = kustomize(DEPLOY / "overlays" / "deployment-loadbalancer")
+    workload, container = next((w, c) for w, c in containers(objs) if expanded_args(w, c)[0] == "proxy")
+    manifests = scratch / "manifests"
+    manifests.mkdir()
+    (manifests / "objects.yaml").write_text(yaml.safe_dump_all([one(objs, "ConfigMap", "ingressctl-lb-pools"),
+                                                                *objects(LB_BACKEND)]))
+    mounts, writable = pod_volumes(workload, container, scratch, *identity(workload, container), ca=None)
+    args = [*relocate(expanded_args(workload, container), mounts), f"--manifests={manifests}", "--once"]
+    env = {**env_values(workload, container), "PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1",
+           "TMPDIR": str(mounts["/tmp"])}
+    log = scratch / "proxy.log"
+    proc = launch(workload, container, args, env, writable, log, own_netns=True, then="iptables-save -t nat")
+    try:
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        print(log.read_text(errors="replace")[-4000:])
+    text = log.read_text(errors="replace")
+    assert rc == 0 and "synced 1 Service ports" in text
+    dnat = [line for line in text.splitlines() if "10.244.1.5:8080" in line]
+    assert dnat, "no DNAT to the endpoint"
+    assert any("192.0.2.10/32" in line for line in text.splitlines()), "no rule for the pool's first address"
