@@ -3,7 +3,8 @@ manifest's args and env, the user, capability bounding set and no_new_privs, a r
 root filesystem with only the pod's emptyDirs (and hostPath) writable and the webhook Secret
 mounted read-only, and only the RBAC the ServiceAccount is bound to (the API server double).
 The controller must become ready, route through nginx, answer AdmissionReviews over TLS, and
-stop cleanly on SIGTERM; the proxy must program netfilter (in a throwaway network namespace).
+stop cleanly on SIGTERM; the proxy must program netfilter (in a throwaway network namespace);
+the certgen Jobs must write the Secret and patch the webhook with nothing writable at all.
 
 Mount paths are relocated under a scratch directory (the args' paths rewritten to match)
 and ports swapped for free ones; everything else is the built manifest. Needs root for the
@@ -125,7 +126,7 @@ def python_reachable(scratch: Path) -> str:
         return ""
     child = blocked / real.relative_to(blocked).parts[0]
     keep = scratch / "hidden-interpreter"
-    keep.mkdir()
+    keep.mkdir(exist_ok=True)
     q = shlex.quote
     return (f"mount --bind {q(str(child))} {q(str(keep))} && mount -t tmpfs -o mode=0755 tmpfs {q(str(blocked))} && "
             f"mkdir {q(str(child))} && mount --bind {q(str(keep))} {q(str(child))} && ")
@@ -302,3 +303,29 @@ def test_proxy_programs_netfilter_as_its_pod_would(scratch: Path) -> None:
     dnat = [line for line in text.splitlines() if "10.244.1.5:8080" in line]
     assert dnat, "no DNAT to the endpoint"
     assert any("192.0.2.10/32" in line for line in text.splitlines()), "no rule for the pool's first address"
+
+
+def test_certgen_jobs_run_as_their_pods_would(scratch: Path) -> None:
+    """Both Jobs as uid 10101 with no capability and no writable path at all (they mount
+    nothing): the Secret is created and its CA lands in the webhook configuration."""
+    objs = kustomize(DEPLOY / "overlays" / "nodeport")
+    jobs = {expanded_args(w, c)[1]: (w, c) for w, c in containers(objs) if w["kind"] == "Job"}
+    workload = jobs["create"][0]
+    api = start_apiserver(scratch, rules=rules_for(objs, pod_spec(workload)["serviceAccountName"]))
+    vwc = one(objs, "ValidatingWebhookConfiguration", "ingressctl-admission")
+    api.apply(vwc)
+    kubeconfig = write_kubeconfig(scratch / "kubeconfig", api.url, TOKEN, api.ca_path)  # type: ignore[attr-defined]
+    try:
+        for verb in ("create", "patch"):
+            w, c = jobs[verb]
+            assert not c.get("volumeMounts")
+            env = {**env_values(w, c), "PATH": os.environ["PATH"], "PYTHONDONTWRITEBYTECODE": "1"}
+            log = scratch / f"{verb}.log"
+            proc = launch(w, c, [*expanded_args(w, c), f"--kubeconfig={kubeconfig}"], env, [], log)
+            assert proc.wait(timeout=60) == 0, log.read_text(errors="replace")
+        ca = api.get("Secret", "ingressctl", "ingressctl-admission")["data"]["ca.crt"]
+        hook = api.get("ValidatingWebhookConfiguration", "", vwc["metadata"]["name"])["webhooks"][0]
+        assert hook["clientConfig"]["caBundle"] == ca
+    finally:
+        api.stop()
+    assert not api.denied
