@@ -72,6 +72,8 @@ def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: S
         "mixed.yaml": ingress("mixed", "mixed.test", a),
         "mixed-secure.yaml": ingress("mixedsecure", "mixed.test", [("/secure", "Prefix", "a")],
                                      {"force-ssl-redirect": "true"}, created="2026-01-02T00:00:00Z"),
+        "unsupported.yaml": ingress("unsupported", "unsupported.test", a, {"ssl-passthrough": "true"}),
+        "invalid.yaml": ingress("invalid", "invalid.test", a, {"proxy-body-size": "1k;return 200 x"}),
         "regex.yaml": ingress("regex", "regex.test", [("/items/[0-9]+$", "ImplementationSpecific", "a")],
                               {"use-regex": "true"}),
         "mirror.yaml": ingress("mirror", "mirror.test", a,
@@ -234,3 +236,15 @@ def test_force_ssl_redirect_of_one_ingress_covers_only_its_paths(ctl):
                                           ("/items/42/more", 404), ("/pre/items/42", 404)])
 def test_use_regex_paths_are_anchored_case_insensitive(ctl, path, status):
     assert ctl.get("regex.test", path).status == status
+
+
+def test_unsupported_annotation_is_served_and_reported_invalid_one_is_refused(ctl):
+    assert ctl.get("unsupported.test").backend == "a"
+    assert ctl.get("invalid.test").status == 404  # refused Ingress: its host is unknown
+    log = ctl.log_path.read_text()
+    warning = "Ingress default/unsupported: UnsupportedAnnotation"
+    assert log.count(warning) == 1 and "ssl-passthrough" in log
+    ctl.write("later.yaml", ingress("later", "later.test", [("/", "Prefix", "a")]))  # another sync
+    ctl.wait_for(lambda: ctl.get("later.test").backend == "a")
+    assert ctl.log_path.read_text().count(warning) == 1  # logged once, not at every sync
+    assert "Ingress default/invalid: InvalidAnnotation: annotation nginx.ingress.kubernetes.io/proxy-body-size=" in log
