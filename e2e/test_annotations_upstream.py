@@ -51,10 +51,13 @@ def _manifests(b: Backends, servers: dict[str, ScriptedServer]) -> dict[str, str
         "svc-two.yaml": service("two", [b.start("t1"), b.start("t2")]),
         "svc-flaky.yaml": service("flaky", [dead, b.start("live")]),
         "svc-flaky2.yaml": service("flaky2", [dead, b.start("live2")]),
+        "svc-flaky3.yaml": service("flaky3", [dead, b.start("live3")]),
         "svc-tls.yaml": service("tlsb", [servers["tls"].port]),
         "svc-version.yaml": service("version", [servers["version"].port]),
         "svc-slowish.yaml": service("slowish", [servers["slowish"].port]),
         "nextoff.yaml": ingress("nextoff", "next-off.test", [("/", "Prefix", "flaky")], {"proxy-next-upstream": "off"}),
+        "nexttries.yaml": ingress("nexttries", "next-tries.test", [("/", "Prefix", "flaky3")],
+                                  {"proxy-next-upstream-tries": "1"}),
         "nextdefault.yaml": ingress("nextdefault", "next-default.test", [("/", "Prefix", "flaky2")]),
         "https.yaml": ingress("https", "https-backend.test", [("/", "Prefix", "tlsb")], {"backend-protocol": "HTTPS"}),
         "plain.yaml": ingress("plain", "http-to-tls.test", [("/", "Prefix", "tlsb")]),
@@ -88,10 +91,12 @@ def ctl(servers):
         b.stop()
 
 
-def test_proxy_next_upstream_off_shows_the_dead_endpoint(ctl):
+def test_proxy_next_upstream_off_or_one_try_shows_the_dead_endpoint(ctl):
     got = Counter(ctl.get("next-off.test").status for _ in range(12))
     assert got[502] >= 1 and got[200] >= 1, got
-    # the default (error timeout) retries the other endpoint: no error reaches the client
+    got = Counter(ctl.get("next-tries.test").status for _ in range(12))
+    assert got[502] >= 1 and got[200] >= 1, got  # one try only: no retry either
+    # the default (error timeout, 3 tries) retries the other endpoint: no error reaches the client
     got = Counter(ctl.get("next-default.test").backend for _ in range(12))
     assert got == Counter(live2=12), got
 
