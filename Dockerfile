@@ -19,7 +19,8 @@ RUN setcap cap_net_bind_service=+ep /usr/sbin/nginx
 # nginx opens its compiled-in error log before it reads our configuration; the root
 # filesystem is read-only in the pods, so send that log to stderr as the rest of it.
 RUN ln -sf /dev/stderr /var/log/nginx/error.log
-RUN useradd --system --uid 10101 --user-group --home-dir /nonexistent --no-create-home \
+RUN groupadd --system --gid 10101 ingressctl \
+    && useradd --system --uid 10101 --gid 10101 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin ingressctl
 
 COPY pyproject.toml README.md /src/
