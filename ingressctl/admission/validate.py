@@ -182,7 +182,8 @@ class Validator:
             if not valid:
                 continue
             for r in other_routes:
-                if r.claim in mine:
+                # a canary shares host+path with its main Ingress (build attaches it): no conflict
+                if r.claim in mine and r.config.canary == mine[r.claim].config.canary:
                     reasons.append(f"host {r.host or '*'} path {r.path} ({r.kind}) is already defined in "
                                    f"Ingress {other.meta.key}")
         return sorted(set(reasons))

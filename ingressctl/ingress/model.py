@@ -92,6 +92,12 @@ class Canary:
     def weight_all(self) -> bool:
         return self.weight_percent == "100"
 
+    @property
+    def split_share(self) -> str:
+        """The split_clients entry name, e.g. "12.5%" (one template slot: the admission scan
+        accepts any entry name in split_clients, not a slot glued to a '%')."""
+        return f"{self.weight_percent}%"
+
 
 @dataclass(frozen=True)
 class RateLimit:
