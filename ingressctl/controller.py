@@ -333,4 +333,6 @@ class Controller:
         if self._template_watch is not None:
             self._template_watch.stop()
         if self.nginx is not None:
-            self.nginx.stop(graceful=True)
+            # old workers may finish requests for up to worker-shutdown-timeout; wait that long
+            grace = self.live_model.settings.worker_shutdown_timeout.seconds if self.live_model else 30
+            self.nginx.stop(graceful=True, timeout=grace + 5)
