@@ -17,9 +17,11 @@ import datetime as dt
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -33,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .harness import INGRESS_CLASS, LocalController, Response, manifests_for_backends
+from .harness import INGRESS_CLASS, INGRESSCTL, LocalController, Response, manifests_for_backends
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 
@@ -175,9 +177,12 @@ def tls_secret(name: str, pair: KeyPair) -> str:
 # -- controller and requests -----------------------------------------------------------------------
 
 def started_controller(manifests: dict[str, str], ready: Callable[[LocalController], bool],
-                       extra_args: list[str] | None = None) -> Iterator[LocalController]:
+                       extra_args: list[str] | None = None, refused: frozenset[str] = frozenset(),
+                       ) -> Iterator[LocalController]:
     """Yields a running controller serving `manifests`, once `ready(controller)` holds.
 
+    First, `ingressctl validate` (the admission webhook's checks) must refuse exactly the
+    Ingresses named in `refused` ("ns/name"): what nginx is shown to serve, the webhook admits.
     The work directory is a fresh 0711 directory under /tmp (pytest's are 0700): nginx
     workers run as `nobody` and open htpasswd files per request, so they must traverse it.
     """
@@ -188,12 +193,23 @@ def started_controller(manifests: dict[str, str], ready: Callable[[LocalControll
     for name, text in manifests.items():
         ctl.write(name, text)
     try:
+        got = validate_refuses(ctl.manifests, extra_args or [])
+        assert got == refused, f"ingressctl validate refused {sorted(got)}, expected {sorted(refused)}"
         ctl.start()
         ctl.wait_for(lambda: ready(ctl), timeout=10, what="all annotation manifests live")
         yield ctl
     finally:
         ctl.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def validate_refuses(manifests: Path, extra_args: list[str]) -> frozenset[str]:
+    """The Ingresses `ingressctl validate` refuses in a manifest directory ("ns/name")."""
+    args = [*INGRESSCTL, "validate", "--manifests", str(manifests)]
+    if "--configmap" in extra_args:
+        args += ["--configmap", extra_args[extra_args.index("--configmap") + 1]]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    return frozenset(re.findall(r"^error: Ingress (\S+): ", out.stdout + out.stderr, re.M))
 
 
 def request_from(source: str, port: int, host: str, path: str = "/") -> Response:

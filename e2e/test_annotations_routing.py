@@ -96,8 +96,8 @@ def ctl(servers):
     backends = Backends()
     manifests = _manifests(backends, servers["codes"], servers["slow"], servers["mirror"])
     try:
-        yield from started_controller(manifests,
-                                      lambda c: c.get("mirror.test").status == 200)
+        yield from started_controller(manifests, lambda c: c.get("mirror.test").status == 200,
+                                      refused=frozenset({"default/invalid"}))
     finally:
         backends.stop()
 

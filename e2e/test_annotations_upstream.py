@@ -86,7 +86,8 @@ def ctl(servers):
     try:
         yield from started_controller(_manifests(b, servers), lambda c: c.get("rr.test").status == 200,
                                       extra_args=["--configmap", "ingress/ingressctl",
-                                                  "--default-backend-service", "default/global-default:80"])
+                                                  "--default-backend-service", "default/global-default:80"],
+                                      refused=frozenset({"default/badsnippet"}))
     finally:
         b.stop()
 
