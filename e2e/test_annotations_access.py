@@ -124,7 +124,7 @@ def test_basic_auth_from_an_auth_map_secret(ctl):
 
 def test_basic_auth_with_a_missing_secret_fails_closed(ctl):
     assert ctl.get("nosecret.test", headers=_basic("alice", "wonderland")).status == 503
-    assert "AuthSecretNotFound" in ctl.log()
+    assert "Ingress default/nosecret: AuthSecretNotFound" in ctl.log_path.read_text()
 
 
 def test_external_auth_allows_denies_and_passes_headers(ctl, auth_server):

@@ -85,7 +85,8 @@ def _backends(ctl, host: str, n: int, headers: dict[str, str] | None = None) -> 
 
 
 def test_canary_shares_host_and_path_without_a_conflict(ctl):
-    assert "PathConflict" not in ctl.log()
+    log = ctl.log_path.read_text()
+    assert "PathConflict" not in log and "CanaryConflict" not in log
     assert set(_backends(ctl, "canary.test", 40)) == {"stable", "canary"}
 
 
