@@ -26,11 +26,11 @@ ANNOTATIONS = (
                "Realm shown by the browser's basic-auth prompt."),
     Annotation("auth-url", "auth_url", url, "URL", "",
                "External authentication: every request is first sent to this URL (auth_request); "
-               "2xx allows, 401/403 deny.", risk="High"),
+               "2xx allows, 401/403 deny. A fixed URL: nginx variables ($host, ...) are refused.", risk="High"),
     Annotation("auth-signin", "auth_signin", url, "URL", "",
                "Where to redirect (302) when auth-url answers 401; the original URL goes in 'rd' "
                "(not percent-encoded: nginx has no escaping without Lua, so an '&' in the original "
-               "query string ends 'rd' early)."),
+               "query string ends 'rd' early). A fixed URL: $host, $escaped_request_uri ... are refused."),
     Annotation("auth-method", "auth_method", method, "HTTP method", "GET",
                "Method used for the auth-url request."),
     Annotation("auth-response-headers", "auth_response_headers", header_list, "header list", "",
