@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingressctl.controller import Controller, ControllerOptions  # noqa: E402
-from ingressctl.ingress.classes import ClassFilter  # noqa: E402
-from ingressctl.nginx.process import Nginx  # noqa: E402
-from ingressctl.objects import parse_object  # noqa: E402
-from ingressctl.store import Store  # noqa: E402
+from ingressctl.controller import Controller, ControllerOptions
+from ingressctl.ingress.classes import ClassFilter
+from ingressctl.nginx.process import Nginx
+from ingressctl.objects import parse_object
+from ingressctl.store import Store
 
 BACKEND_CONF = """
 worker_processes 1; pid {prefix}/nginx.pid; error_log stderr error; daemon off;

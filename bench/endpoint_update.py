@@ -24,14 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from build_render import objects  # noqa: E402
-from dataplane import free_port, start_plain  # noqa: E402
+from build_render import objects
+from dataplane import free_port, start_plain
 
-from ingressctl.controller import Controller, ControllerOptions  # noqa: E402
-from ingressctl.nginx.defaultcert import ensure_default_certificate  # noqa: E402
-from ingressctl.nginx.process import Nginx  # noqa: E402
-from ingressctl.objects import parse_object  # noqa: E402
-from ingressctl.store import Store  # noqa: E402
+from ingressctl.controller import Controller, ControllerOptions
+from ingressctl.nginx.defaultcert import ensure_default_certificate
+from ingressctl.nginx.process import Nginx
+from ingressctl.objects import parse_object
+from ingressctl.store import Store
 
 BACKENDS = """
 worker_processes 1; pid {prefix}/nginx.pid; error_log stderr error; daemon off;

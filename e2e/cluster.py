@@ -156,7 +156,7 @@ class ClusterController(LocalController):
 def lease_holder(api: ApiServer, name: str = "ingressctl-leader") -> str:
     try:
         return str(api.get("Lease", "ingressctl", name)["spec"].get("holderIdentity") or "")
-    except Exception:  # noqa: BLE001 - not created yet
+    except Exception:
         return ""
 
 

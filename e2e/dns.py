@@ -23,7 +23,7 @@ class DNSServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def start(self) -> "DNSServer":
+    def start(self) -> DNSServer:
         self._thread.start()
         return self
 

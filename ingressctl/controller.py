@@ -20,16 +20,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .ingress.backends import refresh_upstreams
 from .ingress.build import BuildOptions, BuildResult, build
 from .ingress.classes import ClassFilter
 from .ingress.model import Model
 from .ingress.settings import Settings, parse_settings
 from .metrics import ControllerMetrics
-from .ingress.backends import refresh_upstreams
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
@@ -111,7 +111,7 @@ class Controller:
         self.store, self.options = store, options
         self.nginx = nginx
         self.metrics = metrics or ControllerMetrics()
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.observers: list[Callable[[BuildResult], None]] = []
         self.override = Renderer(options.template_dir) if options.template_dir else None
         self.builtin = Renderer()

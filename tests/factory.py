@@ -14,7 +14,7 @@ from ingressctl.ingress.build import BuildOptions, BuildResult, build
 from ingressctl.objects import KubeObject, parse_object
 from ingressctl.store import Snapshot
 
-NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def path(p: str, svc: str = "web", port: int | str = 80, ptype: str = "Prefix") -> dict[str, Any]:

@@ -103,7 +103,7 @@ def test_hostless_rules_apply_to_every_host_without_shadowing():
 ])
 def test_oldest_ingress_wins_a_conflict(older, newer):
     objs = [ingress_class()]
-    for (name, ns, _), port in ((older, 8001), (newer, 8002)):
+    for (_, ns, _), port in ((older, 8001), (newer, 8002)):
         objs += [service("web", ns=ns), endpoint_slice("web", [f"10.0.0.{port % 10}"], ns=ns)]
     objs += [ingress(older[0], [("c.com", [path("/x")])], ns=older[1], created=older[2]),
              ingress(newer[0], [("c.com", [path("/x")])], ns=newer[1], created=newer[2])]

@@ -12,9 +12,9 @@ Design choice: one `BackendResolver` per build caches every (Service, port) reso
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
-import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 

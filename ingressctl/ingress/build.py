@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ..objects import Ingress, IngressPath, ServiceBackend
 from ..store import Snapshot
@@ -33,7 +33,7 @@ class BuildOptions:
     classes: ClassFilter = field(default_factory=ClassFilter)
     settings: Settings = field(default_factory=Settings)
     default_backend: str = ""  # "ns/name:port" (--default-backend-service), "" = 404
-    now: datetime = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    now: datetime = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ COMMON_NAME = "ingressctl default certificate"
 def make_self_signed(common_name: str = COMMON_NAME, days: int = 365) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -42,7 +42,7 @@ def ensure_default_certificate(path: Path) -> Path:
     if path.exists():
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())
-            if cert.not_valid_after_utc > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1):
+            if cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=1):
                 return path
         except ValueError:
             pass

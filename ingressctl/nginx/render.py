@@ -151,7 +151,7 @@ class Renderer:
                     out[n] = p.read_text(encoding="utf-8")
         return out
 
-    def with_sources(self, sources: Mapping[str, str]) -> "Renderer":
+    def with_sources(self, sources: Mapping[str, str]) -> Renderer:
         return Renderer(sources=sources)
 
     def render(self, model: Model, ctx: RenderContext) -> str:

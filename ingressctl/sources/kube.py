@@ -172,7 +172,7 @@ class KubeSource:
             for resp in self._responses.values():
                 try:
                     resp.shutdown()
-                except Exception as e:  # noqa: BLE001 - best effort while stopping
+                except Exception as e:
                     log.debug("closing watch: %s", e)
         for t in self._threads:
             t.join(timeout=2)
