@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ..ingress.build import BuildResult
 from ..ingress.model import Problem
 from ..store import Store
 from .client import MERGE_PATCH, RESOURCES, KubeClient, describe_failure
+from .worker import PeriodicWorker
 
 log = logging.getLogger(__name__)
 COMPONENT = "ingressctl"
@@ -64,17 +64,17 @@ class EventRecorder:
         self.dropped = 0
         self._buckets: dict[tuple[str, str, str], _Bucket] = {}
         self._pending: tuple[Problem, ...] = ()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker("events", repeat_seconds, lambda: self.report(self._pending),
+                                      lambda e: describe_failure(self.client.host, e),
+                                      (urllib3.exceptions.HTTPError, OSError))
 
     def observe(self, result: BuildResult) -> None:
         self._pending = result.problems + (self.extra() if self.extra is not None else ())
-        self._wake.set()
+        self._worker.poke()
 
     def poke(self) -> None:
         """Report again now (leadership changed)."""
-        self._wake.set()
+        self._worker.poke()
 
     def report(self, problems: tuple[Problem, ...]) -> None:
         """Post (or count again) Events for these problems now; forget those that are gone."""
@@ -146,22 +146,7 @@ class EventRecorder:
 
     # -- background --------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="events", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.repeat_seconds)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.report(self._pending)
-            except (urllib3.exceptions.HTTPError, OSError) as e:
-                log.warning("events: %s", describe_failure(self.client.host, e))
+        self._worker.stop()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from ..ingress.build import BuildResult
 from ..objects import LoadBalancerIngress
 from ..store import Store
 from .client import MERGE_PATCH, RESOURCES, KubeClient, describe_failure
+from .worker import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
@@ -103,39 +103,24 @@ class StatusPublisher:
         self.published: set[LoadBalancerIngress] = set()
         self.writes = 0
         self._ours: set[tuple[str, str]] | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker("status", resync_seconds, self.sync,
+                                      lambda e: describe_failure(self.client.host, e),
+                                      (ApiException, urllib3.exceptions.HTTPError, OSError))
 
     def observe(self, result: BuildResult) -> None:
         """Controller observer: remember which Ingresses are ours and sync soon."""
         self._ours = {(s.namespace, s.name) for s in result.statuses}
-        self._wake.set()
+        self._worker.poke()
 
     def poke(self) -> None:
         """Sync again now (leadership changed)."""
-        self._wake.set()
+        self._worker.poke()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="status", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.resync_seconds)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.sync()
-            except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
-                log.warning("status update: %s", describe_failure(self.client.host, e))
+        self._worker.stop()
 
     def sync(self) -> int:
         """Write every status that differs; returns how many writes were made."""
