@@ -169,10 +169,12 @@ class FragmentBackend:
         delta = Delta()
         for k in keys:
             delta.add(self._applied.get(k), new.get(k))
-        refs = self._count_shared_entries(delta, [self._applied.get(k) for k in keys], list(new.values()))
+        change = self._count_shared_entries(delta, [self._applied.get(k) for k in keys], list(new.values()))
         if not delta.empty:
             self._apply_or_force_full(self.serialize(delta, full=False, first=False), full=False)
-        self._refs = refs
+        self._refs.update(change)
+        for pair in [p for p in change if self._refs[p] <= 0]:
+            del self._refs[pair]
         for k in keys:
             if k in new:
                 self._applied[k] = new[k]
@@ -195,15 +197,16 @@ class FragmentBackend:
     def _count_shared_entries(self, delta: Delta, old: list[Fragment | None],
                               new: list[Fragment]) -> Counter[tuple[ChainId, str]]:
         """Reference-count entries across Services: write an entry when its first holder
-        appears, remove it when its last holder goes (two Services may share one)."""
-        before, after = self._refs, self._refs.copy()
+        appears, remove it when its last holder goes (two Services may share one).
+        Returns the count changes, applied to self._refs once the transaction succeeded."""
+        change: Counter[tuple[ChainId, str]] = Counter()
         for frags, sign in ((old, -1), (new, 1)):
             for pair in (p for f in frags if f for p in _pairs(f.entries)):
-                after[pair] += sign
-        touched = {p for f in [*old, *new] if f for p in _pairs(f.entries)}
-        delta.remove_entries = _group(p for p in touched if before[p] > 0 >= after[p])
-        delta.add_entries = _group(p for p in touched if before[p] <= 0 < after[p])
-        return +after
+                change[pair] += sign
+        before = self._refs
+        delta.remove_entries = _group(p for p, d in change.items() if before[p] > 0 >= before[p] + d)
+        delta.add_entries = _group(p for p, d in change.items() if before[p] <= 0 < before[p] + d)
+        return change
 
     def _apply_or_force_full(self, text: str, full: bool) -> None:
         try:
