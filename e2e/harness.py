@@ -172,11 +172,11 @@ class LocalController:
             wait_until(self.is_ready, timeout, "ingressctl /readyz")
         except AssertionError:
             self.stop()
-            raise AssertionError(f"ingressctl did not become ready:\n{self.log()}") from None
+            raise AssertionError(f"ingressctl did not become ready:\n{self.log()[-6000:]}") from None
 
     def is_ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"ingressctl exited with {self.proc.returncode}:\n{self.log()}")
+            raise AssertionError(f"ingressctl exited with {self.proc.returncode}:\n{self.log()[-6000:]}")
         return self.status("/readyz")[0] == 200
 
     def status(self, path: str) -> tuple[int, str]:
@@ -206,8 +206,9 @@ class LocalController:
         return wait_until(check, timeout, what)
 
     def log(self) -> str:
+        """The whole output of ingressctl and nginx (error messages show its end)."""
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
 

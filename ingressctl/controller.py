@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from .ingress.backends import refresh_upstreams
 from .ingress.build import BuildOptions, BuildResult, build
@@ -35,6 +34,7 @@ from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
 from .nginx.render import CONFIG_ID_MARK, RenderContext, Renderer, RenderError
 from .store import Change, Snapshot, Store
+from .watch import DebouncedWatch
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class Controller:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._template_watch: Any = None
+        self._template_watch: DebouncedWatch | None = None
         self._reported: set[str] = set()
         self.pusher = EndpointPusher(options.prefix) if options.dynamic_endpoints else None
         self.live_model: Model | None = None
@@ -310,20 +310,7 @@ class Controller:
                 self._restarts_seen = self.nginx.restarts
 
     def _watch_templates(self, directory: Path) -> None:
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
-        wake = self._wake
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                if event.event_type not in ("opened", "closed_no_write"):
-                    wake.set()
-
-        self._template_watch = Observer()
-        self._template_watch.schedule(Handler(), str(directory), recursive=False)
-        self._template_watch.daemon = True
-        self._template_watch.start()
+        self._template_watch = DebouncedWatch([directory], self._wake.set, debounce=0.05).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Snapshot, Store
+from ..watch import DebouncedWatch
 from .validate import ValidateOptions, Validator, Verdict
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,7 @@ class CertificateFiles:
         self.cert, self.key = Path(cert), Path(key)
         self.context = self._load()
         self.loads = 1
-        self._observer: Any = None
-        self._timer: threading.Timer | None = None
+        self._watch: DebouncedWatch | None = None
 
     def _load(self) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -148,35 +148,12 @@ class CertificateFiles:
 
     def watch(self, debounce: float = 0.2) -> None:
         """Follow both files' directories (Secret volumes swap a symlink, not the file)."""
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
-
-        certs = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: Any) -> None:
-                if event.event_type not in ("opened", "closed_no_write"):
-                    certs._schedule(debounce)
-
-        self._observer = Observer()
-        for d in sorted({self.cert.resolve().parent, self.key.resolve().parent, self.cert.parent, self.key.parent}):
-            self._observer.schedule(Handler(), str(d), recursive=False)
-        self._observer.daemon = True
-        self._observer.start()
-
-    def _schedule(self, delay: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(delay, self.reload)
-        self._timer.daemon = True
-        self._timer.start()
+        dirs = {self.cert.resolve().parent, self.key.resolve().parent, self.cert.parent, self.key.parent}
+        self._watch = DebouncedWatch(dirs, self.reload, debounce).start()
 
     def stop(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=2)
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._watch is not None:
+            self._watch.stop()
 
 
 @dataclass(frozen=True)

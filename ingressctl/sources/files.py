@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from watchdog.events import FileSystemEvent
 
 from ..objects import KINDS, KubeObject, ObjectError, Service, parse_object
 from ..store import Store
+from ..watch import DebouncedWatch, any_change
 from .allocate import AddressAllocator
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ class ManifestDirectory:
         self._cache: dict[Path, tuple[tuple[int, int], list[KubeObject], list[FileProblem]]] = {}
         self._last_good: dict[Path, list[KubeObject]] = {}
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._observer: Any = None
+        self._watch: DebouncedWatch | None = None
         self.problems: list[FileProblem] = []
 
     @staticmethod
@@ -182,25 +181,12 @@ class ManifestDirectory:
 
     # -- watching -------------------------------------------------------------------------
     def watch(self) -> None:
-        handler = _Handler(self._schedule)
-        self._observer = Observer()
-        self._observer.schedule(handler, str(self.root), recursive=True)
-        self._observer.daemon = True
-        self._observer.start()
+        self._watch = DebouncedWatch([self.root], self._reload, self.debounce, recursive=True,
+                                     relevant=_manifest_event).start()
 
     def stop(self) -> None:
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=2)
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _schedule(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(self.debounce, self._reload)
-        self._timer.daemon = True
-        self._timer.start()
+        if self._watch is not None:
+            self._watch.stop()
 
     def _reload(self) -> None:
         try:
@@ -209,14 +195,9 @@ class ManifestDirectory:
             log.exception("reloading %s failed", self.root)
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, schedule: Callable[[], None]) -> None:
-        self.schedule = schedule
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
-        path = str(event.src_path)
-        dest = str(getattr(event, "dest_path", "") or "")
-        if event.is_directory or any(p.endswith(SUFFIXES) for p in (path, dest)):
-            self.schedule()
+def _manifest_event(event: FileSystemEvent) -> bool:
+    if not any_change(event):
+        return False
+    path = str(event.src_path)
+    dest = str(getattr(event, "dest_path", "") or "")
+    return event.is_directory or any(p.endswith(SUFFIXES) for p in (path, dest))
