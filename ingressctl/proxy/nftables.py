@@ -6,7 +6,8 @@ masquerade), and four verdict maps: `service-ips`
 (address . protocol . port -> goto the Service's chain), `service-nodeports`
 (protocol . port, consulted only for local destinations), and the `no-endpoint-*` maps the
 filter hooks consult to reject (no endpoints) or drop (Local policy, no local endpoint).
-Per Service port: `svc-` (masquerade off-cluster sources, then DNAT to one endpoint),
+Traffic to a cluster IP from outside `--cluster-cidr` is marked for masquerade by one rule
+over the `masquerade-cluster-ips` set. Per Service port: `svc-` (DNAT to one endpoint),
 `ext-` (external traffic policy), `svl-` (local endpoints), `fw-` (loadBalancerSourceRanges).
 Without affinity the DNAT rules are inline, `numgen random mod (n-i) == 0` each; with
 ClientIP affinity, `svc-` checks one timed set per endpoint, then `numgen random mod N
@@ -39,6 +40,7 @@ MAPS = {
     "no-endpoint-services": "ipv4_addr . inet_proto . inet_service : verdict",
     "no-endpoint-nodeports": "inet_proto . inet_service : verdict",
     "hairpin": "ipv4_addr . ipv4_addr",  # endpoint . endpoint: a pod reaching itself via a Service
+    "masquerade-cluster-ips": "ipv4_addr . inet_proto . inet_service",
 }
 BASE_CHAINS = {
     "nat-prerouting": "type nat hook prerouting priority dstnat ;",
@@ -65,6 +67,16 @@ class NftablesBackend(FragmentBackend):
             return f"ip daddr {{ {', '.join(self.options.nodeport_addresses)} }}"
         return "ip daddr != 127.0.0.0/8 fib daddr type local"
 
+    def _masquerade_rules(self) -> list[str]:
+        """Traffic to a cluster IP from outside the cluster CIDR (or all, with
+        --masquerade-all) is masqueraded: one rule over a set, not one per Service."""
+        match = "ip daddr . meta l4proto . th dport @masquerade-cluster-ips jump mark-for-masquerade"
+        if self.options.masquerade_all:
+            return [match]
+        if self.options.cluster_cidr:
+            return [f"ip saddr != {self.options.cluster_cidr} {match}"]
+        return []
+
     def static_chains(self) -> dict[str, list[str]]:
         mark = f"{self.options.masquerade_mark:#x}"
         check = ["ct state new jump endpoints-check"]
@@ -75,8 +87,9 @@ class NftablesBackend(FragmentBackend):
             "filter-input": check,
             "filter-forward": check,
             "filter-output": check,
-            "services": ["ip daddr . meta l4proto . th dport vmap @service-ips",
-                         f"{self._local_dst()} meta l4proto . th dport vmap @service-nodeports"],
+            "services": self._masquerade_rules() + [
+                "ip daddr . meta l4proto . th dport vmap @service-ips",
+                f"{self._local_dst()} meta l4proto . th dport vmap @service-nodeports"],
             "endpoints-check": ["ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
                                 f"{self._local_dst()} meta l4proto . th dport vmap @no-endpoint-nodeports"],
             "mark-for-masquerade": [f"meta mark set meta mark | {mark}"],
@@ -100,39 +113,22 @@ class NftablesBackend(FragmentBackend):
 
     def fragment(self, s: ServiceInfo) -> Fragment:
         base = self._base(s)
-        svc, ext, fw, svl = (f"{k}-{base}" for k in ("svc", "ext", "fw", "svl"))
+        names = {k: f"{k}-{base}" for k in ("svc", "ext", "fw", "svl")}
+        externals = [(ip, names["ext"]) for ip in ipv4_only(s.external_ips)]
+        externals += [(ip, names["fw" if s.load_balancer_source_ranges else "ext"])
+                      for ip in ipv4_only(s.load_balancer_ips)]
         cluster_eps, local_eps, usable = (_v4(s.cluster_endpoints()), _v4(s.local_endpoints()),
                                           _v4(s.all_usable_endpoints()))
-        any_eps = s.has_endpoints
-        proto = s.protocol.lower()
-        ips: set[str] = set()
-        nodeports: set[str] = set()
-        no_ep: set[str] = set()
-        no_ep_nodeports: set[str] = set()
-        reject = "goto reject-chain"
-        for ip in ipv4_only(s.cluster_ips):
-            target = f"goto {svc}" if cluster_eps else ("drop" if any_eps else reject)
-            (ips if cluster_eps else no_ep).add(f"{ip} . {proto} . {s.port} : {target}")
-        externals = [(ip, ext) for ip in ipv4_only(s.external_ips)]
-        externals += [(ip, fw if s.load_balancer_source_ranges else ext) for ip in ipv4_only(s.load_balancer_ips)]
-        for ip, target in externals:
-            if any_eps:
-                ips.add(f"{ip} . {proto} . {s.port} : goto {target}")
-            else:
-                no_ep.add(f"{ip} . {proto} . {s.port} : {reject}")
-        if s.node_port:
-            if any_eps:
-                nodeports.add(f"{proto} . {s.node_port} : goto {ext}")
-            else:
-                no_ep_nodeports.add(f"{proto} . {s.node_port} : {reject}")
+        svc, ext, fw, svl = names["svc"], names["ext"], names["fw"], names["svl"]
         chains: dict[ChainId, tuple[str, ...]] = {}
         objects: dict[str, str] = {}
-        if cluster_eps or (any_eps and (externals or s.node_port)):
-            chains[("", svc)] = self._spread(s, cluster_eps, masquerade=True)
-        if any_eps and (externals or s.node_port):
+        external = s.has_endpoints and bool(externals or s.node_port)
+        if cluster_eps or external:
+            chains[("", svc)] = self._spread(s, cluster_eps)
+        if external:
             chains[("", ext)] = self._ext_rules(s, svc, svl, local_eps)
             if s.external_local and local_eps:
-                chains[("", svl)] = self._spread(s, local_eps, masquerade=False)
+                chains[("", svl)] = self._spread(s, local_eps)
             if any(t == fw for _, t in externals):
                 ranges = ", ".join(s.load_balancer_source_ranges)
                 chains[("", fw)] = (f"ip saddr {{ {ranges} }} goto {ext}", "drop")
@@ -140,19 +136,37 @@ class NftablesBackend(FragmentBackend):
             chains[("", self._ep(s, e))] = self._ep_rules(s, e)
             objects[self._aff(s, e)] = ("{ type ipv4_addr ; flags dynamic,timeout ; "
                                         f"timeout {s.affinity_timeout}s ; }}")
-        hairpin = {f"{e.ip} . {e.ip}" for e in usable}
-        entries = {("", "service-ips"): ips, ("", "service-nodeports"): nodeports,
-                   ("", "no-endpoint-services"): no_ep, ("", "no-endpoint-nodeports"): no_ep_nodeports,
-                   ("", "hairpin"): hairpin}
+        entries = self._entries(s, names, externals, bool(cluster_eps))
+        entries[("", "hairpin")] = {f"{e.ip} . {e.ip}" for e in usable}
         return Fragment(chains=chains, entries={k: frozenset(v) for k, v in entries.items() if v},
                         objects=objects)
 
-    def _spread(self, s: ServiceInfo, eps: list[EndpointInfo], masquerade: bool) -> tuple[str, ...]:
-        rules = []
-        if masquerade and self.options.masquerade_all:
-            rules.append("jump mark-for-masquerade")
-        elif masquerade and self.options.cluster_cidr:
-            rules.append(f"ip saddr != {self.options.cluster_cidr} jump mark-for-masquerade")
+    def _entries(self, s: ServiceInfo, names: dict[str, str], externals: list[tuple[str, str]],
+                 has_cluster: bool) -> dict[ChainId, set[str]]:
+        """This Service's elements of the dispatch maps and sets."""
+        proto, any_eps, reject = s.protocol.lower(), s.has_endpoints, "goto reject-chain"
+        ips: set[str] = set()
+        no_ep: set[str] = set()
+        masq = self.options.masquerade_all or bool(self.options.cluster_cidr)
+        for ip in ipv4_only(s.cluster_ips):
+            target = f"goto {names['svc']}" if has_cluster else ("drop" if any_eps else reject)
+            (ips if has_cluster else no_ep).add(f"{ip} . {proto} . {s.port} : {target}")
+        for ip, target in externals:
+            if any_eps:
+                ips.add(f"{ip} . {proto} . {s.port} : goto {target}")
+            else:
+                no_ep.add(f"{ip} . {proto} . {s.port} : {reject}")
+        nodeport = f"{proto} . {s.node_port} : " + (f"goto {names['ext']}" if any_eps else reject)
+        return {
+            ("", "service-ips"): ips,
+            ("", "no-endpoint-services"): no_ep,
+            ("", "service-nodeports" if any_eps else "no-endpoint-nodeports"): {nodeport} if s.node_port else set(),
+            ("", "masquerade-cluster-ips"): {f"{ip} . {proto} . {s.port}" for ip in ipv4_only(s.cluster_ips)}
+            if masq and has_cluster else set(),
+        }
+
+    def _spread(self, s: ServiceInfo, eps: list[EndpointInfo]) -> tuple[str, ...]:
+        rules: list[str] = []
         if not s.uses_affinity:  # DNAT inline, one fresh random draw per rule: 1/(n-i)
             for i, e in enumerate(eps):
                 draw = f"numgen random mod {len(eps) - i} == 0 " if i < len(eps) - 1 else ""
