@@ -33,9 +33,9 @@ def test_dry_run_from_the_api(tmp_path: Path) -> None:
                               "--kubeconfig", str(kubeconfig), "--dry-run", "--node-name", "n1"],
                              capture_output=True, text=True, timeout=60, check=False)
         assert out.returncode == 0, out.stderr
-        assert "10.96.7.7 . tcp . 80 : goto svc-" in out.stdout
-        assert "tcp . 30777 : goto ext-" in out.stdout
-        assert "dnat to 10.244.5.5:8080" in out.stdout
+        assert "10.96.7.7 . tcp . 80 : goto dnat-1" in out.stdout
+        assert "tcp . 30777 : goto nodeport-dnat-1" in out.stdout
+        assert "10.96.7.7 . tcp . 80 . 0 : 10.244.5.5 . 8080" in out.stdout
         assert api.used() == {("list", "", "services"), ("list", "discovery.k8s.io", "endpointslices")}
         assert not api.denied
     finally:

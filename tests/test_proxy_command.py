@@ -42,8 +42,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("mode,expect", [
-    ("nftables", ["add element ip ingressctl service-ips { 10.96.0.2 . tcp . 80 : goto svc-",
-                  "service-nodeports { tcp . 30000 : goto ext-", "dnat to 10.244.1.2:8080"]),
+    ("nftables", ["add element ip ingressctl service-ips { 10.96.0.2 . tcp . 80 : goto dnat-1 }",
+                  "service-nodeports { tcp . 30000 : goto nodeport-dnat-1 }",
+                  "endpoints-1 { 10.96.0.2 . tcp . 80 . 0 : 10.244.1.2 . 8080 }"]),
     ("iptables", ["-A ICP-SERVICES -d 10.96.0.2/32 -p tcp -m tcp --dport 80",
                   "--dport 30000", "--to-destination 10.244.1.2:8080"]),
 ])

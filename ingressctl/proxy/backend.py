@@ -184,8 +184,8 @@ class FragmentBackend:
 
     def _sync_full(self, table: ServiceTable) -> SyncResult:
         fragments = {k: self.fragment(s) for k, s in sorted(table.services.items())}
-        delta = self.full_delta(fragments, self._applied)
-        if self._first:
+        delta = self.full_delta(fragments, {} if self._first else self._applied)
+        if self._first:  # what to delete comes from the kernel, not from what we wrote
             delta.delete_chains |= self.existing_chains() - set(delta.write_chains) - self.static_chain_ids()
         self._apply_or_force_full(self.serialize(delta, full=True, first=self._first), full=True)
         self._applied = fragments
@@ -213,6 +213,7 @@ class FragmentBackend:
             self.apply(text, full)
         except Exception:
             self._need_full = True
+            self._first = True  # rebuild from what the kernel holds, not from what we wrote
             raise
 
 

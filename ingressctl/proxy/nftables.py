@@ -51,6 +51,7 @@ BASE_CHAINS = {
     "filter-output": "type filter hook output priority -1 ;",
 }
 ELEMENT_BATCH = 2000
+SPREAD_MAPS = 16  # a Service with 1..16 endpoints and no per-Service policy needs no chain
 
 
 class NftablesBackend(FragmentBackend):
@@ -77,10 +78,38 @@ class NftablesBackend(FragmentBackend):
             return [f"ip saddr != {self.options.cluster_cidr} {match}"]
         return []
 
+    @staticmethod
+    def static_maps() -> dict[str, str]:
+        """name -> declaration of every set and map the first sync creates. Later syncs only
+        flush them and leave the dnat-N chains alone: nft 1.0.6 cannot read back a map whose
+        typeof data reads `th dport` ("conflicting protocols"), so a later transaction may
+        neither re-declare it nor add a rule naming it (`tcp dport` would limit it to TCP).
+        A failed sync makes the next one recreate the whole table."""
+        maps = {k: f"type {v}" for k, v in MAPS.items()}
+        for n in range(1, SPREAD_MAPS + 1):
+            maps[f"endpoints-{n}"] = (f"typeof ip daddr . meta l4proto . th dport . numgen random mod {n}"
+                                      " : ip daddr . th dport")
+            maps[f"nodeport-endpoints-{n}"] = (f"typeof meta l4proto . th dport . numgen random mod {n}"
+                                               " : ip daddr . th dport")
+        return maps
+
+    @staticmethod
+    def spread_chains() -> dict[str, list[str]]:
+        """Shared DNAT chains: pick endpoint i of n from a map keyed by destination . i."""
+        chains = {}
+        for n in range(1, SPREAD_MAPS + 1):
+            chains[f"dnat-{n}"] = [f"dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} "
+                                   f"map @endpoints-{n}"]
+            chains[f"ext-dnat-{n}"] = ["jump mark-for-masquerade", f"goto dnat-{n}"]
+            chains[f"nodeport-dnat-{n}"] = ["jump mark-for-masquerade",
+                                            f"dnat ip to meta l4proto . th dport . numgen random mod {n} "
+                                            f"map @nodeport-endpoints-{n}"]
+        return chains
+
     def static_chains(self) -> dict[str, list[str]]:
         mark = f"{self.options.masquerade_mark:#x}"
         check = ["ct state new jump endpoints-check"]
-        return {
+        return self.spread_chains() | {
             "nat-prerouting": ["jump services"],
             "nat-output": ["jump services"],
             "nat-postrouting": ["jump masquerading"],
@@ -112,6 +141,34 @@ class NftablesBackend(FragmentBackend):
         return f"aff-{self._base(s)}__{e.ip}/{e.port}/{s.affinity_timeout}s"
 
     def fragment(self, s: ServiceInfo) -> Fragment:
+        cluster = _v4(s.cluster_endpoints())
+        if (not s.uses_affinity and not s.external_local and not s.internal_local
+                and not s.load_balancer_source_ranges and 1 <= len(cluster) <= SPREAD_MAPS):
+            return self._map_fragment(s, cluster)
+        return self._chain_fragment(s)
+
+    def _map_fragment(self, s: ServiceInfo, eps: list[EndpointInfo]) -> Fragment:
+        """Map elements only: the shared dnat-N chains do the rest."""
+        n, proto = len(eps), s.protocol.lower()
+        cluster = [f"{ip} . {proto} . {s.port}" for ip in ipv4_only(s.cluster_ips)]
+        external = [f"{ip} . {proto} . {s.port}" for ip in ipv4_only(s.external_ips + s.load_balancer_ips)]
+        targets = [f"{e.ip} . {e.port}" for e in eps]
+        entries = {
+            ("", "service-ips"): {f"{k} : goto dnat-{n}" for k in cluster}
+            | {f"{k} : goto ext-dnat-{n}" for k in external},
+            ("", f"endpoints-{n}"): {f"{k} . {i} : {t}" for k in cluster + external for i, t in enumerate(targets)},
+            ("", "hairpin"): {f"{e.ip} . {e.ip}" for e in eps},
+        }
+        if s.node_port:
+            entries[("", "service-nodeports")] = {f"{proto} . {s.node_port} : goto nodeport-dnat-{n}"}
+            entries[("", f"nodeport-endpoints-{n}")] = {f"{proto} . {s.node_port} . {i} : {t}"
+                                                        for i, t in enumerate(targets)}
+        if self.options.masquerade_all or self.options.cluster_cidr:
+            entries[("", "masquerade-cluster-ips")] = set(cluster)
+        return Fragment(entries={k: frozenset(v) for k, v in entries.items() if v})
+
+    def _chain_fragment(self, s: ServiceInfo) -> Fragment:
+        """Chains of its own: ClientIP affinity, Local policies, source ranges, > 16 endpoints."""
         base = self._base(s)
         names = {k: f"{k}-{base}" for k in ("svc", "ext", "fw", "svl")}
         externals = [(ip, names["ext"]) for ip in ipv4_only(s.external_ips)]
@@ -204,15 +261,18 @@ class NftablesBackend(FragmentBackend):
         if first:
             out += [f"delete table {t}", f"add table {t}"]
         static = self.static_chains() if full else {}
+        if not first:  # the dnat-N chains never change; and see static_maps for why not rewrite
+            static = {c: r for c, r in static.items() if c not in self.spread_chains()}
+        if first:
+            out += [f"add {_kind(spec)} {t} {m} {{ {spec} ; }}" for m, spec in self.static_maps().items()]
         if full:
-            out += [f"add {_kind(spec)} {t} {m} {{ type {spec} ; }}" for m, spec in MAPS.items()]
             out += [f"add chain {t} {c} {{ {spec} }}" for c, spec in BASE_CHAINS.items()]
         chains = sorted(set(static) | {c for _, c in delta.write_chains} | {c for _, c in delta.delete_chains})
         out += [f"add chain {t} {c}" for c in chains if c not in BASE_CHAINS]
         if not first:
             out += [f"flush chain {t} {c}" for c in chains]
         if full and not first:
-            out += [f"flush {_kind(spec)} {t} {m}" for m, spec in MAPS.items()]
+            out += [f"flush {_kind(spec)} {t} {m}" for m, spec in self.static_maps().items()]
         for (_, m), elements in sorted(delta.remove_entries.items()):
             if not full:
                 out += self._elements("delete", m, sorted(e.split(" : ")[0] for e in elements))
