@@ -1,8 +1,9 @@
 """Benchmark: data-plane overhead of the generated nginx.conf vs a hand-written one.
 
-Three nginx processes on loopback: a backend answering `200 ok`, the configuration
-ingressctl generates for one Ingress -> Service -> that backend, and a hand-written minimal
-reverse proxy (upstream with keepalive + proxy_pass) to the same backend. wrk loads each
+nginx processes on loopback: a backend answering `200 ok`, the configuration ingressctl
+generates for one Ingress -> Service -> that backend (with the Lua balancer, the default,
+and with static upstreams), and a hand-written minimal reverse proxy (upstream with
+keepalive + proxy_pass) to the same backend. wrk loads each
 proxy in turn, alternating, for a bounded time; the table shows requests/s and latency
 percentiles side by side and the ratio generated / hand-written (target >= 0.95).
 
@@ -62,7 +63,7 @@ def start_plain(conf_text: str, prefix: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf)], stderr=subprocess.DEVNULL)
 
 
-def start_generated(workdir: Path, backend: int, port: int) -> Controller:
+def start_generated(workdir: Path, backend: int, port: int, dynamic: bool) -> Controller:
     store = Store()
     objs = [
         {"kind": "IngressClass", "metadata": {"name": "nginx"}, "spec": {"controller": "ingressctl.io/ingress-controller"}},
@@ -79,9 +80,11 @@ def start_generated(workdir: Path, backend: int, port: int) -> Controller:
     ]
     store.replace(None, [parse_object(o) for o in objs])
     opts = ControllerOptions(state_dir=workdir, http_port=port, https_port=free_port(), listen=("127.0.0.1:",),
-                             classes=ClassFilter(), configmap="b/cfg")
+                             classes=ClassFilter(), configmap="b/cfg", dynamic_endpoints=dynamic)
     ctl = Controller(store, opts, Nginx(opts.prefix))
     ctl.nginx.prepare()  # type: ignore[union-attr]
+    if ctl.pusher is not None:
+        ctl.pusher.install_lua()
     from ingressctl.nginx.defaultcert import ensure_default_certificate
 
     ensure_default_certificate(opts.prefix / "certs" / "default.pem")
@@ -118,30 +121,33 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (scripts/setup.sh installs it)")
     tmp = Path(tempfile.mkdtemp(prefix="ingressctl-bench-"))
-    backend, generated_port, hand_port = free_port(), free_port(), free_port()
+    backend, lua_port, static_port, hand_port = free_port(), free_port(), free_port(), free_port()
     procs = [start_plain(BACKEND_CONF.format(prefix=tmp / "backend", port=backend), tmp / "backend"),
              start_plain(HAND_WRITTEN.format(prefix=tmp / "hand", port=hand_port, backend=backend), tmp / "hand")]
-    ctl = None
+    ctls: list[Controller] = []
     try:
         time.sleep(0.5)
-        ctl = start_generated(tmp / "generated", backend, generated_port)
-        for port in (generated_port, hand_port):
+        ctls.append(start_generated(tmp / "lua", backend, lua_port, dynamic=True))
+        ctls.append(start_generated(tmp / "static", backend, static_port, dynamic=False))
+        ports = {"generated-lua": lua_port, "generated": static_port, "hand-written": hand_port}
+        for port in ports.values():
             wrk(port, 1, args.connections)  # warm up
-        results: dict[str, list[dict[str, float]]] = {"generated": [], "hand-written": []}
+        results: dict[str, list[dict[str, float]]] = {k: [] for k in ports}
         for _ in range(args.rounds):
-            results["generated"].append(wrk(generated_port, args.seconds, args.connections))
-            results["hand-written"].append(wrk(hand_port, args.seconds, args.connections))
+            for name, port in ports.items():
+                results[name].append(wrk(port, args.seconds, args.connections))
         med = {k: {m: statistics.median(r[m] for r in v) for m in ("rps", "p50", "p99")} for k, v in results.items()}
         print(f"wrk -t1 -c{args.connections}, {args.rounds} alternating rounds of {args.seconds}s, medians; "
               "1 nginx worker each; loopback")
-        print(f"{'config':<14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-        for k in ("generated", "hand-written"):
-            print(f"{k:<14} {med[k]['rps']:>10.0f} {med[k]['p50']:>8.3f} {med[k]['p99']:>8.3f}")
-        g, h = med["generated"], med["hand-written"]
-        print(f"ratio generated/hand-written: req/s {g['rps'] / h['rps']:.3f} (target >= 0.95), "
-              f"p99 {g['p99'] / h['p99']:.3f} (lower is better)")
+        h = med["hand-written"]
+        print(f"{'config':<14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'req/s ratio':>12} {'p99 ratio':>10}")
+        for k in ports:
+            m = med[k]
+            print(f"{k:<14} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['rps'] / h['rps']:>12.3f} "
+                  f"{m['p99'] / h['p99']:>10.3f}")
+        print("ratios against hand-written; target: req/s ratio >= 0.95 (generated-lua: the default, Lua balancer)")
     finally:
-        if ctl is not None:
+        for ctl in ctls:
             ctl.nginx.stop(graceful=False)  # type: ignore[union-attr]
         for p in procs:
             p.terminate()
