@@ -36,3 +36,26 @@ def test_sigterm_stops_nginx_gracefully_and_exits_0(tmp_path: Path):
         alive = False
     assert not alive, "nginx must not outlive the controller"
     assert "SIGQUIT" in ctl.log() or "gracefully shutting down" in ctl.log() or not alive
+
+
+def test_nginx_does_not_outlive_a_killed_controller(tmp_path: Path):
+    ctl = LocalController(tmp_path)
+    ctl.start()
+    nginx = ctl.nginx_pid()
+    assert ctl.proc is not None
+    os.kill(ctl.proc.pid, signal.SIGKILL)  # no chance to stop nginx itself
+    ctl.proc.wait(timeout=10)
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(nginx, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.killpg(nginx, signal.SIGKILL)
+        raise AssertionError("nginx kept running after its controller was killed")
+    ctl.proc = None
+    ctl.stop()

@@ -207,8 +207,12 @@ class Nginx:
 
     def _start(self) -> None:
         self.status_socket.unlink(missing_ok=True)
+        # nginx runs in a session of its own (a Ctrl-C reaches us, and we stop it gracefully);
+        # setpriv makes the kernel stop it too if we are killed without a chance to.
+        setpriv = shutil.which("setpriv")
+        guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
         self.proc = subprocess.Popen(
-            [self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
+            [*guard, self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
 
