@@ -27,12 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from e2e.netns import Netns, sh  # noqa: E402
-from ingressctl.objects import parse_object  # noqa: E402
-from ingressctl.proxy.backend import CommandRunner, ProxyOptions  # noqa: E402
-from ingressctl.proxy.build import build_table  # noqa: E402
-from ingressctl.proxy.iptables import IptablesBackend  # noqa: E402
-from ingressctl.store import Snapshot  # noqa: E402
+from e2e.netns import Netns, sh
+from ingressctl.objects import parse_object
+from ingressctl.proxy.backend import CommandRunner, ProxyOptions
+from ingressctl.proxy.build import build_table
+from ingressctl.proxy.iptables import IptablesBackend
+from ingressctl.store import Snapshot
 
 BACKEND_IP = "10.250.0.2"
 USERSPACE_IP = "127.96.0.10"
