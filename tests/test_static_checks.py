@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PURE = ["ingressctl/ingress", "ingressctl/objects.py", "ingressctl/store.py", "ingressctl/proxy/build.py",
         "ingressctl/proxy/model.py", "ingressctl/admission/validate.py", "ingressctl/proxy/schedulers.py",
-        "ingressctl/proxy/relay.py", "ingressctl/proxy/lbipam.py"]
+        "ingressctl/proxy/relay.py", "ingressctl/proxy/lbipam.py", "ingressctl/proxy/stale.py"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from ..cli import UserError
 from ..proxy.backend import ApplyError, Backend, BackendUnavailable, ProxyOptions
+from ..proxy.conntrack import ConntrackCleaner
 from ..proxy.iptables import IptablesBackend
 from ..proxy.nftables import NftablesBackend
 from ..proxy.sync import SyncLoop
@@ -45,6 +46,7 @@ BACKEND_FACTORIES: dict[str, BackendFactory | None] = {
     "ipvs": lambda args, opts: _ipvs(args, opts),
 }
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+CONNTRACK_MODES = ("iptables", "nftables")  # kernel NAT: stale UDP conntrack entries are deleted
 
 
 def register(sub: Any) -> None:
@@ -200,7 +202,8 @@ def run_proxy(args: argparse.Namespace) -> int:
     stop_source = _fill_store(args, store, watch=not args.once)
     if lb:
         lbpools.check(lb, store.snapshot())
-    loop = SyncLoop(backend, snapshot, tracker, args.min_sync_period, args.sync_period)
+    cleaner = ConntrackCleaner() if args.mode in CONNTRACK_MODES else None
+    loop = SyncLoop(backend, snapshot, tracker, args.min_sync_period, args.sync_period, cleaner=cleaner)
     try:
         if args.once:
             result = loop.sync_once(full=True)

@@ -8,6 +8,10 @@ failure). `/healthz` is healthy while a sync succeeded within 2 x sync_period.
 
 Design choice: the clock and the wait are injected, so tests drive the loop step by step
 with a fake clock and no sleeping.
+
+After a successful sync of a NAT backend (iptables, nftables) the optional `cleaner`
+deletes the UDP conntrack entries the change made stale (`proxy.stale` computes them from
+the last applied table and this one; `proxy.conntrack` runs them).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..store import Snapshot
 from .backend import Backend, SyncResult
+from .model import ServicePortKey, ServiceTable
+from .stale import StaleFlowCleaner, stale_flows
 from .tracker import ServiceTracker
 
 log = logging.getLogger(__name__)
@@ -40,6 +46,8 @@ class ProxyMetrics:
         self.rules_written = Counter("ingressctl_proxy_rules_written",
                                      "rules and map elements written by syncs", ["kind"], registry=r)
         self.service_ports = Gauge("ingressctl_proxy_service_ports", "Service ports programmed", registry=r)
+        self.conntrack_deleted = Counter("ingressctl_proxy_conntrack_entries_deleted",
+                                         "stale UDP conntrack entries deleted after syncs", registry=r)
 
 
 @dataclass
@@ -52,7 +60,8 @@ class SyncStatus:
 class SyncLoop:
     def __init__(self, backend: Backend, snapshot: Callable[[], Snapshot], tracker: ServiceTracker,
                  min_sync_period: float = 1.0, sync_period: float = 30.0,
-                 metrics: ProxyMetrics | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 metrics: ProxyMetrics | None = None, clock: Callable[[], float] = time.monotonic,
+                 cleaner: StaleFlowCleaner | None = None) -> None:
         self.backend = backend
         self.snapshot = snapshot
         self.tracker = tracker
@@ -61,6 +70,8 @@ class SyncLoop:
         self.metrics = metrics or ProxyMetrics()
         self.clock = clock
         self.status = SyncStatus()
+        self.cleaner = cleaner
+        self._applied: ServiceTable | None = None  # the table of the last successful sync
         self._wake = threading.Event()
         self._next_full = 0.0
         self._last_start = float("-inf")
@@ -103,7 +114,20 @@ class SyncLoop:
         self.status.syncs += 1
         if result.full:
             self._next_full = start + self.sync_period
+        self._clean_stale(table, None if result.full else changed)
         return result
+
+    def _clean_stale(self, table: ServiceTable, changed: frozenset[ServicePortKey] | None) -> None:
+        """Delete conntrack entries the sync made stale; never fails the sync."""
+        previous, self._applied = self._applied, table
+        if self.cleaner is None:
+            return
+        try:
+            flows = stale_flows(previous, table, changed)
+            if flows:
+                self.metrics.conntrack_deleted.inc(self.cleaner.clean(flows))
+        except Exception as e:  # best effort: the rules are applied, entries expire anyway
+            log.warning("conntrack cleanup failed: %s", e)
 
     def step(self, stop: threading.Event) -> None:
         """Wait for a change or the periodic resync, honour min_sync_period, sync once."""
