@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything ingressctl and its tests need on a fresh Debian machine:
 # nginx (nginx-extras: Lua + stream modules), iptables, nftables, iproute2, wrk, kubectl,
+# conntrack (the proxy deletes stale UDP conntrack entries with it),
 # and a virtualenv in .venv with the package and its test dependencies.
 # Safe to run again: every step is idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for bin_pkg in nginx:nginx-extras iptables:iptables nft:nftables ip:iproute2 wrk:wrk setcap:libcap2-bin; do
+for bin_pkg in nginx:nginx-extras iptables:iptables nft:nftables ip:iproute2 wrk:wrk setcap:libcap2-bin \
+    conntrack:conntrack; do
   bin=${bin_pkg%%:*}; pkg=${bin_pkg#*:}
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need_apt+=("$pkg")
 done
