@@ -9,7 +9,7 @@ FROM debian:bookworm-slim
 
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates nginx-extras python3 python3-venv libcap2-bin iptables nftables ipvsadm \
+        ca-certificates nginx-extras python3 python3-venv libcap2-bin iptables nftables ipvsadm conntrack \
     && rm -rf /var/lib/apt/lists/*
 
 # nginx binds ports 80 and 443 as a non-root user in the hostNetwork DaemonSet: give the
