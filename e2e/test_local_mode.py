@@ -207,7 +207,7 @@ def test_nginx_killed_is_restarted(controller, backends):
     os.killpg(controller.nginx_pid(), signal.SIGKILL)  # master and workers, as the OOM killer would
     controller.wait_for(lambda: not _answers(controller, "kill.test"), what="nginx down")
     controller.wait_for(lambda: controller.get("kill.test").status == 200, timeout=10, what="nginx restarted")
-    assert controller.metric("ingressctl_nginx_restarts_total") >= 1
+    controller.wait_for(lambda: controller.metric("ingressctl_nginx_restarts_total") >= 1, what="restart counted")
 
 
 def _answers(controller: LocalController, host: str) -> bool:
