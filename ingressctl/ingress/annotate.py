@@ -23,7 +23,7 @@ from . import values as v
 from .annotations import IngressConfig
 from .annotations.shapes import SecretRef
 from .auth import AuthError, client_ca_file, htpasswd_file
-from .backends import BackendResolver
+from .backends import BackendResolver, normal_ip
 from .canary import CanaryIndex
 from .model import AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, Upstream
 
@@ -52,6 +52,7 @@ class AnnotationResolver:
         self.canaries = CanaryIndex()
         self.counter = 0
         self.alias_owner: dict[str, Ingress] = {}
+        self.zone_owner: dict[str, str] = {}  # rate-limit zone, '-' and '.' as '_' -> Ingress ns/name
 
     # -- upstreams -------------------------------------------------------------------------
     def upstream(self, ing: Ingress, cfg: IngressConfig, backend: ServiceBackend,
@@ -78,11 +79,11 @@ class AnnotationResolver:
     def _cluster_ip(self, ing: Ingress, backend: ServiceBackend, up: Upstream) -> Upstream:
         svc = self.snap.service(ing.meta.namespace, backend.name)
         sp = svc.port_for(backend.port) if svc else None
-        if svc is None or sp is None or not svc.cluster_ip or svc.cluster_ip == "None":
+        if svc is None or sp is None or not normal_ip(svc.cluster_ip):
             self.report(ing, "ServiceUpstreamUnavailable", f"service-upstream: Service {backend.name} has no "
                         "cluster IP; using its endpoints", True)
             return up
-        return dataclasses.replace(up, name=f"{up.name}-cluster-ip", endpoints=(Endpoint(svc.cluster_ip, sp.port),))
+        return dataclasses.replace(up, name=f"{up.name}-cluster-ip", endpoints=(Endpoint(normal_ip(svc.cluster_ip), sp.port),))
 
     def default_backend(self, ing: Ingress, cfg: IngressConfig) -> Upstream | None:
         if not cfg.default_backend:
@@ -135,7 +136,7 @@ class AnnotationResolver:
             changes["rate_limit"] = self._rate_limit(ing, cfg)
         upstream = str(changes.get("upstream", loc.upstream))
         if upstream and not changes.get("status", loc.status):
-            canary = self.canaries.attach(claim, upstream, self.report)
+            canary = self.canaries.attach(claim, upstream, self.report, ing.meta.namespace)
             if canary is not None:
                 changes["canary"] = canary
         return dataclasses.replace(loc, **changes) if changes else loc  # type: ignore[arg-type]
@@ -144,8 +145,18 @@ class AnnotationResolver:
         self.counter += 1
         return self.counter
 
+    def _zone(self, ing: Ingress) -> str:
+        """`ns-name` of the Ingress, unique: zones and the variables named after them ('-' and
+        '.' become '_') would otherwise be shared by 'a-b'/'c' and 'a'/'b-c', or 'x.y' and 'x-y'
+        (nginx -t then fails for everyone, or one Ingress spends another's limit)."""
+        zone, key, n = f"{ing.meta.namespace}-{ing.meta.name}", ing.meta.key, 0
+        while self.zone_owner.setdefault(zone.replace("-", "_").replace(".", "_"), key) != key:
+            n += 1
+            zone = f"{ing.meta.namespace}-{ing.meta.name}-{_short_hash(f'{key}#{n}')}"
+        return zone
+
     def _rate_limit(self, ing: Ingress, cfg: IngressConfig) -> RateLimit:
-        zone = f"{ing.meta.namespace}-{ing.meta.name}"
+        zone = self._zone(ing)
         rl = RateLimit(zone, cfg.limit_rps or 0, cfg.limit_rpm or 0, cfg.limit_connections or 0,
                        cfg.limit_burst_multiplier, cfg.limit_whitelist)
         self.rate_limits[zone] = rl

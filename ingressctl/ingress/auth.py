@@ -19,8 +19,8 @@ from ..objects import Secret
 from .annotations import IngressConfig
 from .model import AuthFile
 
-_USER_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,256}$")
-_HASH_RE = re.compile(r"^[\x21-\x7e]{1,512}$")  # printable, no spaces
+_USER_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,256}\Z")
+_HASH_RE = re.compile(r"^[\x21-\x7e]{1,512}\Z")  # printable, no spaces
 
 
 class AuthError(ValueError):

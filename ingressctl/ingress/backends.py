@@ -13,6 +13,7 @@ Design choice: one `BackendResolver` per build caches every (Service, port) reso
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import re
 from collections.abc import Collection
@@ -47,7 +48,7 @@ def select_endpoints(snap: Snapshot, svc: Service, sp: ServicePort) -> tuple[End
             if bucket is None:
                 continue
             for addr in ep.addresses:
-                ip = _normal_ip(addr)
+                ip = normal_ip(addr)
                 if ip:
                     bucket.add(Endpoint(ip, port))
     return tuple(sorted(ready or terminating, key=lambda e: (e.address, e.port)))
@@ -56,10 +57,15 @@ def select_endpoints(snap: Snapshot, svc: Service, sp: ServicePort) -> tuple[End
 _IPV4 = re.compile(r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$")
 
 
-def _normal_ip(addr: str) -> str:
-    """The address in canonical form, or '' if it is not an IP (fast path for dotted quads)."""
-    if _IPV4.match(addr):
+def normal_ip(addr: str) -> str:
+    """The address in canonical form, or '' if it is not an IP (fast path for dotted quads).
+
+    IPv6 zone ids are refused: ipaddress accepts any text after '%' and prints it back.
+    """
+    if _IPV4.fullmatch(addr):
         return addr
+    if "%" in addr:
+        return ""
     try:
         return str(ipaddress.ip_address(addr))
     except ValueError:
@@ -70,10 +76,24 @@ def upstream_name(namespace: str, service: str, port: int | str) -> str:
     return f"{namespace}-{service}-{port}"
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 class BackendResolver:
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
         self._cache: dict[tuple[str, str, int | str], Resolution] = {}
+        self._owners: dict[str, tuple[str, str]] = {}  # upstream name -> (namespace, service)
+
+    def _name(self, namespace: str, service: str, port: int) -> str:
+        """`ns-service-port`, unless another Service already has that name ('a-b'/'c' and
+        'a'/'b-c'): then a digest of namespace/service follows, so two Services never share
+        an upstream (and its endpoints)."""
+        name = upstream_name(namespace, service, port)
+        if self._owners.setdefault(name, (namespace, service)) != (namespace, service):
+            name = f"{name}-{_digest(f'{namespace}/{service}')}"
+        return name
 
     def resolve(self, namespace: str, backend: ServiceBackend) -> Resolution:
         key = (namespace, backend.name, backend.port)
@@ -95,7 +115,7 @@ class BackendResolver:
         if sp is None:
             return Resolution(None, label, (("PortNotFound", f"Service {svc.meta.key} has no port "
                                              f"{backend.port!r}; answering 503", True),))
-        name = upstream_name(namespace, backend.name, sp.port)
+        name = self._name(namespace, backend.name, sp.port)
         endpoints = select_endpoints(self.snap, svc, sp)
         if not endpoints:
             return Resolution(None, label, (("NoEndpoints", f"Service {svc.meta.key} port {backend.port} has "
@@ -115,7 +135,7 @@ class BackendResolver:
                 return Resolution(None, label, (("PortNotFound", f"Service {svc.meta.key} has no port "
                                                  f"{backend.port!r}; answering 503", True),))
             port = sp.port
-        name = upstream_name(svc.meta.namespace, svc.meta.name, port)
+        name = self._name(svc.meta.namespace, svc.meta.name, port)
         return Resolution(Upstream(name, svc.meta.key, (), external_name=host, external_port=port, port=port), label)
 
     def upstreams(self) -> tuple[Upstream, ...]:

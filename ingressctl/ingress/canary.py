@@ -3,7 +3,8 @@
 `build` sets canary routes aside instead of letting them claim host+path (so they are never
 a conflict), registers each here with its resolved upstream, and asks for the canary of a
 main location when it makes one. One canary per host+path (the oldest); a canary without a
-main Ingress is reported and not served.
+main Ingress is reported and not served, and so is one whose main Ingress is in another
+namespace (else anyone could take a share, up to all, of another team's host+path).
 
 Design choice: the routing decision (header beats cookie beats weight) is rendered as nginx
 `map`s and `split_clients` over typed values, so no `if` and no Lua is needed.
@@ -28,6 +29,7 @@ class _Pending:
     config: IngressConfig
     upstream: str  # "" when the canary backend has no endpoints
     canary: Canary | None = None
+    foreign: bool = False  # the main Ingress is in another namespace: never attached
 
 
 def weight_percent(weight: int, total: int) -> str:
@@ -52,9 +54,15 @@ class CanaryIndex:
         if first is None:
             self.pending[claim] = _Pending(ing, cfg, upstream)
 
-    def attach(self, claim: Claim, main_upstream: str, report: Report) -> Canary | None:
+    def attach(self, claim: Claim, main_upstream: str, report: Report, namespace: str) -> Canary | None:
+        """The canary of the main location for `claim`, whose Ingress is in `namespace`."""
         p = self.pending.get(claim)
         if p is None:
+            return None
+        if p.ingress.meta.namespace != namespace:
+            p.foreign = True
+            report(p.ingress, "CanaryNamespace", f"the main Ingress of host {claim[0] or '*'} path {claim[2]} is "
+                   f"in namespace {namespace}; a canary must be in the same namespace; not served", False)
             return None
         if not p.upstream:
             report(p.ingress, "CanaryNoEndpoints", f"canary backend for {claim[0] or '*'}{claim[2]} has no "
@@ -72,7 +80,7 @@ class CanaryIndex:
 
     def report_orphans(self, report: Report) -> None:
         for claim, p in self.pending.items():
-            if p.canary is None and p.upstream:
+            if p.canary is None and p.upstream and not p.foreign:
                 report(p.ingress, "CanaryWithoutMain", f"no main Ingress serves host {claim[0] or '*'} path "
                        f"{claim[2]}; the canary is not served", False)
 

@@ -6,7 +6,8 @@ they receive the results of these functions, which by construction contain no ch
 nginx could read as syntax (`;`, `{`, `}`, quotes, `#`, `$`, whitespace, newlines).
 
 Design choice: allow-lists (regular expressions anchored at both ends) rather than
-deny-lists; anything outside the documented shape is refused.
+deny-lists; anything outside the documented shape is refused. The end anchor is `\\Z`, never
+`$`: Python's `$` also matches before a trailing newline.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ class InvalidValue(ValueError):
 
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+_HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*\Z")
 # RFC 3986 path characters minus those nginx or a shell could read as syntax.
-_PATH_RE = re.compile(r"^/[A-Za-z0-9._~%!+,:@=/-]*$")
-_DURATION_RE = re.compile(r"^([0-9]{1,6})(ms|s|m|h|d)?$")
-_SIZE_RE = re.compile(r"^([0-9]{1,9})([kKmMgG]?)$")
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._~%!+,:@=/-]*\Z")
+_DURATION_RE = re.compile(r"^([0-9]{1,6})(ms|s|m|h|d)?\Z")
+_SIZE_RE = re.compile(r"^([0-9]{1,9})([kKmMgG]?)\Z")
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
+_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
 
 def host(value: str) -> str:
@@ -177,10 +178,18 @@ def enum(value: str, allowed: tuple[str, ...]) -> str:
     return v
 
 
+def _no_zone(value: str) -> str:
+    """ipaddress takes any text after '%' as an IPv6 zone id and prints it back: refused."""
+    if "%" in value:
+        raise InvalidValue(f"{value!r}: IPv6 zone ids ('%...') are not accepted")
+    return value
+
+
 def cidr(value: str) -> str:
-    """One IPv4/IPv6 address or network, normalised ('10.0.0.1/8' is refused: host bits)."""
+    """One IPv4/IPv6 address or network, normalised (host bits are cleared: '10.0.0.1/8' -> '10.0.0.0/8')."""
+    text = _no_zone(value.strip())
     try:
-        net = ipaddress.ip_network(value.strip(), strict=False)
+        net = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidValue(f"{value!r} is not an IP address or CIDR") from None
     return str(net)
@@ -194,7 +203,8 @@ def cidr_list(value: str) -> tuple[str, ...]:
 
 
 def ip_address(value: str) -> str:
+    text = _no_zone(value.strip())
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         raise InvalidValue(f"{value!r} is not an IP address") from None

@@ -21,9 +21,9 @@ InvalidValue = v.InvalidValue
 # Safe URL characters: RFC 3986 unreserved + most sub-delims, never quotes, '$', '\', ';',
 # braces, whitespace or '#'.
 _URL_CHARS = r"[A-Za-z0-9._~%!+,:@=/?&*-]"
-_URL_RE = re.compile(rf"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{{1,5}})?(/{_URL_CHARS}*)?$")
-_REWRITE_RE = re.compile(rf"^(/|https?://)({_URL_CHARS}|\$[1-9])*$")
-_TEXT_RE = re.compile(r"^[A-Za-z0-9 ._,:()/@!?+*=-]{1,128}$")
+_URL_RE = re.compile(rf"^(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(:[0-9]{{1,5}})?(/{_URL_CHARS}*)?\Z")
+_REWRITE_RE = re.compile(rf"^(/|https?://)({_URL_CHARS}|\$[1-9])*\Z")
+_TEXT_RE = re.compile(r"^[A-Za-z0-9 ._,:()/@!?+*=-]{1,128}\Z")
 
 
 def url(value: str) -> str:
@@ -105,7 +105,7 @@ def hash_key(value: str) -> str:
 
 
 _ORIGIN_RE = re.compile(r"^(https?)://(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)"
-                        r"(:[0-9]{1,5})?$")
+                        r"(:[0-9]{1,5})?\Z")
 
 
 def origin_list(value: str) -> tuple[str, ...]:
@@ -216,7 +216,7 @@ def header_value(value: str) -> str:
     return value
 
 
-_CN_RE = re.compile(r"^[A-Za-z0-9 =,.*_()|^+?:-]{1,256}$")
+_CN_RE = re.compile(r"^[A-Za-z0-9 =,.*_()|^+?:-]{1,256}\Z")
 
 
 def cn_regex(value: str) -> str:

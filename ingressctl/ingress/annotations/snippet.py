@@ -38,7 +38,7 @@ _FILE_DIRECTIVES = frozenset({
 })
 _BLOCKS = {"location": frozenset({"if", "limit_except"}),
            "server": frozenset({"location", "if", "limit_except"})}
-_BARE_RE = re.compile(r"^[A-Za-z0-9_./:$@=+,~%*^?!|()\[\]<>&-]+$")
+_BARE_RE = re.compile(r"^[A-Za-z0-9_./:$@=+,~%*^?!|()\[\]<>&-]+\Z")
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
 _EMIT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\r": "\\r", "\n": "\\n"}
 

@@ -1,0 +1,177 @@
+"""Findings of the security review of the path from Kubernetes objects to nginx.conf.
+
+Each test is an attack by someone who may create Ingresses, Services, EndpointSlices and
+Secrets in their own namespace (or write any manifest in local mode), and what a user
+would notice if it worked: text of theirs in nginx.conf, a configuration nobody can reload,
+or another namespace's traffic reaching their pods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from ingressctl.ingress import values as v
+from ingressctl.ingress.annotations import PREFIX, parse_annotations, shapes
+from ingressctl.ingress.build import BuildResult
+from ingressctl.nginx.render import RenderContext, Renderer
+from ingressctl.objects import parse_object
+
+from .factory import endpoint_slice, ingress, ingress_class, path, reasons, run_build, service
+
+LATER = "2026-02-01T00:00:00Z"
+
+
+def render(result: BuildResult) -> str:
+    return Renderer().render(result.model, RenderContext(prefix="/state"))
+
+
+def upstream_of(result: BuildResult, host: str) -> str:
+    server = result.model.server(host)
+    assert server is not None
+    return next(loc.upstream for loc in server.locations if loc.path == "/" and loc.modifier == "")
+
+
+def endpoints_of(result: BuildResult, name: str) -> list[str]:
+    return [e.hostport for u in result.model.upstreams if u.name == name for e in u.endpoints]
+
+
+# -- 1. Python's `$` matches before a trailing newline --------------------------------------
+
+NEWLINE_CASES: list[tuple[str, Callable[[str], object], str]] = [
+    ("host", v.host, "a.example.com"),
+    ("path", v.path, "/api"),
+    ("k8s-name", v.k8s_name, "web"),
+    ("token", v.token, "session"),
+    ("header", v.header_name, "X-Canary"),
+    ("realm", shapes.text, "Protected area"),
+    ("cn-regex", shapes.cn_regex, "CN=alice"),
+]
+
+
+@pytest.mark.parametrize(("what", "check", "good"), NEWLINE_CASES, ids=[c[0] for c in NEWLINE_CASES])
+def test_validators_refuse_a_trailing_newline(what: str, check: Callable[[str], object], good: str) -> None:
+    check(good)
+    with pytest.raises(v.InvalidValue):
+        check(good + "\n")
+
+
+@pytest.mark.parametrize("field", ["path", "host", "service"])
+def test_a_trailing_newline_skips_only_its_ingress(field: str) -> None:
+    host, p, svc = "bad.example.com", "/x", "web"
+    if field == "path":
+        p += "\n"
+    elif field == "host":
+        host += "\n"
+    else:
+        svc += "\n"
+    result = run_build(ingress_class(), service(), endpoint_slice(),
+                       ingress("good", [("good.example.com", [path("/")])]),
+                       ingress("bad", [(host, [path(p, svc=svc)])], created=LATER))
+    assert "InvalidIngress" in reasons(result)
+    text = render(result)  # before the fix: RenderError, or a newline inside server_name
+    assert "server_name good.example.com;" in text and "bad.example.com" not in text
+
+
+# -- 2. IPv6 zone ids: ipaddress accepts any text after '%' -------------------------------
+
+ZONE_ESCAPE = "fe80::1%x;allow all;deny 10.0.0.0"
+
+
+@pytest.mark.parametrize("check", [v.cidr, v.ip_address])
+def test_ip_validators_refuse_zone_ids(check: Callable[[str], object]) -> None:
+    check("fe80::1")
+    with pytest.raises(v.InvalidValue):
+        check(ZONE_ESCAPE)
+
+
+@pytest.mark.parametrize("annotation", ["whitelist-source-range", "allowlist-source-range",
+                                        "denylist-source-range", "limit-whitelist"])
+def test_source_range_annotations_refuse_zone_ids(annotation: str) -> None:
+    cfg, problems = parse_annotations({PREFIX + annotation: "10.0.0.0/8," + ZONE_ESCAPE})
+    assert [p.annotation for p in problems if not p.warning] == [PREFIX + annotation]
+
+
+def test_endpoint_addresses_with_a_zone_id_are_not_endpoints() -> None:
+    escape = "fe80::1%x]:1;}\nserver{listen 127.0.0.1:9999;return 200 owned;}\nupstream y{server 1.1.1.1"
+    sl = parse_object({
+        "kind": "EndpointSlice", "addressType": "IPv6",
+        "metadata": {"name": "web-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+        "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [{"addresses": [escape]}, {"addresses": ["fd00::1"]}]})
+    result = run_build(ingress_class(), service(), sl, ingress("a", [("a.example.com", [path("/")])]))
+    assert endpoints_of(result, upstream_of(result, "a.example.com")) == ["[fd00::1]:8080"]
+    assert "owned" not in render(result)
+
+
+def test_service_upstream_ignores_a_cluster_ip_with_a_zone_id() -> None:
+    svc = service(clusterIP="fe80::1%x;}")
+    result = run_build(ingress_class(), svc, endpoint_slice(),
+                       ingress("a", [("a.example.com", [path("/")])],
+                               annotations={PREFIX + "service-upstream": "true"}))
+    assert endpoints_of(result, upstream_of(result, "a.example.com")) == ["10.0.0.1:8080"]
+    assert "%" not in render(result)
+
+
+# -- 3. names joined with '-' are not unique across namespaces ----------------------------
+
+def test_upstream_names_do_not_collide_across_namespaces() -> None:
+    # a-b/c:80 and a/b-c:80 were both upstream "a-b-c-80": one set of endpoints for both hosts.
+    result = run_build(
+        ingress_class(),
+        service("c", ns="a-b"), endpoint_slice("c", ["10.0.0.1"], ns="a-b"),
+        ingress("bank", [("bank.example.com", [path("/", svc="c")])], ns="a-b"),
+        service("b-c", ns="a"), endpoint_slice("b-c", ["10.6.6.6"], ns="a"),
+        ingress("evil", [("evil.example.com", [path("/", svc="b-c")])], ns="a", created=LATER))
+    bank, evil = upstream_of(result, "bank.example.com"), upstream_of(result, "evil.example.com")
+    assert bank != evil
+    assert endpoints_of(result, bank) == ["10.0.0.1:8080"]
+    assert endpoints_of(result, evil) == ["10.6.6.6:8080"]
+
+
+def test_rate_limit_zones_do_not_collide() -> None:
+    limited = {PREFIX + "limit-rps": "5", PREFIX + "limit-whitelist": "10.0.0.0/8"}
+    result = run_build(
+        ingress_class(), service(ns="a-b"), endpoint_slice(ns="a-b"), service(ns="a"), endpoint_slice(ns="a"),
+        service(), endpoint_slice(),
+        ingress("c", [("one.example.com", [path("/")])], ns="a-b", annotations=limited),
+        ingress("b-c", [("two.example.com", [path("/")])], ns="a", annotations=limited),
+        ingress("x.y", [("three.example.com", [path("/")])], annotations=limited),
+        ingress("x-y", [("four.example.com", [path("/")])], annotations=limited))
+    zones = result.model.rate_limits
+    assert len(zones) == 4
+    assert len({z.zone for z in zones}) == len({z.key_variable for z in zones}) == 4
+    text = render(result)
+    for z in zones:
+        assert text.count(f"zone={z.zone}-rps:") == 1
+
+
+# -- 4. a canary must not take traffic of another namespace ------------------------------
+
+def test_canary_in_another_namespace_is_not_attached() -> None:
+    canary = {PREFIX + "canary": "true", PREFIX + "canary-weight": "100"}
+    result = run_build(
+        ingress_class(), service(ns="bank"), endpoint_slice(ns="bank"),
+        ingress("main", [("bank.example.com", [path("/")])], ns="bank"),
+        service(ns="evil"), endpoint_slice(addresses=["10.6.6.6"], ns="evil"),
+        ingress("steal", [("bank.example.com", [path("/")])], ns="evil", created=LATER, annotations=canary))
+    server = result.model.server("bank.example.com")
+    assert server is not None and all(loc.canary is None for loc in server.locations)
+    assert not result.model.canaries
+    assert [(p.namespace, p.reason) for p in result.problems if p.reason.startswith("Canary")] == [
+        ("evil", "CanaryNamespace")]
+    text = render(result)  # its upstream block may be declared; nothing routes to it
+    assert "http://evil-web-80;" not in text and " evil-web-80;" not in text
+
+
+def test_htpasswd_user_with_a_trailing_newline_is_refused() -> None:
+    import base64
+
+    from ingressctl.ingress.annotations import IngressConfig
+    from ingressctl.ingress.auth import AuthError, htpasswd_file
+
+    secret = parse_object({"kind": "Secret", "metadata": {"name": "users", "namespace": "default"},
+                           "data": {"bob\n": base64.b64encode(b"$apr1$x$y").decode()}})
+    with pytest.raises(AuthError):
+        htpasswd_file(secret, IngressConfig(auth_secret_type="auth-map"))  # type: ignore[arg-type]
