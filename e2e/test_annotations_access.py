@@ -146,7 +146,8 @@ def test_external_auth_allows_denies_and_passes_headers(ctl, auth_server):
 def test_external_auth_signin_redirect_and_method(ctl, auth_server):
     r = ctl.get("extsignin.test", "/deep/link?x=1")
     assert r.status == 302
-    assert r.headers["location"] == "https://login.example.com/start?rd=http://extsignin.test/deep/link?x=1"
+    # rd: the original URL, its request URI percent-encoded ($escaped_request_uri, Lua)
+    assert r.headers["location"] == "https://login.example.com/start?rd=http://extsignin.test%2Fdeep%2Flink%3Fx%3D1"
     assert auth_server.seen[-1].method == "POST"  # auth-method
     r = ctl.get("extsignin.test", "/", headers={"Authorization": "Bearer good"})
     assert (r.status, r.backend) == (200, "a")

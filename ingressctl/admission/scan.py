@@ -249,12 +249,15 @@ def _path_finding(d: Directive) -> str:
     return ""
 
 
-def scan(before: str, after: str, vocabulary: Vocabulary | None) -> list[str]:
+def scan(before: str, after: str, vocabulary: Vocabulary | None,
+         lua_vocabulary: Vocabulary | None = None) -> list[str]:
     """Findings about what `after` adds to `before`; an empty list means nothing suspicious.
 
     `vocabulary=None` skips the "only template directives" rule (snippet annotations enabled:
-    the operator accepted user-written directives); the deny-list and path rules still apply.
+    the operator accepted user-written directives); the deny-list and path rules still apply,
+    and a Lua block still passes only if it is a template's own (`lua_vocabulary`).
     """
+    lua_known = vocabulary if vocabulary is not None else lua_vocabulary
     try:
         after_dirs = directives(after)
     except ConfigSyntaxError as e:
@@ -269,7 +272,7 @@ def scan(before: str, after: str, vocabulary: Vocabulary | None) -> list[str]:
         if seen[k] > 0:
             seen[k] -= 1
             continue
-        if d.lua is not None and vocabulary is not None and (d.context, _entry(d)) in vocabulary:
+        if d.lua is not None and lua_known is not None and (d.context, _entry(d)) in lua_known:
             continue  # a template's own Lua block (e.g. the balancer of a new upstream)
         if d.name in FORBIDDEN_DIRECTIVES or "_by_lua" in d.name or d.name.startswith("lua_"):
             findings.append(f"directive {d} is never allowed from an Ingress")

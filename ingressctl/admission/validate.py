@@ -200,15 +200,17 @@ class Validator:
         if reasons:
             return reasons, warnings
         try:
-            after = self.renderer.render(result.model, self.options.render)
+            ctx = self.options.render.for_model(result.model)  # modules the candidate needs: not a finding
+            after = self.renderer.render(result.model, ctx)
             if not self.options.scan:
                 return [], warnings
             before_model = build(dataclasses.replace(snap, ingresses=dict(related)), self.options.build).model
-            before = self.renderer.render(before_model, self.options.render)
+            before = self.renderer.render(before_model, ctx)
         except RenderError as e:
             return [f"rendering refused: {e}"], warnings
         vocabulary = None if self.options.build.settings.allow_snippet_annotations else self.vocabulary
-        return [f"configuration scan: {f}" for f in scan.scan(before, after, vocabulary)], warnings
+        findings = scan.scan(before, after, vocabulary, lua_vocabulary=self.vocabulary)
+        return [f"configuration scan: {f}" for f in findings], warnings
 
     def render(self, snap: Snapshot, candidate: Ingress, ctx: RenderContext | None = None) -> tuple[Model, str]:
         """The configuration of the candidate's slice, as the controller would write it (tests, tools)."""

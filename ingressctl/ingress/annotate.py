@@ -30,8 +30,13 @@ from .model import AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, U
 Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, warning
 
 
-def check_route(kind: str, path: str, cfg: IngressConfig) -> None:
-    """Checks of one path against its annotations; raises InvalidValue."""
+def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = None) -> None:
+    """Checks of one path (of a rule for `host`, "" = any host) against its annotations; raises
+    InvalidValue."""
+    if host == "" and cfg.auth_url is not None and cfg.auth_url.uses("host"):
+        # A catch-all rule matches any Host header: the client would choose where its own
+        # authentication request goes (and a server that always says 200).
+        raise v.InvalidValue(f"annotation auth-url {str(cfg.auth_url)!r} uses $host, which needs a rule with a host")
     if cfg.rewrite_target is None:
         return
     groups = re.compile(path).groups if kind == "regex" else 0

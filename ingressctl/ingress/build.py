@@ -89,7 +89,7 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
                     raise v.InvalidValue(f"path {p.path}: backend {p.resource_kind} is not a Service (unsupported)")
                 v.k8s_name(p.backend.name)
                 kind, path = _route_kind(p, cfg)
-                check_route(kind, path, cfg)
+                check_route(kind, path, cfg, host)
                 routes.append(Route(host, kind, path, ing, p.backend, cfg))
         for t in ing.tls:
             for h in t.hosts:

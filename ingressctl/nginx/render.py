@@ -4,6 +4,14 @@ The environment uses StrictUndefined (a typo in a template is an error, not an e
 string) and exposes one quoting filter, `q`, for every string that came from a user object.
 `q` wraps the value in double quotes and refuses anything nginx could read as syntax or as
 a variable, so a value that slipped past validation still cannot become a directive.
+Three narrower filters exist for values that need one thing `q` refuses: `q_re` (regexes:
+`\\` and `$1`..`$9`), `q_log` (log formats) and `q_url` (auth-url / auth-signin: a URL whose
+only `$` tokens are the variables of `shapes.URL_VARIABLES`, e.g. `$host`,
+`$escaped_request_uri`; any other `$`, a quote, `\\`, whitespace, `;`, `{`, `}`, `#` or
+a control character is refused).
+
+A model that uses `$escaped_request_uri` (auth-signin's `rd`) needs lua-nginx-module:
+`Renderer.render` adds `RenderContext.lua_modules` to the loaded modules only then.
 
 Design choice: templates are looked up in an optional override directory first, then in the
 package; `Renderer.with_sources` pins a known-good set of sources so the process layer can
@@ -12,6 +20,7 @@ fall back to the last override that passed `nginx -t`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +29,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..ingress.annotations.shapes import URL_VARIABLES
 from ..ingress.model import Model
 
 CONFIG_ID_MARK = "@@INGRESSCTL_CONFIG_ID@@"
@@ -65,6 +75,29 @@ def quote_log_format(value: object) -> str:
     return f"'{text}'"
 
 
+_URL_VAR_UNSAFE = re.compile(r"[\"'\\\x00-\x20\x7f;{}#]|\$(?!(?:" + "|".join(URL_VARIABLES) + r")(?![A-Za-z0-9_]))")
+
+
+def quote_url(value: object) -> str:
+    """auth-url / auth-signin: double-quoted; `$` only as one of `URL_VARIABLES` (nginx
+    interpolates them at request time), nothing nginx would read as syntax."""
+    text = str(value)
+    bad = _URL_VAR_UNSAFE.search(text)
+    if bad or len(text) > 2048:
+        what = repr(bad.group(0)) if bad else "too many characters"
+        raise RenderError(f"refusing to render URL {text[:80]!r}: it contains {what}")
+    return f'"{text}"'
+
+
+LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
+
+
+def needs_lua(model: Model) -> bool:
+    """True when a location computes a variable with Lua ($escaped_request_uri)."""
+    return any(loc.auth_location and loc.config.needs_escaped_request_uri
+               for server in model.servers for loc in server.locations)
+
+
 @dataclass(frozen=True)
 class RenderContext:
     """Everything the templates need that does not come from Kubernetes objects."""
@@ -78,6 +111,7 @@ class RenderContext:
     error_log_level: str = "warn"
     access_log: str = "/dev/stdout"
     modules: tuple[str, ...] = ()
+    lua_modules: tuple[str, ...] = LUA_MODULES  # added to `modules` when the model needs Lua
     dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
     lazy_default_certificate: bool = True  # workers load it per handshake (they can read it)
     extra: Mapping[str, object] = field(default_factory=dict)
@@ -105,6 +139,12 @@ class RenderContext:
     def cert_path(self, file_name: str) -> str:
         return f"{self.prefix}/certs/{file_name}"
 
+    def for_model(self, model: Model) -> RenderContext:
+        """This context with the Lua modules loaded if `model` needs them (and not loaded yet)."""
+        if not needs_lua(model) or any(m.endswith("ngx_http_lua_module.so") for m in self.modules):
+            return self
+        return dataclasses.replace(self, modules=self.modules + self.lua_modules)
+
 
 def _package_sources() -> dict[str, str]:
     pkg = resources.files("ingressctl.templates")
@@ -123,6 +163,7 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     env.filters["q"] = quote
     env.filters["q_log"] = quote_log_format
     env.filters["q_re"] = quote_regex
+    env.filters["q_url"] = quote_url
     return env
 
 
@@ -157,7 +198,7 @@ class Renderer:
     def render(self, model: Model, ctx: RenderContext) -> str:
         try:
             tpl = self.env.get_template("nginx.conf.j2")
-            return tpl.render(model=model, s=model.settings, ctx=ctx)
+            return tpl.render(model=model, s=model.settings, ctx=ctx.for_model(model))
         except RenderError:
             raise
         except jinja2.TemplateError as e:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from .. import values as v
 from . import Annotation, register, register_check
 from .config import IngressConfig
-from .shapes import cn_regex, header_list, method, secret_ref, text, url
+from .shapes import URL_VARIABLES, cn_regex, header_list, method, secret_ref, text, url_with_variables
+
+_VARS = ", ".join("$" + n for n in URL_VARIABLES)
 
 ANNOTATIONS = (
     Annotation("whitelist-source-range", "allowlist_source_range", v.cidr_list, "CIDR list", "",
@@ -24,13 +26,15 @@ ANNOTATIONS = (
                "auth-file", "auth-file: htpasswd in key 'auth'; auth-map: key = user, value = password hash."),
     Annotation("auth-realm", "auth_realm", text, "text", "Authentication Required",
                "Realm shown by the browser's basic-auth prompt."),
-    Annotation("auth-url", "auth_url", url, "URL", "",
+    Annotation("auth-url", "auth_url", url_with_variables, "URL with variables", "",
                "External authentication: every request is first sent to this URL (auth_request); "
-               "2xx allows, 401/403 deny. A fixed URL: nginx variables ($host, ...) are refused.", risk="High"),
-    Annotation("auth-signin", "auth_signin", url, "URL", "",
-               "Where to redirect (302) when auth-url answers 401; the original URL goes in 'rd' "
-               "(not percent-encoded: nginx has no escaping without Lua, so an '&' in the original "
-               "query string ends 'rd' early). A fixed URL: $host, $escaped_request_uri ... are refused."),
+               "2xx allows, 401/403 deny. May use " + _VARS + " (e.g. https://$host/oauth2/auth; "
+               "$host only on rules with a host); other variables are refused. A host name is "
+               "resolved with the controller's resolver.", risk="High"),
+    Annotation("auth-signin", "auth_signin", url_with_variables, "URL with variables", "",
+               "Where to redirect (302) when auth-url answers 401. May use " + _VARS + "; "
+               "unless it sets rd= itself, rd=$scheme://$http_host$escaped_request_uri is appended "
+               "(the original URI percent-encoded by Lua, so '&' and spaces survive)."),
     Annotation("auth-method", "auth_method", method, "HTTP method", "GET",
                "Method used for the auth-url request."),
     Annotation("auth-response-headers", "auth_response_headers", header_list, "header list", "",

@@ -7,11 +7,12 @@ global setting", so templates never see an unparsed string.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from .. import values as v
-from .shapes import MirrorTarget, RewriteTarget, SecretRef, origin_regex
+from .shapes import MirrorTarget, RewriteTarget, SecretRef, VariableURL, origin_regex
 
 DEFAULT_CORS_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS")
 DEFAULT_CORS_HEADERS = ("DNT", "Keep-Alive", "User-Agent", "X-Requested-With", "If-Modified-Since",
@@ -59,8 +60,8 @@ class IngressConfig:
     auth_secret: SecretRef | None = None
     auth_secret_type: str = "auth-file"
     auth_realm: str = "Authentication Required"
-    auth_url: str | None = None
-    auth_signin: str | None = None
+    auth_url: VariableURL | None = None
+    auth_signin: VariableURL | None = None
     auth_method: str | None = None
     auth_response_headers: tuple[str, ...] = ()
     auth_tls_secret: SecretRef | None = None
@@ -135,6 +136,17 @@ class IngressConfig:
     @property
     def signin_separator(self) -> str:
         return "&" if self.auth_signin and "?" in self.auth_signin else "?"
+
+    @property
+    def signin_adds_rd(self) -> bool:
+        """auth-signin gets `rd=<original URL>` appended unless it sets `rd` itself."""
+        return bool(self.auth_signin) and not re.search(r"[?&]rd=", self.auth_signin or "")
+
+    @property
+    def needs_escaped_request_uri(self) -> bool:
+        """The location must compute `$escaped_request_uri` (with Lua) before auth_request."""
+        return bool(self.auth_url) and (self.signin_adds_rd or any(
+            u is not None and u.uses("escaped_request_uri") for u in (self.auth_url, self.auth_signin)))
 
     @property
     def requires_client_cert(self) -> bool:

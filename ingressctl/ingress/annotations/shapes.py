@@ -6,7 +6,8 @@ the `q` / `q_re` filters) and raises `InvalidValue` with a reason otherwise.
 
 Design choice: every shape is an allow-list anchored at both ends; the only `$` ever
 accepted is a capture reference `$1`..`$9` (rewrite targets) or a variable from a fixed
-list (hash keys, mirror targets), so no user value can name an arbitrary nginx variable.
+list (hash keys, mirror targets, `URL_VARIABLES` in auth-url / auth-signin), so no user
+value can name an arbitrary nginx variable.
 """
 
 from __future__ import annotations
@@ -38,6 +39,57 @@ def url(value: str) -> str:
     if m.group(3) and not 1 <= int(m.group(3)[1:]) <= 65535:
         raise InvalidValue(f"{value!r} has an invalid port")
     return s
+
+
+# nginx variables an auth-url / auth-signin may use (the oauth2-proxy pattern
+# `https://$host/oauth2/start?rd=$escaped_request_uri`). Only values nginx itself derives and
+# checks: $host is the validated, lower-cased Host (never `/`), $server_port digits, $scheme
+# http/https, $request_uri the raw request target (no spaces or control characters), and
+# $escaped_request_uri the same percent-encoded by Lua. Raw client headers ($http_*,
+# $cookie_*, $arg_*) and $remote_addr-style values are not needed by this pattern: refused.
+URL_VARIABLES = ("scheme", "host", "server_port", "request_uri", "escaped_request_uri")
+_URL_SAMPLES = {"scheme": "https", "host": "example.com", "server_port": "443", "request_uri": "/p?a=1",
+                "escaped_request_uri": "%2Fp"}
+_VAR_RE = re.compile(r"\$(\{[^}]*\}?|[A-Za-z0-9_]*)")  # how nginx reads a variable name after '$'
+MAX_URL = 1024
+
+
+class VariableURL(str):
+    """An http(s) URL validated by `url_with_variables`: its only `$` are `URL_VARIABLES`."""
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset(m.group(1) for m in _VAR_RE.finditer(self))
+
+    def uses(self, name: str) -> bool:
+        return name in self.variables
+
+
+def url_with_variables(value: str) -> VariableURL:
+    """An absolute http(s) URL that may use the nginx variables of `URL_VARIABLES`.
+
+    Each variable is replaced by a sample value and the result must pass `url` (scheme,
+    host syntax, port, safe characters), so `$scheme` only fits where a scheme may stand
+    and a variable cannot smuggle quotes, spaces, `;`, braces or `#` into the text.
+    """
+    s = value.strip()
+    if len(s) > MAX_URL:
+        raise InvalidValue(f"URL longer than {MAX_URL} characters")
+    allowed = ", ".join("$" + n for n in URL_VARIABLES)
+    for m in _VAR_RE.finditer(s):
+        name = m.group(1)
+        if not name:
+            raise InvalidValue(f"{value!r} has a '$' that does not start a variable name")
+        if name.startswith("{"):
+            raise InvalidValue(f"{value!r}: write variables as $name, not ${name} (allowed: {allowed})")
+        if name not in URL_VARIABLES:
+            raise InvalidValue(f"{value!r} uses the nginx variable ${name}, which is not allowed here "
+                               f"(allowed: {allowed})")
+    try:
+        url(_VAR_RE.sub(lambda m: _URL_SAMPLES[m.group(1)], s))
+    except InvalidValue as e:
+        raise InvalidValue(f"{value!r} (variables replaced by examples): {e}") from None
+    return VariableURL(s)
 
 
 @dataclass(frozen=True)
