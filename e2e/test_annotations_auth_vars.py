@@ -1,19 +1,23 @@
 """e2e: auth-url / auth-signin with nginx variables (the oauth2-proxy pattern) and the escaped `rd`.
 
-One `ingressctl run` (real nginx with the Lua module, loaded because the model needs
-`$escaped_request_uri`) and a loopback DNS server, so that `auth-url: http://$host:<port>/...`
+One `ingressctl run` (real nginx, without the Lua balancer: the Lua module is loaded only
+because the model needs `$escaped_request_uri`) and a loopback DNS server, so that `auth-url: http://$host:<port>/...`
 resolves the request's own host name through nginx's resolver, as a cluster DNS would.
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from contextlib import contextmanager
 
 import pytest
 
 from .annotation_kit import ScriptedServer, Seen, ingress, service, started_controller
 from .dns import DNSServer
 from .harness import Backends
+
+# The Lua balancer would load the module anyway: without it, only the model decides.
+NO_LUA_BALANCER = ["--dynamic-endpoints", "off"]
 
 
 def _auth(req: Seen) -> tuple[int, dict[str, str], bytes]:
@@ -54,7 +58,7 @@ def ctl(auth_server, dns):
     }
     try:
         yield from started_controller(m, lambda c: c.get("autord.test").status == 302,
-                                      extra_args=["--resolver", f"127.0.0.1:{dns.port}"],
+                                      extra_args=["--resolver", f"127.0.0.1:{dns.port}", *NO_LUA_BALANCER],
                                       refused=frozenset({"default/catchall"}))
     finally:
         b.stop()
@@ -95,3 +99,30 @@ def test_lua_module_loaded_only_because_the_model_needs_it(ctl):
     conf = (ctl.state_dir / "nginx" / "nginx.conf").read_text()
     assert conf.count("ngx_http_lua_module.so") == 1
     assert "set_by_lua_block $escaped_request_uri" in conf
+
+
+def test_lua_module_comes_and_goes_with_a_reload(auth_server):
+    """A running nginx without Lua loads the module when the first auth-signin arrives
+    (reload, no restart), and drops it when the last one goes."""
+    b = Backends()
+    try:
+        with contextmanager(started_controller)(
+                {"svc-a.yaml": service("a", [b.start("a")]),
+                 "plain.yaml": ingress("plain", "plain.test", [("/", "Prefix", "a")])},
+                lambda c: c.get("plain.test").status == 200, extra_args=NO_LUA_BALANCER) as c:
+            conf = c.state_dir / "nginx" / "nginx.conf"
+            pid = c.nginx_pid()
+            assert "ngx_http_lua_module" not in conf.read_text()
+            c.write("late.yaml", ingress("late", "late.test", [("/", "Prefix", "a")], {
+                "auth-url": f"http://127.0.0.1:{auth_server.port}/check",
+                "auth-signin": "https://login.example.com/start"}))
+            c.wait_for(lambda: c.get("late.test").status == 302, timeout=10, what="auth-signin live")
+            r = c.get("late.test", "/x?a=1&b=2")
+            assert r.headers["location"] == "https://login.example.com/start?rd=http://late.test%2Fx%3Fa%3D1%26b%3D2"
+            assert "ngx_http_lua_module" in conf.read_text() and c.nginx_pid() == pid  # reloaded, same master
+            c.remove("late.yaml")
+            c.wait_for(lambda: c.get("late.test").status == 404, timeout=10, what="auth-signin gone")
+            assert "ngx_http_lua_module" not in conf.read_text()
+            assert c.get("plain.test").status == 200 and c.nginx_pid() == pid
+    finally:
+        b.stop()
