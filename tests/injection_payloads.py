@@ -106,6 +106,25 @@ PAYLOADS: list[Payload] = [
     # CVE-2025-24514: auth-url.
     *_annotation_payloads("CVE-2025-24514", "auth-url", "http://auth.example.com/check", ALL_KINDS),
     *_annotation_payloads("CVE-2025-24514", "auth-signin", "https://auth.example.com/start", SHORT_KINDS),
+    # auth-url / auth-signin accept $host, $scheme, $server_port, $request_uri and
+    # $escaped_request_uri: a breakout after an allowed variable, and any other variable.
+    *[Payload(f"{a}-vars-{k}", "CVE-2025-24514", "annotation", base + BREAKOUTS[k], a) for k in ALL_KINDS
+      for a, base in (("auth-url", "https://$host/oauth2/auth"),
+                      ("auth-signin", "https://$host/oauth2/start?rd=$escaped_request_uri"))],
+    *[Payload(f"{a}-var-{name}", "CVE-2025-24514", "annotation", value, a) for a, name, value in (
+        ("auth-url", "client-header", "https://$http_x_auth_target/check"),
+        ("auth-url", "longer-name", "https://$hostname/check"),
+        ("auth-url", "prefix-of-allowed", "https://$host_evil/check"),
+        ("auth-url", "braced", "https://${host}/check"),
+        ("auth-url", "arg", "https://$host/check?to=$arg_to"),
+        ("auth-url", "uppercase", "https://$HOST/check"),
+        ("auth-url", "bare-dollar", "https://$host/check$"),
+        ("auth-signin", "cookie", "https://$host/start?rd=$cookie_session"),
+        ("auth-signin", "remote-user", "https://$host/start?rd=$remote_user"),
+        ("auth-signin", "request-body", "https://$host/start?rd=$request_body"),
+        ("auth-signin", "scheme-in-host", "https://$scheme;/start"),
+        ("auth-signin", "newline-after-var", "https://$host\nreturn 200 x;"),
+    )],
     # CVE-2025-1097: auth-tls-match-cn.
     *_annotation_payloads("CVE-2025-1097", "auth-tls-match-cn", "CN=client", ALL_KINDS),
     # CVE-2025-1098: mirror-target and mirror-host.

@@ -14,6 +14,7 @@ from ingressctl.nginx.render import LUA_MODULES, RenderContext, RenderError, quo
 from ingressctl.objects import Ingress, parse_object
 
 from .admission_fixtures import PREFIX, ingress, snapshot, validator
+from .injection_payloads import BREAKOUTS
 
 OAUTH2 = {PREFIX + "auth-url": "https://$host/oauth2/auth",
           PREFIX + "auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri"}
@@ -36,6 +37,13 @@ def test_q_url_lets_allowed_variables_through(value: str) -> None:
 def test_q_url_refuses_other_variables_and_syntax(value: str) -> None:
     with pytest.raises(RenderError):
         quote_url(value)
+
+
+@pytest.mark.parametrize("kind", sorted(BREAKOUTS))
+def test_q_url_refuses_every_breakout_after_an_allowed_variable(kind: str) -> None:
+    """The render-layer defence alone, as if validation had let the value through."""
+    with pytest.raises(RenderError):
+        quote_url("https://$host/oauth2/start?rd=$escaped_request_uri" + BREAKOUTS[kind])
 
 
 def _model_with(annotations: dict[str, str]) -> Model:
