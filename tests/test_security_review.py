@@ -175,3 +175,44 @@ def test_htpasswd_user_with_a_trailing_newline_is_refused() -> None:
                            "data": {"bob\n": base64.b64encode(b"$apr1$x$y").decode()}})
     with pytest.raises(AuthError):
         htpasswd_file(secret, IngressConfig(auth_secret_type="auth-map"))  # type: ignore[arg-type]
+
+
+# -- 5. regex paths: what Python's re accepts but the q_re filter or nginx's PCRE refuses ---
+# One such Ingress used to stop every later configuration (RenderError or nginx -t failure).
+
+PCRE_OR_FILTER_REFUSES = [
+    "/a$(x)", "/a$.", "/a$/", "/a$[x]",  # '$' that q_re refuses
+    "/a\x01", "/a\x7f",  # control characters
+    "/(?a:x)", "/(?u:x)", "/(?P<\u00e9>x)",  # group syntax PCRE does not know
+    "/[[:foo:]]", "/[[.a.]]", "/[[=a=]]",  # POSIX classes PCRE refuses
+]
+
+
+@pytest.mark.parametrize("regex", PCRE_OR_FILTER_REFUSES)
+def test_regex_paths_nginx_cannot_take_are_refused(regex: str) -> None:
+    with pytest.raises(v.InvalidValue):
+        v.regex_path(regex)
+
+
+@pytest.mark.parametrize("regex", ["/api/(v[0-9]+)/(.*)", "/a$", "/a$|/b", "/(?i:x)", "/(?P<id>[0-9]+)",
+                                   "/(?:a|b)", "/x(?=y)", "/x(?!y)", "/(?<=x)y", "/[[:alpha:]]+", "/\\.well"])
+def test_regex_paths_nginx_takes_are_accepted(regex: str) -> None:
+    assert v.regex_path(regex) == regex
+
+
+# -- 6. a host-less regex rule must not shadow every host's own paths ------------------------
+
+def test_hostless_regex_rule_stays_on_the_default_server() -> None:
+    # nginx tries regex locations before prefix ones: merged into every server, a host-less
+    # '/.*' of one namespace answered every path of every host.
+    result = run_build(
+        ingress_class(), service(ns="bank"), endpoint_slice(ns="bank"),
+        ingress("main", [("bank.example.com", [path("/")])], ns="bank"),
+        service(ns="evil"), endpoint_slice(addresses=["10.6.6.6"], ns="evil"),
+        ingress("all", [("", [path("/.*", ptype="ImplementationSpecific")])], ns="evil", created=LATER,
+                annotations={PREFIX + "use-regex": "true"}))
+    bank = result.model.server("bank.example.com")
+    default = result.model.server("")
+    assert bank is not None and default is not None
+    assert [loc.upstream for loc in bank.locations] == ["bank-web-80"]
+    assert any(loc.is_regex and loc.upstream == "evil-web-80" for loc in default.locations)

@@ -212,7 +212,9 @@ class _Builder:
 
 def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) -> Server:
     claimed = {(r.kind, r.path) for r in routes}
-    merged = routes + [r for r in fallback if (r.kind, r.path) not in claimed]
+    # Host-less rules apply to every host, but not regex ones: nginx tries regex locations
+    # before prefix ones, so one would shadow the host's own paths (of any namespace).
+    merged = routes + [r for r in fallback if (r.kind, r.path) not in claimed and r.kind != "regex"]
     explicit_exact = {r.path for r in merged if r.kind == "exact"}
     tls = host in b.host_cert
     locations: list[Location] = []

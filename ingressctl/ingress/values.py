@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import warnings
 from dataclasses import dataclass
 
 
@@ -52,7 +53,14 @@ def path(value: str, max_len: int = 1024) -> str:
     return value
 
 
-_REGEX_FORBIDDEN = re.compile(r"[\s;{}'\"#`\\]|\$[A-Za-z_{]")
+# '$' only as nginx's q_re filter takes it: an end anchor, before ')' or '|', or $1..$9.
+_REGEX_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f;{}'\"#`\\]|\$(?![1-9)|]|\Z)")
+# Python's re and nginx's PCRE read these group openers alike; PCRE refuses others Python
+# takes ('(?a:', '(?u:', non-ASCII group names), which would fail nginx -t for everyone.
+_REGEX_GROUP = re.compile(r"\((?=\?)(?!\?([:=!>]|<[=!]|P<[A-Za-z_][A-Za-z0-9_]*>|P=[A-Za-z_][A-Za-z0-9_]*\)"
+                          r"|[imsx]*(-[imsx]+)?:))")
+_POSIX_CLASSES = "alnum|alpha|ascii|blank|cntrl|digit|graph|lower|print|punct|space|upper|word|xdigit"
+_REGEX_POSIX = re.compile(rf"\[[.=]|\[:(?!({_POSIX_CLASSES}):\])")
 
 
 def regex_path(value: str, max_len: int = 256) -> str:
@@ -64,8 +72,14 @@ def regex_path(value: str, max_len: int = 256) -> str:
     bad = _REGEX_FORBIDDEN.search(value.replace("\\.", "").replace("\\/", ""))
     if bad:
         raise InvalidValue(f"regex path {value!r} contains {bad.group(0)!r}, which nginx could read as syntax")
+    bad = _REGEX_GROUP.search(value) or _REGEX_POSIX.search(value)
+    if bad:
+        raise InvalidValue(f"regex path {value!r}: {value[bad.start():bad.start() + 6]!r}... is not a group or "
+                           "class nginx's PCRE reads as Python does")
     try:
-        re.compile(value)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # '[[:alpha:]]': a possible nested set to Python
+            re.compile(value)
     except re.error as e:
         raise InvalidValue(f"regex path {value!r} does not compile: {e}") from None
     return value
