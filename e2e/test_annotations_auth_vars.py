@@ -47,7 +47,7 @@ def ctl(auth_server, dns):
         # oauth2-proxy as ingress-nginx users write it; rewrite-target checks the order of
         # the rewrite phase (the signin variables are set before `rewrite ... break`).
         "vars.yaml": ingress("vars", "vars.test", [("/app(/|$)(.*)", "ImplementationSpecific", "a")], {
-            "auth-url": f"http://$host:{port}/oauth2/auth",
+            "auth-url": f"http://$host:{port}/oauth2/auth?rd=$escaped_request_uri",
             "auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri",
             "rewrite-target": "/$2"}),
         "autord.yaml": ingress("autord", "autord.test", [("/", "Prefix", "a")], {
@@ -70,7 +70,7 @@ def test_auth_url_with_host_reaches_the_auth_backend(ctl, auth_server, dns):
     assert (r.status, r.backend) == (200, "a")
     assert r.json()["path"] == "/deep?x=1"  # rewrite-target still applies
     check = auth_server.seen[before]
-    assert check.path == "/oauth2/auth"
+    assert check.path == "/oauth2/auth?rd=%2Fapp%2Fdeep%3Fx%3D1"  # the subrequest sees the variable
     assert check.headers["host"] == f"vars.test:{auth_server.port}"  # $host, resolved by nginx
     assert check.headers["x-original-uri"] == "/app/deep?x=1"
     assert dns.queries >= 1
