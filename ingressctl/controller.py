@@ -30,7 +30,7 @@ from .ingress.model import Model
 from .ingress.settings import Settings, parse_settings
 from .metrics import ControllerMetrics
 from .nginx.defaultcert import ensure_default_certificate
-from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table
+from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
 from .nginx.render import CONFIG_ID_MARK, RenderContext, Renderer, RenderError
 from .store import Change, Snapshot, Store
@@ -59,10 +59,12 @@ class ControllerOptions:
         return (self.state_dir / "nginx").resolve()
 
     def render_context(self) -> RenderContext:
-        modules = tuple(str(m) for m in LUA_MODULES) if self.dynamic_endpoints else ()
+        lua = tuple(str(m) for m in LUA_MODULES)
+        modules = lua if self.dynamic_endpoints else ()
         return RenderContext(prefix=str(self.prefix), http_port=self.http_port, https_port=self.https_port,
                              listen=self.listen, resolver=self.resolver, dynamic=self.dynamic_endpoints,
-                             modules=modules, lazy_default_certificate=self.lazy_default_certificate)
+                             modules=modules, lua_modules=lua if lua_available() else (),
+                             lazy_default_certificate=self.lazy_default_certificate)
 
 
 @contextlib.contextmanager

@@ -62,6 +62,12 @@ def test_lua_modules_loaded_only_when_the_model_needs_them() -> None:
         needs).modules == ("/m/ngx_http_lua_module.so",)
 
 
+def test_without_the_lua_module_rendering_says_why() -> None:
+    with pytest.raises(RenderError, match="need nginx's Lua module"):
+        RenderContext(prefix="/p", lua_modules=()).for_model(_model_with(OAUTH2))
+    assert RenderContext(prefix="/p", lua_modules=()).for_model(_model_with({})).modules == ()
+
+
 @pytest.mark.parametrize(("signin", "adds_rd", "needs_lua"), [
     ("https://sso.example.com/start", True, True),
     ("https://$host/oauth2/start?rd=$escaped_request_uri", False, True),

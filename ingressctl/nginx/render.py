@@ -111,7 +111,7 @@ class RenderContext:
     error_log_level: str = "warn"
     access_log: str = "/dev/stdout"
     modules: tuple[str, ...] = ()
-    lua_modules: tuple[str, ...] = LUA_MODULES  # added to `modules` when the model needs Lua
+    lua_modules: tuple[str, ...] = LUA_MODULES  # added to `modules` when the model needs Lua; () = none
     dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
     lazy_default_certificate: bool = True  # workers load it per handshake (they can read it)
     extra: Mapping[str, object] = field(default_factory=dict)
@@ -143,6 +143,9 @@ class RenderContext:
         """This context with the Lua modules loaded if `model` needs them (and not loaded yet)."""
         if not needs_lua(model) or any(m.endswith("ngx_http_lua_module.so") for m in self.modules):
             return self
+        if not self.lua_modules:
+            raise RenderError("auth-signin and $escaped_request_uri need nginx's Lua module (nginx-extras), "
+                              "which is not installed")
         return dataclasses.replace(self, modules=self.modules + self.lua_modules)
 
 
