@@ -8,17 +8,21 @@ or another namespace's traffic reaching their pods.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from ingressctl.ingress import values as v
 from ingressctl.ingress.annotations import PREFIX, parse_annotations, shapes
 from ingressctl.ingress.build import BuildResult
+from ingressctl.nginx.defaultcert import ensure_default_certificate
 from ingressctl.nginx.render import RenderContext, Renderer
 from ingressctl.objects import parse_object
 
 from .factory import endpoint_slice, ingress, ingress_class, path, reasons, run_build, service
+from .test_golden import nginx_binary
 
 LATER = "2026-02-01T00:00:00Z"
 
@@ -216,3 +220,39 @@ def test_hostless_regex_rule_stays_on_the_default_server() -> None:
     assert bank is not None and default is not None
     assert [loc.upstream for loc in bank.locations] == ["bank-web-80"]
     assert any(loc.is_regex and loc.upstream == "evil-web-80" for loc in default.locations)
+
+
+@pytest.mark.parametrize(("regex", "ok"), [("(?i)CN=alice", True), ("CN=(alice|bob)", True), ("(?a)CN=x", False),
+                                           ("CN=(?u:x)", False)])
+def test_client_dn_regex_must_compile_in_pcre_too(regex: str, ok: bool) -> None:
+    if ok:
+        assert shapes.cn_regex(regex) == regex
+    else:
+        with pytest.raises(v.InvalidValue):
+            shapes.cn_regex(regex)
+
+
+ACCEPTED_REGEXES = ["/api/(v[0-9]+)/(.*)", "/a$", "/a$|/b", "/(?i:x)", "/(?P<id>[0-9]+)", "/(?:a|b)", "/x(?=y)",
+                    "/x(?!y)", "/(?<=x)y", "/[[:alpha:]]+", "/\\.well", "/(?P<n>x)(?P=n)", "/x++", "/(?>x)",
+                    "/(a$)", "/\u00e9t\u00e9"]
+
+
+def test_accepted_regex_paths_pass_nginx_t(tmp_path: Path) -> None:
+    """Every regex shape the validator accepts must also compile in nginx (one that does not
+    fails nginx -t, and with it every later configuration)."""
+    objs = [ingress_class(), service(), endpoint_slice()]
+    for i, regex in enumerate(ACCEPTED_REGEXES):
+        assert v.regex_path(regex) == regex
+        objs.append(ingress(f"r{i}", [(f"h{i}.example.com", [path(regex, ptype="ImplementationSpecific")])],
+                            annotations={PREFIX + "use-regex": "true", PREFIX + "rewrite-target": "/"}))
+    result = run_build(*objs)
+    assert not [p for p in result.problems if not p.warning], result.problems
+    prefix = tmp_path / "nginx"
+    for d in ("tmp", "logs", "certs"):
+        (prefix / d).mkdir(parents=True, exist_ok=True)
+    ensure_default_certificate(prefix / "certs" / "default.pem")
+    conf = prefix / "nginx.conf"
+    conf.write_text(Renderer().render(result.model, RenderContext(prefix=str(prefix), listen=("127.0.0.1:",))))
+    r = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(prefix), "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

@@ -58,9 +58,17 @@ _REGEX_FORBIDDEN = re.compile(r"[\s\x00-\x1f\x7f;{}'\"#`\\]|\$(?![1-9)|]|\Z)")
 # Python's re and nginx's PCRE read these group openers alike; PCRE refuses others Python
 # takes ('(?a:', '(?u:', non-ASCII group names), which would fail nginx -t for everyone.
 _REGEX_GROUP = re.compile(r"\((?=\?)(?!\?([:=!>]|<[=!]|P<[A-Za-z_][A-Za-z0-9_]*>|P=[A-Za-z_][A-Za-z0-9_]*\)"
-                          r"|[imsx]*(-[imsx]+)?:))")
+                          r"|[imsx]*(-[imsx]+)?[:)]))")
 _POSIX_CLASSES = "alnum|alpha|ascii|blank|cntrl|digit|graph|lower|print|punct|space|upper|word|xdigit"
 _REGEX_POSIX = re.compile(rf"\[[.=]|\[:(?!({_POSIX_CLASSES}):\])")
+
+
+def pcre_compatible(value: str, what: str) -> None:
+    """Refuse the group and class syntax Python's re takes and nginx's PCRE does not."""
+    bad = _REGEX_GROUP.search(value) or _REGEX_POSIX.search(value)
+    if bad:
+        raise InvalidValue(f"{what} {value!r}: {value[bad.start():bad.start() + 6]!r}... is not a group or "
+                           "class nginx's PCRE reads as Python does")
 
 
 def regex_path(value: str, max_len: int = 256) -> str:
@@ -72,10 +80,7 @@ def regex_path(value: str, max_len: int = 256) -> str:
     bad = _REGEX_FORBIDDEN.search(value.replace("\\.", "").replace("\\/", ""))
     if bad:
         raise InvalidValue(f"regex path {value!r} contains {bad.group(0)!r}, which nginx could read as syntax")
-    bad = _REGEX_GROUP.search(value) or _REGEX_POSIX.search(value)
-    if bad:
-        raise InvalidValue(f"regex path {value!r}: {value[bad.start():bad.start() + 6]!r}... is not a group or "
-                           "class nginx's PCRE reads as Python does")
+    pcre_compatible(value, "regex path")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # '[[:alpha:]]': a possible nested set to Python

@@ -275,6 +275,7 @@ def cn_regex(value: str) -> str:
     """`auth-tls-match-cn`: a regex over the client DN (e.g. 'CN=(alice|bob)'), no quotes or '$'."""
     if not _CN_RE.match(value):
         raise InvalidValue(f"{value!r} may only contain letters, digits, spaces and =,.*_()|^+?:-")
+    v.pcre_compatible(value, "client DN regex")
     try:
         re.compile(value)
     except re.error as e:
