@@ -59,7 +59,7 @@ class ControllerOptions:
         return (self.state_dir / "nginx").resolve()
 
     def render_context(self) -> RenderContext:
-        lua = tuple(str(m) for m in LUA_MODULES)
+        lua = LUA_MODULES
         modules = lua if self.dynamic_endpoints else ()
         return RenderContext(prefix=str(self.prefix), http_port=self.http_port, https_port=self.https_port,
                              listen=self.listen, resolver=self.resolver, dynamic=self.dynamic_endpoints,
@@ -129,6 +129,7 @@ class Controller:
         self.live_model: Model | None = None
         self._pending: list[Change] = []
         self._restarts_seen = 0
+        self._lua = lua_available()
         self._pending_lock = threading.Lock()
 
     # -- pure-ish pipeline ------------------------------------------------------------------
@@ -136,7 +137,8 @@ class Controller:
         settings, problems = settings_from(snap, self.options.configmap)
         self._report_once(problems)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
-                            default_backend=self.options.default_backend, now=self.clock())
+                            default_backend=self.options.default_backend, now=self.clock(),
+                            lua=self._lua)
         return build(snap, opts)
 
     def renderers(self) -> list[tuple[str, Renderer]]:

@@ -254,3 +254,14 @@ def test_build_is_independent_of_object_order():
     objs = [*BASE, ingress("a", [("o.com", [path("/x")])]), ingress("b", [("o.com", [path("/x")])],
                                                                       created="2026-03-01T00:00:00Z")]
     assert run_build(*objs) == run_build(*reversed(objs))
+
+
+def test_ingress_needing_lua_is_skipped_without_it_and_others_served():
+    ann = {"nginx.ingress.kubernetes.io/auth-url": "http://auth.example.com/check",
+           "nginx.ingress.kubernetes.io/auth-signin": "https://login.example.com/start"}
+    objs = [*BASE, ingress("needs", [("lua.com", [path("/")])], annotations=ann),
+            ingress("plain", [("plain.com", [path("/")])])]
+    r = run_build(*objs, lua=False)
+    assert r.model.server("lua.com") is None and routes(r, "plain.com") == [("", "/", UP, 0)]
+    assert "LuaRequired" in reasons(r)
+    assert run_build(*objs).model.server("lua.com") is not None

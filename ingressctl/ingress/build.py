@@ -34,6 +34,7 @@ class BuildOptions:
     settings: Settings = field(default_factory=Settings)
     default_backend: str = ""  # "ns/name:port" (--default-backend-service), "" = 404
     now: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    lua: bool = True  # nginx can load the Lua module (Ingresses that need it are skipped otherwise)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,10 @@ class _Builder:
             routes, problems = ingress_routes(ing, self.opts.settings.allow_snippet_annotations)
             self.problems.extend(problems)
             if any(not p.warning for p in problems):
+                continue
+            if not self.opts.lua and any(r.config.needs_escaped_request_uri for r in routes):
+                self.problems.append(_problem(ing, "LuaRequired", "auth-signin needs nginx's Lua module "
+                                              "(nginx-extras), which this nginx lacks; Ingress skipped"))
                 continue
             valid.append(ing)
             for r in routes:

@@ -21,18 +21,17 @@ from pathlib import Path
 
 from ..ingress.model import Model, Upstream
 from .process import UnixHTTPConnection
+from .render import LUA_MODULES
 
 log = logging.getLogger(__name__)
 
-MODULE_DIR = Path("/usr/lib/nginx/modules")
-LUA_MODULES = (MODULE_DIR / "ndk_http_module.so", MODULE_DIR / "ngx_http_lua_module.so")
 
 EndpointTable = dict[str, str]  # upstream name -> "ip|port ip|port"
 
 
 def lua_available() -> bool:
     """True when nginx can load the Lua module (Debian's nginx-extras)."""
-    return all(p.exists() for p in LUA_MODULES)
+    return all(Path(p).exists() for p in LUA_MODULES)
 
 
 def endpoint_line(upstream: Upstream) -> str:
