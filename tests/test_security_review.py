@@ -256,3 +256,24 @@ def test_accepted_regex_paths_pass_nginx_t(tmp_path: Path) -> None:
     r = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(prefix), "-c", str(conf)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_hostless_rules_do_not_reach_hosts_of_other_namespaces() -> None:
+    # bank.example.com serves '/' itself; a host-less '/admin' of another namespace was merged
+    # into its server and, as the longer prefix, took bank.example.com/admin.
+    result = run_build(
+        ingress_class(), service(ns="bank"), endpoint_slice(ns="bank"),
+        ingress("main", [("bank.example.com", [path("/")])], ns="bank", created=LATER),
+        service(ns="evil"), endpoint_slice(addresses=["10.6.6.6"], ns="evil"),
+        service(ns="bank", name="ops"), endpoint_slice("ops", ["10.0.0.7"], ns="bank"),
+        ingress("grab", [("", [path("/admin")])], ns="evil"),
+        ingress("ops", [("", [path("/ops", svc="ops")])], ns="bank"))
+    assert routes_of(result, "bank.example.com") == [("=", "/ops", "bank-ops-80"), ("", "/ops/", "bank-ops-80"),
+                                                     ("", "/", "bank-web-80")]
+    assert ("=", "/admin", "evil-web-80") in routes_of(result, "")
+
+
+def routes_of(result: BuildResult, host: str) -> list[tuple[str, str, str]]:
+    server = result.model.server(host)
+    assert server is not None
+    return [(loc.modifier, loc.path, loc.upstream) for loc in server.locations]

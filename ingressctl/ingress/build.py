@@ -215,7 +215,17 @@ class _Builder:
         return cert.file_name
 
 
+def _own_hostless(host: str, routes: list[Route], hostless: list[Route], b: _Builder) -> list[Route]:
+    """The host-less rules a named host takes: only those of the namespace that serves the host
+    (else any namespace could take, say, /admin of every host with a longer host-less prefix).
+    A host served from several namespaces takes none."""
+    owners = {r.ingress.meta.namespace for r in routes} or {b.host_tls_owner.get(host, "").partition("/")[0]}
+    return [r for r in hostless if owners == {r.ingress.meta.namespace}]
+
+
 def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) -> Server:
+    if host:
+        fallback = _own_hostless(host, routes, fallback, b)
     claimed = {(r.kind, r.path) for r in routes}
     # Host-less rules apply to every host, but not regex ones: nginx tries regex locations
     # before prefix ones, so one would shadow the host's own paths (of any namespace).
