@@ -277,3 +277,29 @@ def routes_of(result: BuildResult, host: str) -> list[tuple[str, str, str]]:
     server = result.model.server(host)
     assert server is not None
     return [(loc.modifier, loc.path, loc.upstream) for loc in server.locations]
+
+
+# -- 7. file names under the state dir --------------------------------------------------------
+
+def test_long_secret_names_still_make_file_names_the_kernel_takes(tmp_path: Path) -> None:
+    # namespace (63) + Secret name (253) made a certificate file name over 255 bytes: writing
+    # it failed every later sync, for every Ingress.
+    import base64
+
+    from ingressctl.controller import model_files
+    from ingressctl.nginx.process import write_files
+
+    from .factory import tls_secret
+
+    ns, name = "n" * 63, ".".join(["s" * 63] * 4)[:253]
+    users = parse_object({"kind": "Secret", "metadata": {"name": "u" + name[1:], "namespace": ns},
+                          "data": {"auth": base64.b64encode(b"bob:$apr1$x$y\n").decode()}})
+    result = run_build(ingress_class(), service(ns=ns), endpoint_slice(ns=ns), users,
+                       tls_secret(name, "a.example.com", ns=ns),
+                       ingress("a", [("a.example.com", [path("/")])], ns=ns,
+                               tls=[{"hosts": ["a.example.com"], "secretName": name}],
+                               annotations={PREFIX + "auth-type": "basic", PREFIX + "auth-secret": "u" + name[1:]}))
+    files = model_files(result.model)
+    assert len(files) == 2 and not [p for p in result.problems if not p.warning]
+    write_files(tmp_path, files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)

@@ -146,6 +146,15 @@ class AuthHeader:
         return "$upstream_http_" + self.name.lower().replace("-", "_")
 
 
+MAX_FILE_STEM = 160  # + "-<digest>.pem.tmp" stays far below the kernel's 255 bytes
+
+
+def _file_name(name: str, digest: str) -> str:
+    """`<name>-<digest>.pem`, the name cut short: a namespace (63) and a Secret name (253)
+    together are too long for one file name, and the write would fail every sync."""
+    return f"{name[:MAX_FILE_STEM]}-{digest}.pem"
+
+
 @dataclass(frozen=True)
 class AuthFile:
     """A file made from a Secret (htpasswd users, client CA), written next to the certificates."""
@@ -156,8 +165,7 @@ class AuthFile:
     @property
     def file_name(self) -> str:
         """Content-addressed like certificates: a changed Secret gets a new file."""
-        digest = hashlib.sha256(self.content).hexdigest()[:12]
-        return f"{self.name}-{digest}.pem"
+        return _file_name(self.name, hashlib.sha256(self.content).hexdigest()[:12])
 
 
 @dataclass(frozen=True)
@@ -254,8 +262,7 @@ class Certificate:
     @property
     def file_name(self) -> str:
         """Content-addressed: a rotated Secret gets a new file, so a live config's files never change."""
-        digest = hashlib.sha256(self.cert_pem + b"\0" + self.key_pem).hexdigest()[:12]
-        return f"{self.name}-{digest}.pem"
+        return _file_name(self.name, hashlib.sha256(self.cert_pem + b"\0" + self.key_pem).hexdigest()[:12])
 
 
 @dataclass(frozen=True)
