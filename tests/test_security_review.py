@@ -245,7 +245,10 @@ def test_accepted_regex_paths_pass_nginx_t(tmp_path: Path) -> None:
         assert v.regex_path(regex) == regex
         objs.append(ingress(f"r{i}", [(f"h{i}.example.com", [path(regex, ptype="ImplementationSpecific")])],
                             annotations={PREFIX + "use-regex": "true", PREFIX + "rewrite-target": "/"}))
-    result = run_build(*objs)
+    assert_nginx_accepts(run_build(*objs), tmp_path)
+
+
+def assert_nginx_accepts(result: BuildResult, tmp_path: Path) -> None:
     assert not [p for p in result.problems if not p.warning], result.problems
     prefix = tmp_path / "nginx"
     for d in ("tmp", "logs", "certs"):
@@ -303,3 +306,22 @@ def test_long_secret_names_still_make_file_names_the_kernel_takes(tmp_path: Path
     assert len(files) == 2 and not [p for p in result.problems if not p.warning]
     write_files(tmp_path, files)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(files)
+
+
+# -- 8. lengths the API server allows must fit nginx's hash buckets ---------------------------
+
+def test_longest_legal_names_pass_nginx_t(tmp_path: Path) -> None:
+    # A 253-character host overflowed server_names_hash_bucket_size, a 63-character namespace
+    # with a 253-character Ingress name variables_hash_bucket_size (rate-limit variables):
+    # nginx -t failed, and with it every later configuration.
+    label = "a" * 63
+    host = ".".join([label] * 3 + ["b" * 57, "com"])
+    assert len(v.host(host)) == 253
+    ns, name = "n" * 63, ".".join(["s" * 63] * 4)[:253]
+    limited = {PREFIX + "limit-rps": "5", PREFIX + "limit-whitelist": "10.0.0.0/8",
+               PREFIX + "from-to-www-redirect": "true"}
+    result = run_build(ingress_class(), service(ns=ns), endpoint_slice(ns=ns),
+                       ingress(name, [(host, [path("/")]), ("short.example.com", [path("/")])], ns=ns,
+                               annotations=limited))
+    assert result.model.server("www." + host) is not None  # 257 characters
+    assert_nginx_accepts(result, tmp_path)

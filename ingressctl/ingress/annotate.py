@@ -153,11 +153,14 @@ class AnnotationResolver:
     def _zone(self, ing: Ingress) -> str:
         """`ns-name` of the Ingress, unique: zones and the variables named after them ('-' and
         '.' become '_') would otherwise be shared by 'a-b'/'c' and 'a'/'b-c', or 'x.y' and 'x-y'
-        (nginx -t then fails for everyone, or one Ingress spends another's limit)."""
-        zone, key, n = f"{ing.meta.namespace}-{ing.meta.name}", ing.meta.key, 0
+        (nginx -t then fails for everyone, or one Ingress spends another's limit). Cut to 96
+        characters: the variables must fit nginx's variables_hash_bucket_size (256)."""
+        key, n = ing.meta.key, 0
+        base = f"{ing.meta.namespace}-{ing.meta.name}"
+        zone = base if len(base) <= 96 else f"{base[:87]}-{_short_hash(key)}"
         while self.zone_owner.setdefault(zone.replace("-", "_").replace(".", "_"), key) != key:
             n += 1
-            zone = f"{ing.meta.namespace}-{ing.meta.name}-{_short_hash(f'{key}#{n}')}"
+            zone = f"{base[:87]}-{_short_hash(f'{key}#{n}')}"
         return zone
 
     def _rate_limit(self, ing: Ingress, cfg: IngressConfig) -> RateLimit:
