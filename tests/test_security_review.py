@@ -320,8 +320,14 @@ def test_longest_legal_names_pass_nginx_t(tmp_path: Path) -> None:
     ns, name = "n" * 63, ".".join(["s" * 63] * 4)[:253]
     limited = {PREFIX + "limit-rps": "5", PREFIX + "limit-whitelist": "10.0.0.0/8",
                PREFIX + "from-to-www-redirect": "true"}
-    result = run_build(ingress_class(), service(ns=ns), endpoint_slice(ns=ns),
+    canary = {PREFIX + "canary": "true", PREFIX + "canary-by-header": "X-" + "h" * 62,
+              PREFIX + "canary-by-header-value": "v" * 256}  # a map key: map_hash_bucket_size
+    result = run_build(ingress_class(), service(ns=ns), endpoint_slice(ns=ns), service("c", ns=ns),
+                       endpoint_slice("c", ["10.0.0.3"], ns=ns),
                        ingress(name, [(host, [path("/")]), ("short.example.com", [path("/")])], ns=ns,
-                               annotations=limited))
+                               annotations=limited),
+                       ingress("canary", [("short.example.com", [path("/", svc="c")])], ns=ns, created=LATER,
+                               annotations=canary))
+    assert len(result.model.canaries) == 1
     assert result.model.server("www." + host) is not None  # 257 characters
     assert_nginx_accepts(result, tmp_path)
