@@ -64,13 +64,13 @@ def test_dead_endpoint_is_retried_on_the_next_one(tmp_path, backends):
     live = backends.start("live")
     from .harness import free_port
 
-    dead = free_port()  # nothing listens there
+    dead, dead2 = free_port(), free_port()  # nothing listens there
     ctl = _start(tmp_path)
-    ctl.write("svc.yaml", manifests_for_backends("default", "dyn", [dead, live]))
+    ctl.write("svc.yaml", manifests_for_backends("default", "dyn", [dead, live, dead2]))
     ctl.start()
     try:
         ctl.wait_for(lambda: ctl.get("dyn.test").status == 200)
-        assert all(ctl.get("dyn.test").backend == "live" for _ in range(10))
+        assert all(ctl.get("dyn.test").backend == "live" for _ in range(30))
     finally:
         ctl.stop()
 
