@@ -331,3 +331,25 @@ def test_longest_legal_names_pass_nginx_t(tmp_path: Path) -> None:
     assert len(result.model.canaries) == 1
     assert result.model.server("www." + host) is not None  # 257 characters
     assert_nginx_accepts(result, tmp_path)
+
+
+# -- 9. numbers the validators took and nginx -t refused -------------------------------------
+
+@pytest.mark.parametrize(("annotation", "value"), [
+    ("proxy-buffer-size", "0"), ("proxy-buffer-size", "999999999g"), ("proxy-buffer-size", "2m"),
+    ("client-body-buffer-size", "999999999g"), ("client-body-buffer-size", "17m"),
+    ("limit-connections", "65536"), ("limit-connections", "100000"),
+])
+def test_sizes_and_counts_nginx_refuses_are_invalid(annotation: str, value: str) -> None:
+    cfg, problems = parse_annotations({PREFIX + annotation: value})
+    assert [p.annotation for p in problems if not p.warning] == [PREFIX + annotation]
+
+
+def test_largest_accepted_sizes_and_counts_pass_nginx_t(tmp_path: Path) -> None:
+    largest = {"proxy-buffer-size": "1m", "client-body-buffer-size": "16m", "limit-connections": "65535",
+               "proxy-body-size": "999999999g", "limit-rps": "1000000", "limit-burst-multiplier": "1000",
+               "proxy-read-timeout": "7d"}
+    result = run_build(ingress_class(), service(), endpoint_slice(),
+                       ingress("a", [("a.example.com", [path("/")])],
+                               annotations={PREFIX + k: val for k, val in largest.items()}))
+    assert_nginx_accepts(result, tmp_path)

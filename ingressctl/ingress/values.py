@@ -152,13 +152,16 @@ class Size:
         return str(self.bytes)
 
 
-def size(value: str) -> Size:
-    """'1m', '512k', '8192', '0' -> Size."""
+def size(value: str, lo: int = 0, hi: int | None = None) -> Size:
+    """'1m', '512k', '8192', '0' -> Size, optionally bounded (lo, hi in bytes)."""
     m = _SIZE_RE.match(value.strip())
     if not m:
         raise InvalidValue(f"{value!r} is not a size (a number with an optional k, m or g suffix)")
     mult = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
-    return Size(int(m.group(1)) * mult)
+    out = Size(int(m.group(1)) * mult)
+    if out.bytes < lo or (hi is not None and out.bytes > hi):
+        raise InvalidValue(f"{value!r} is not in {Size(lo)}-{Size(hi) if hi is not None else ''}")
+    return out
 
 
 def boolean(value: str) -> bool:

@@ -14,7 +14,7 @@ ANNOTATIONS = (
                "Requests per second per client IP; above it (and the burst) requests get 503."),
     Annotation("limit-rpm", "limit_rpm", lambda s: v.integer(s, 1, 60_000_000), "int", "",
                "Requests per minute per client IP; above it (and the burst) requests get 503."),
-    Annotation("limit-connections", "limit_connections", lambda s: v.integer(s, 1, 100_000), "int", "",
+    Annotation("limit-connections", "limit_connections", lambda s: v.integer(s, 1, 65_535), "int 1-65535", "",
                "Concurrent connections per client IP; more get 503."),
     Annotation("limit-burst-multiplier", "limit_burst_multiplier", lambda s: v.integer(s, 1, 1000), "int", "5",
                "Burst size as a multiple of limit-rps / limit-rpm."),

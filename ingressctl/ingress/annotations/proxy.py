@@ -46,12 +46,13 @@ ANNOTATIONS = (
                "Time limit for trying further endpoints (0 = no limit)."),
     Annotation("proxy-buffering", "proxy_buffering", on_off, "on|off", "on (ConfigMap)",
                "Buffer responses from the backend."),
-    Annotation("proxy-buffer-size", "proxy_buffer_size", v.size, "size", "4k",
+    # Bounded: nginx -t refuses 0 and huge buffers, and each request allocates them.
+    Annotation("proxy-buffer-size", "proxy_buffer_size", lambda s: v.size(s, 1, 1 << 20), "size 1-1m", "4k",
                "Buffer for the first part of the response (headers)."),
     Annotation("proxy-request-buffering", "proxy_request_buffering", on_off, "on|off", "on",
                "Read the whole request body before proxying."),
-    Annotation("client-body-buffer-size", "client_body_buffer_size", v.size, "size", "8k",
-               "Buffer for request bodies; larger bodies go to a temporary file."),
+    Annotation("client-body-buffer-size", "client_body_buffer_size", lambda s: v.size(s, 0, 16 << 20),
+               "size 0-16m", "8k", "Buffer for request bodies; larger bodies go to a temporary file."),
     Annotation("proxy-http-version", "proxy_http_version", lambda s: v.enum(s, ("1.0", "1.1")), "enum", "1.1",
                "HTTP version nginx uses towards the backend: 1.0 or 1.1."),
 )
