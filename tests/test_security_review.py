@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ingressctl.ingress import values as v
-from ingressctl.ingress.annotations import PREFIX, parse_annotations, shapes
+from ingressctl.ingress.annotations import PREFIX, REGISTRY, parse_annotations, shapes
 from ingressctl.ingress.build import BuildResult
 from ingressctl.nginx.defaultcert import ensure_default_certificate
 from ingressctl.nginx.render import RenderContext, Renderer
@@ -353,3 +353,25 @@ def test_largest_accepted_sizes_and_counts_pass_nginx_t(tmp_path: Path) -> None:
                        ingress("a", [("a.example.com", [path("/")])],
                                annotations={PREFIX + k: val for k, val in largest.items()}))
     assert_nginx_accepts(result, tmp_path)
+
+
+def test_every_good_annotation_value_passes_nginx_t(tmp_path: Path) -> None:
+    """Each value the annotation tables call good, on an Ingress of its own, in one config."""
+    from .test_annotations_parse import COMPANIONS, GOOD
+
+    objs = [ingress_class(), service(), endpoint_slice(), service("c"), endpoint_slice("c", ["10.0.0.3"])]
+    for i, (name, value, _) in enumerate(GOOD):
+        if REGISTRY[name].snippet:
+            continue
+        ann = {PREFIX + k: val for k, val in {**COMPANIONS.get(name, {}), name: value}.items()}
+        host = f"h{i}.example.com"
+        objs.append(ingress(f"i{i}", [(host, [path("/")])], annotations={k: val for k, val in ann.items()
+                                                                         if "canary" not in k}))
+        if "canary" in name:
+            objs.append(ingress(f"c{i}", [(host, [path("/", svc="c")])], created=LATER,
+                                annotations={**ann, PREFIX + "canary": "true"}))
+    result = run_build(*objs)
+    refused = {p.name for p in result.problems if not p.warning}
+    kept = [o for o in objs if getattr(getattr(o, "meta", None), "name", "") not in refused]
+    assert len(kept) > len(GOOD) // 2, refused
+    assert_nginx_accepts(run_build(*kept), tmp_path)
