@@ -375,3 +375,18 @@ def test_every_good_annotation_value_passes_nginx_t(tmp_path: Path) -> None:
     kept = [o for o in objs if getattr(getattr(o, "meta", None), "name", "") not in refused]
     assert len(kept) > len(GOOD) // 2, refused
     assert_nginx_accepts(run_build(*kept), tmp_path)
+
+
+def test_custom_http_errors_refuse_499() -> None:
+    # nginx's error_page takes 300-599 except 499: "499" failed nginx -t for everyone.
+    assert shapes.status_codes("404, 503") == (404, 503)
+    with pytest.raises(v.InvalidValue):
+        shapes.status_codes("404,499")
+
+
+def test_every_custom_http_error_code_accepted_passes_nginx_t(tmp_path: Path) -> None:
+    codes = ",".join(str(c) for c in range(400, 600) if c != 499)
+    result = run_build(ingress_class(), service(), endpoint_slice(), service("c"), endpoint_slice("c", ["10.0.0.3"]),
+                       ingress("a", [("a.example.com", [path("/")])],
+                               annotations={PREFIX + "custom-http-errors": codes, PREFIX + "default-backend": "c"}))
+    assert_nginx_accepts(result, tmp_path)

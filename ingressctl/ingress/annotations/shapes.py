@@ -209,11 +209,14 @@ def method_list(value: str) -> tuple[str, ...]:
 
 
 def status_codes(value: str) -> tuple[int, ...]:
-    """`custom-http-errors`: comma-separated codes 400-599."""
+    """`custom-http-errors`: comma-separated codes 400-599, except 499."""
     items = [x.strip() for x in value.split(",") if x.strip()]
     if not items:
         raise InvalidValue("empty list of status codes")
-    return tuple(sorted({v.integer(x, 400, 599) for x in items}))
+    codes = tuple(sorted({v.integer(x, 400, 599) for x in items}))
+    if 499 in codes:  # nginx's error_page refuses it (nginx -t would fail for everyone)
+        raise InvalidValue("499 cannot be intercepted (nginx's own code for a closed client connection)")
+    return codes
 
 
 _NEXT_UPSTREAM = ("error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504",
