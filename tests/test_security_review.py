@@ -19,7 +19,7 @@ from ingressctl.ingress.annotations import PREFIX, REGISTRY, parse_annotations, 
 from ingressctl.ingress.build import BuildResult
 from ingressctl.nginx.defaultcert import ensure_default_certificate
 from ingressctl.nginx.render import RenderContext, Renderer
-from ingressctl.objects import parse_object
+from ingressctl.objects import KubeObject, parse_object
 
 from .factory import endpoint_slice, ingress, ingress_class, path, reasons, run_build, service
 from .test_golden import nginx_binary
@@ -389,4 +389,75 @@ def test_every_custom_http_error_code_accepted_passes_nginx_t(tmp_path: Path) ->
     result = run_build(ingress_class(), service(), endpoint_slice(), service("c"), endpoint_slice("c", ["10.0.0.3"]),
                        ingress("a", [("a.example.com", [path("/")])],
                                annotations={PREFIX + "custom-http-errors": codes, PREFIX + "default-backend": "c"}))
+    assert_nginx_accepts(result, tmp_path)
+
+
+# -- 10. certificates nginx's OpenSSL refuses to load -----------------------------------------
+
+def _openssl_tls_secret(tmp_path: Path, name: str, *args: str) -> KubeObject:
+    """A self-signed certificate made by the openssl CLI (cryptography no longer signs with SHA-1)."""
+    import base64
+
+    key, crt = tmp_path / f"{name}.key", tmp_path / f"{name}.crt"
+    if args[0] == "ca-signed":  # a leaf signed by a CA of its own (the CA's certificate in the chain)
+        ca_key, ca_crt, csr = tmp_path / "ca.key", tmp_path / "ca.crt", tmp_path / f"{name}.csr"
+        for cmd in (["req", "-x509", "-nodes", "-subj", "/CN=ca", "-days", "3650", "-newkey", "rsa:2048",
+                     "-keyout", str(ca_key), "-out", str(ca_crt)],
+                    ["req", "-nodes", "-subj", "/CN=a.example.com", "-newkey", "rsa:2048", "-keyout", str(key),
+                     "-out", str(csr)],
+                    ["x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-set_serial", "2",
+                     "-days", "3650", "-out", str(crt), *args[1:]]):
+            subprocess.run(["openssl", *cmd], check=True, capture_output=True, timeout=60)
+        crt.write_bytes(crt.read_bytes() + ca_crt.read_bytes())
+    else:
+        subprocess.run(["openssl", "req", "-x509", "-nodes", "-subj", "/CN=a.example.com", "-days", "3650",
+                        "-keyout", str(key), "-out", str(crt), *args], check=True, capture_output=True, timeout=60)
+    return parse_object({"kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": name, "namespace": "default"},
+                         "data": {"tls.crt": base64.b64encode(crt.read_bytes()).decode(),
+                                  "tls.key": base64.b64encode(key.read_bytes()).decode()}})
+
+
+def build_now(*objs: KubeObject) -> BuildResult:
+    """openssl's certificates start now, not at the factory's fixed NOW."""
+    from datetime import UTC, datetime
+
+    from ingressctl.ingress.build import BuildOptions, build
+    from ingressctl.store import Snapshot
+
+    return build(Snapshot.of(objs), BuildOptions(now=datetime.now(UTC)))
+
+
+WEAK_CERTIFICATES = {
+    "rsa-1024": ("-newkey", "rsa:1024"),
+    "rsa-2048-sha1": ("ca-signed", "-sha1"),
+    "ec-p192": ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime192v1"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WEAK_CERTIFICATES))
+def test_certificates_openssl_refuses_are_invalid_not_fatal(kind: str, tmp_path: Path) -> None:
+    # nginx -t fails with "ee key too small" / "ca md too weak" on such a Secret (Debian's
+    # OpenSSL security level 2): one team's test certificate stopped every configuration.
+    from ingressctl.controller import model_files
+    from ingressctl.nginx.process import write_files
+
+    weak = _openssl_tls_secret(tmp_path, "weak", *WEAK_CERTIFICATES[kind])
+    result = build_now(ingress_class(), service(), endpoint_slice(), weak,
+                       ingress("a", [("a.example.com", [path("/")])],
+                               tls=[{"hosts": ["a.example.com"], "secretName": "weak"}]))
+    assert "InvalidCertificate" in reasons(result) and not result.model.certificates
+    write_files(tmp_path / "nginx" / "certs", model_files(result.model))
+    assert_nginx_accepts(result, tmp_path)
+
+
+def test_strong_openssl_certificate_is_served(tmp_path: Path) -> None:
+    from ingressctl.controller import model_files
+    from ingressctl.nginx.process import write_files
+
+    good = _openssl_tls_secret(tmp_path, "good", "ca-signed", "-sha256")
+    result = build_now(ingress_class(), service(), endpoint_slice(), good,
+                       ingress("a", [("a.example.com", [path("/")])],
+                               tls=[{"hosts": ["a.example.com"], "secretName": "good"}]))
+    assert len(result.model.certificates) == 1
+    write_files(tmp_path / "nginx" / "certs", model_files(result.model))
     assert_nginx_accepts(result, tmp_path)

@@ -1,7 +1,10 @@
 """Checks a `kubernetes.io/tls` Secret and turns it into a `Certificate` (pure: `now` is passed in).
 
 A Secret is refused, with a reason, when a key is missing, the PEM does not parse, the key
-does not belong to the certificate, or the certificate is expired or not yet valid.
+does not belong to the certificate, the certificate is expired or not yet valid, or a
+certificate of the chain is weaker than OpenSSL's default security level 2 lets nginx load
+(RSA/DSA under 2048 bits, curves under 224 bits, MD5/SHA-1 signatures): nginx -t would fail
+on it, and with it the configuration of every other Ingress.
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from ..objects import Secret
 from .model import Certificate
@@ -17,6 +22,25 @@ from .model import Certificate
 
 class TLSError(ValueError):
     pass
+
+
+_WEAK_HASHES = frozenset({"md5", "sha1", "md5-sha1"})
+
+
+def _too_weak(cert: x509.Certificate) -> str:
+    """What in `cert` OpenSSL's security level 2 refuses ("" when nothing)."""
+    key = cert.public_key()
+    if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and key.key_size < 2048:
+        return f"a {key.key_size}-bit key"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 224:
+        return f"a {key.curve.key_size}-bit curve ({key.curve.name})"
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return "a signature algorithm nobody supports"
+    if algorithm is not None and algorithm.name in _WEAK_HASHES:
+        return f"an {algorithm.name.upper()} signature"
+    return ""
 
 
 def certificate_from_secret(secret: Secret, now: datetime) -> Certificate:
@@ -32,6 +56,11 @@ def certificate_from_secret(secret: Secret, now: datetime) -> Certificate:
     except (ValueError, TypeError) as e:
         raise TLSError(f"tls.key is not an unencrypted PEM private key ({e})") from None
     leaf = chain[0]
+    for i, c in enumerate(chain):
+        weak = _too_weak(c)
+        if weak:
+            raise TLSError(f"{'certificate' if i == 0 else f'chain certificate {i}'} has {weak}, "
+                           "which nginx's OpenSSL refuses (security level 2)")
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     if private.public_key().public_bytes(serialization.Encoding.PEM, pub) != leaf.public_key().public_bytes(
         serialization.Encoding.PEM, pub
