@@ -461,3 +461,30 @@ def test_strong_openssl_certificate_is_served(tmp_path: Path) -> None:
     assert len(result.model.certificates) == 1
     write_files(tmp_path / "nginx" / "certs", model_files(result.model))
     assert_nginx_accepts(result, tmp_path)
+
+
+def test_certificate_with_a_key_that_cannot_sign_is_invalid(tmp_path: Path) -> None:
+    # An X25519 key in tls.crt/tls.key matches and parses, and nginx -t fails with "unknown
+    # certificate type".
+    import base64
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, x25519
+    from cryptography.x509.oid import NameOID
+
+    from .factory import NOW
+
+    ca, key = ec.generate_private_key(ec.SECP256R1()), x25519.X25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a.example.com")])
+    crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+           .serial_number(3).not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=9))
+           .sign(ca, hashes.SHA256()))
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    secret = parse_object({"kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "x", "namespace": "default"},
+                           "data": {"tls.crt": base64.b64encode(crt.public_bytes(serialization.Encoding.PEM)).decode(),
+                                    "tls.key": base64.b64encode(pem).decode()}})
+    result = run_build(ingress_class(), service(), endpoint_slice(), secret,
+                       ingress("a", [("a.example.com", [path("/")])], tls=[{"hosts": ["a.example.com"], "secretName": "x"}]))
+    assert "InvalidCertificate" in reasons(result) and not result.model.certificates

@@ -14,7 +14,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from ..objects import Secret
 from .model import Certificate
@@ -25,11 +25,15 @@ class TLSError(ValueError):
 
 
 _WEAK_HASHES = frozenset({"md5", "sha1", "md5-sha1"})
+_SIGNING_KEYS = (rsa.RSAPublicKey, dsa.DSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey,
+                 ed448.Ed448PublicKey)
 
 
 def _too_weak(cert: x509.Certificate) -> str:
     """What in `cert` OpenSSL's security level 2 refuses ("" when nothing)."""
     key = cert.public_key()
+    if not isinstance(key, _SIGNING_KEYS):  # X25519, X448, DH: "unknown certificate type"
+        return f"a {type(key).__name__.removesuffix('PublicKey') or 'non-signing'} key, which cannot sign"
     if isinstance(key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and key.key_size < 2048:
         return f"a {key.key_size}-bit key"
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.key_size < 224:
