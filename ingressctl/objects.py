@@ -250,13 +250,15 @@ class _Reader:
             raise self.fail(path, f"expected true or false, got {obj!r}")
         return obj
 
-    def str_map(self, obj: Any, path: str) -> dict[str, str]:
+    def str_map(self, obj: Any, path: str, secret: bool = False) -> dict[str, str]:
+        """A string -> string map; `secret` maps (Secret data) never quote a value in errors."""
         out: dict[str, str] = {}
         for k, v in self.mapping(obj, path).items():
             if not isinstance(k, str):
                 raise self.fail(path, f"key {k!r} is not a string")
             if isinstance(v, (int, float, bool)) and not isinstance(v, str):
-                raise self.fail(f"{path}.{k}", f"value {v!r} must be a string (quote it)")
+                shown = f"a {type(v).__name__}" if secret else repr(v)
+                raise self.fail(f"{path}.{k}", f"value {shown} must be a string (quote it)")
             out[k] = self.text(v, f"{path}.{k}")
         return out
 
@@ -466,12 +468,12 @@ def parse_secret(raw: Mapping[str, Any]) -> Secret:
     r = _Reader(_describe(raw))
     meta = _meta(r, "Secret", raw, True)
     data: dict[str, bytes] = {}
-    for k, v in r.str_map(raw.get("data"), "data").items():
+    for k, v in r.str_map(raw.get("data"), "data", secret=True).items():
         try:
             data[k] = base64.b64decode(v, validate=True)
         except (binascii.Error, ValueError) as e:
             raise r.fail(f"data.{k}", f"not valid base64 ({e})") from None
-    for k, v in r.str_map(raw.get("stringData"), "stringData").items():
+    for k, v in r.str_map(raw.get("stringData"), "stringData", secret=True).items():
         data[k] = v.encode()
     return Secret(meta, r.text(raw.get("type"), "type", "Opaque"), data)
 

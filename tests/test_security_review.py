@@ -488,3 +488,28 @@ def test_certificate_with_a_key_that_cannot_sign_is_invalid(tmp_path: Path) -> N
     result = run_build(ingress_class(), service(), endpoint_slice(), secret,
                        ingress("a", [("a.example.com", [path("/")])], tls=[{"hosts": ["a.example.com"], "secretName": "x"}]))
     assert "InvalidCertificate" in reasons(result) and not result.model.certificates
+
+
+# -- 11. Secret contents stay out of logs and Events -----------------------------------------
+
+def test_htpasswd_problems_do_not_quote_secret_lines() -> None:
+    import base64
+
+    from ingressctl.ingress.annotations import IngressConfig
+    from ingressctl.ingress.auth import AuthError, htpasswd_file
+
+    leaked = "$apr1$s3cr3tHashValue"
+    secret = parse_object({"kind": "Secret", "metadata": {"name": "users", "namespace": "default"},
+                           "data": {"auth": base64.b64encode(f"{leaked}:bob\n".encode()).decode()}})
+    with pytest.raises(AuthError) as e:
+        htpasswd_file(secret, IngressConfig())
+    assert "s3cr3t" not in str(e.value)
+
+
+def test_secret_parse_errors_do_not_quote_values() -> None:
+    from ingressctl.objects import ObjectError
+
+    with pytest.raises(ObjectError) as e:
+        parse_object({"kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+                      "stringData": {"pin": 98765}})
+    assert "98765" not in str(e.value) and "stringData.pin" in str(e.value)

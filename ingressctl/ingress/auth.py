@@ -29,7 +29,8 @@ class AuthError(ValueError):
 
 def _user_line(user: str, hashed: str, where: str) -> str:
     if not _USER_RE.match(user):
-        raise AuthError(f"{where}: user name {user[:40]!r} may only contain letters, digits and ._@+-")
+        raise AuthError(f"{where}: the user name may only contain letters, digits and ._@+- (not quoted: it "
+                        "may be a password hash written first)")
     if not _HASH_RE.match(hashed) or ":" in hashed:
         raise AuthError(f"{where}: the password hash of {user!r} is not a printable token")
     return f"{user}:{hashed}"
