@@ -83,6 +83,8 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
     try:
         v.k8s_name(ing.meta.namespace)
         v.k8s_name(ing.meta.name)
+        if sum(len(rule.paths) for rule in ing.rules) > v.MAX_PATHS_PER_INGRESS:
+            raise v.InvalidValue(f"more than {v.MAX_PATHS_PER_INGRESS} paths (split it into several Ingresses)")
         for rule in ing.rules:
             host = v.host(rule.host) if rule.host else ""
             for p in rule.paths:
