@@ -534,3 +534,22 @@ def test_cidr_lists_are_bounded() -> None:
     assert len(v.cidr_list(",".join(cidrs[:-1]))) == v.MAX_CIDRS
     with pytest.raises(v.InvalidValue):
         v.cidr_list(",".join(cidrs))
+
+
+# -- 13. ExternalName as a way into the controller's own network ------------------------------
+
+@pytest.mark.parametrize("name", ["169.254.169.254", "127.0.0.1", "10.0.0.1", "localhost", "api.localhost",
+                                  "metadata.google.internal", "instance-data.ec2.internal", "*.example.com"])
+def test_external_names_that_are_addresses_or_local_are_refused(name: str) -> None:
+    # "169.254.169.254" is a valid DNS-1123 name, so the API server takes it; nginx connects to
+    # it as an address: the cloud metadata service, from the controller's pod.
+    ext = service("ext", ports=[("http", 80)], type="ExternalName", externalName=name, clusterIP="")
+    result = run_build(ingress_class(), ext, ingress("a", [("a.example.com", [path("/", svc="ext")])]))
+    assert "InvalidExternalName" in reasons(result)
+    assert name not in render(result)
+
+
+def test_external_name_of_a_dns_name_is_served() -> None:
+    ext = service("ext", ports=[("http", 80)], type="ExternalName", externalName="api.example.org", clusterIP="")
+    result = run_build(ingress_class(), ext, ingress("a", [("a.example.com", [path("/", svc="ext")])]))
+    assert 'set $external_host "api.example.org";' in render(result)

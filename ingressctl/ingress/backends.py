@@ -72,6 +72,22 @@ def normal_ip(addr: str) -> str:
         return ""
 
 
+# Names that reach the controller's own host or the cloud metadata service (169.254.169.254).
+_LOCAL_NAMES = ("localhost", "metadata.google.internal", "instance-data", "instance-data.ec2.internal")
+
+
+def external_name(value: str) -> str:
+    """An ExternalName nginx may resolve: a DNS name, not an address ('169.254.169.254' is a valid
+    DNS-1123 name, and nginx would connect to it), not a wildcard, not a name of the node itself.
+    A DNS name can still resolve to such an address: egress policy has the last word."""
+    name = v.host(value.rstrip(".").lower())
+    last = name.rpartition(".")[2]
+    if name.startswith("*.") or last.isdigit() or name in _LOCAL_NAMES or name.endswith(".localhost"):
+        raise v.InvalidValue(f"ExternalName {value!r} is an address, a wildcard or a local name, not a DNS name "
+                             "of a remote service")
+    return name
+
+
 def upstream_name(namespace: str, service: str, port: int | str) -> str:
     return f"{namespace}-{service}-{port}"
 
@@ -124,7 +140,7 @@ class BackendResolver:
 
     def _external(self, svc: Service, backend: ServiceBackend, label: str) -> Resolution:
         try:
-            host = v.host(svc.external_name.rstrip(".").lower())
+            host = external_name(svc.external_name)
         except v.InvalidValue as e:
             return Resolution(None, label, (("InvalidExternalName", str(e), False),))
         if isinstance(backend.port, int):
