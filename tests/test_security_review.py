@@ -553,3 +553,23 @@ def test_external_name_of_a_dns_name_is_served() -> None:
     ext = service("ext", ports=[("http", 80)], type="ExternalName", externalName="api.example.org", clusterIP="")
     result = run_build(ingress_class(), ext, ingress("a", [("a.example.com", [path("/", svc="ext")])]))
     assert 'set $external_host "api.example.org";' in render(result)
+
+
+# -- 14. a canary header value is a key of an nginx map ---------------------------------------
+
+@pytest.mark.parametrize("value", ["default", "include", "hostnames", "volatile", "~+", "~a"])
+def test_canary_header_values_nginx_map_reads_as_syntax_are_refused(value: str) -> None:
+    # 'default' (duplicate default) and '~+' (a regex that does not compile) failed nginx -t for
+    # everyone; 'include' made the map include a file named "1".
+    with pytest.raises(v.InvalidValue):
+        shapes.header_value(value)
+
+
+@pytest.mark.parametrize("value", ["always-v2", "Default", "a~b", "x include y"])
+def test_canary_header_values_that_are_plain_keys_pass_nginx_t(value: str, tmp_path: Path) -> None:
+    canary = {PREFIX + "canary": "true", PREFIX + "canary-by-header": "X-C", PREFIX + "canary-by-header-value": value}
+    result = run_build(ingress_class(), service(), endpoint_slice(), service("c"), endpoint_slice("c", ["10.0.0.3"]),
+                       ingress("main", [("a.example.com", [path("/")])]),
+                       ingress("can", [("a.example.com", [path("/", svc="c")])], created=LATER, annotations=canary))
+    assert len(result.model.canaries) == 1
+    assert_nginx_accepts(result, tmp_path)

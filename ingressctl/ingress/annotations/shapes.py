@@ -264,10 +264,16 @@ def secret_ref(value: str) -> SecretRef:
     return SecretRef(v.k8s_name(ns) if ns else "", v.k8s_name(name))
 
 
+_MAP_PARAMETERS = ("default", "hostnames", "include", "volatile")
+
+
 def header_value(value: str) -> str:
-    """A canary header value: printable, no quotes, backslashes or '$'."""
+    """A canary header value: printable, no quotes, backslashes or '$'. It becomes a key of an
+    nginx `map`, so it may not start with '~' (a regex) nor be one of map's parameters."""
     if not re.fullmatch(r"[A-Za-z0-9 ._~:/=+,@-]{1,256}", value):
         raise InvalidValue(f"{value!r} may only contain letters, digits, spaces and ._~:/=+,@- (max 256)")
+    if value.startswith("~") or value in _MAP_PARAMETERS:
+        raise InvalidValue(f"{value!r} may not start with '~' nor be one of {', '.join(_MAP_PARAMETERS)}")
     return value
 
 
