@@ -573,3 +573,19 @@ def test_canary_header_values_that_are_plain_keys_pass_nginx_t(value: str, tmp_p
                        ingress("can", [("a.example.com", [path("/", svc="c")])], created=LATER, annotations=canary))
     assert len(result.model.canaries) == 1
     assert_nginx_accepts(result, tmp_path)
+
+
+# -- 15. paths of ingressctl's own internal locations ----------------------------------------
+
+@pytest.mark.parametrize(("p", "ptype"), [("/_ingressctl_auth_1", "Exact"), ("/_ingressctl_mirror_2", "Prefix"),
+                                          ("/_ingressctl", "Prefix")])
+def test_paths_of_internal_locations_are_reserved(p: str, ptype: str) -> None:
+    # A user's Exact /_ingressctl_auth_1 on a host with auth-url: "duplicate location", nginx -t
+    # failed for everyone.
+    with pytest.raises(v.InvalidValue):
+        v.path(p)
+    result = run_build(ingress_class(), service(), endpoint_slice(),
+                       ingress("a", [("h.example.com", [path("/")])],
+                               annotations={PREFIX + "auth-url": "http://auth.example.com/check"}),
+                       ingress("b", [("h.example.com", [path(p, ptype=ptype)])], created=LATER))
+    assert reasons(result) == ["InvalidIngress"]

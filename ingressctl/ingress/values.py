@@ -40,6 +40,9 @@ def host(value: str) -> str:
     return value
 
 
+RESERVED_PATH = "/_ingressctl"
+
+
 def path(value: str, max_len: int = 1024) -> str:
     """An Exact or Prefix path: starts with '/', only safe URI characters."""
     if len(value) > max_len:
@@ -50,6 +53,8 @@ def path(value: str, max_len: int = 1024) -> str:
         )
     if "//" in value or "/../" in value or value.endswith("/.."):
         raise InvalidValue(f"path {value!r} contains '//' or '..' segments")
+    if value.startswith(RESERVED_PATH):  # auth_request / mirror locations: a duplicate fails nginx -t
+        raise InvalidValue(f"path {value!r}: paths starting with {RESERVED_PATH} are ingressctl's own")
     return value
 
 
