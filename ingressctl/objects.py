@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -275,6 +276,8 @@ def _meta(r: _Reader, kind: str, raw: Mapping[str, Any], namespaced: bool) -> Me
         raise r.fail("metadata.name", "is required")
     ns = r.text(m.get("namespace"), "metadata.namespace", "default" if namespaced else "")
     ts = m.get("creationTimestamp")
+    if ts is not None and not isinstance(ts, (str, datetime.date)):  # YAML reads a bare timestamp as a datetime
+        raise r.fail("metadata.creationTimestamp", f"expected a timestamp, got {type(ts).__name__}")
     return Meta(
         kind=kind,
         namespace=ns if namespaced else "",

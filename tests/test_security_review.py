@@ -589,3 +589,23 @@ def test_paths_of_internal_locations_are_reserved(p: str, ptype: str) -> None:
                                annotations={PREFIX + "auth-url": "http://auth.example.com/check"}),
                        ingress("b", [("h.example.com", [path(p, ptype=ptype)])], created=LATER))
     assert reasons(result) == ["InvalidIngress"]
+
+
+# -- 16. a malformed object is an ObjectError, never a crash of the source --------------------
+
+@pytest.mark.parametrize("ts", [5, [1], {"a": 1}, True])
+def test_creation_timestamp_of_the_wrong_type_is_an_object_error(ts: object, tmp_path: Path) -> None:
+    from ingressctl.objects import ObjectError
+    from ingressctl.sources.files import ManifestDirectory
+    from ingressctl.store import Store
+
+    raw = {"kind": "Ingress", "metadata": {"name": "a", "namespace": "default", "creationTimestamp": ts}}
+    with pytest.raises(ObjectError):
+        parse_object(raw)
+    (tmp_path / "bad.yaml").write_text(f"kind: Ingress\nmetadata: {{name: a, creationTimestamp: {ts!r}}}\n"
+                                       .replace("True", "true"))
+    (tmp_path / "good.yaml").write_text("kind: Ingress\nmetadata: {name: b, creationTimestamp: 2024-01-01T00:00:00Z}\n")
+    store = Store()
+    problems = ManifestDirectory(tmp_path, store).load()  # raised AttributeError: the source stopped
+    assert [p.path for p in problems if "bad.yaml" in p.path]
+    assert list(store.snapshot().ingresses) == ["default/b"]
