@@ -609,3 +609,18 @@ def test_creation_timestamp_of_the_wrong_type_is_an_object_error(ts: object, tmp
     problems = ManifestDirectory(tmp_path, store).load()  # raised AttributeError: the source stopped
     assert [p.path for p in problems if "bad.yaml" in p.path]
     assert list(store.snapshot().ingresses) == ["default/b"]
+
+
+# -- 17. regex paths are matched against every request: no exponential backtracking -----------
+
+@pytest.mark.parametrize("regex", ["/(a*)*$", "/(a+)+$", "/(a|aa)+$", "/(.*a)*", "/((ab)*c)+", "/(?:x+y?)*z"])
+def test_regex_paths_with_nested_repetition_are_refused(regex: str) -> None:
+    # '^/(a|aa)+$' against '/aaa...ab' spends PCRE's whole match limit (0.17 s of a worker, for
+    # every tenant) per request, from anyone on the internet.
+    with pytest.raises(v.InvalidValue):
+        v.regex_path(regex)
+
+
+@pytest.mark.parametrize("regex", ["/api/(v[0-9]+)/(.*)", "/(a|b)/x+", "/(?:ab)+", "/x(ab)?y*", "/[a-z]+/[0-9]*"])
+def test_regex_paths_with_single_repetition_are_accepted(regex: str) -> None:
+    assert v.regex_path(regex) == regex

@@ -16,6 +16,9 @@ import ipaddress
 import re
 import warnings
 from dataclasses import dataclass
+from re import _constants as re_constants  # type: ignore[attr-defined]
+from re import _parser as re_parser  # type: ignore[attr-defined]
+from typing import Any
 
 
 class InvalidValue(ValueError):
@@ -89,10 +92,37 @@ def regex_path(value: str, max_len: int = 256) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # '[[:alpha:]]': a possible nested set to Python
-            re.compile(value)
+            parsed = re_parser.parse(value)
     except re.error as e:
         raise InvalidValue(f"regex path {value!r} does not compile: {e}") from None
+    if _nested_repeat(list(parsed), False):
+        raise InvalidValue(f"regex path {value!r} repeats a group that itself repeats or alternates "
+                           "('(a+)+', '(a|aa)*'): matching it can backtrack exponentially on every request")
     return value
+
+
+_REPEATS = (re_constants.MAX_REPEAT, re_constants.MIN_REPEAT, re_constants.POSSESSIVE_REPEAT)
+
+
+def _nested_repeat(items: list[tuple[Any, Any]], in_repeat: bool) -> bool:
+    """True if a repeated (more than once) part contains another repeat or an alternation."""
+    for op, av in items:
+        if op in _REPEATS:
+            many = av[1] > 1
+            if (in_repeat and many) or _nested_repeat(list(av[2]), in_repeat or many):
+                return True
+        elif op is re_constants.BRANCH:
+            if in_repeat or any(_nested_repeat(list(alt), in_repeat) for alt in av[1]):
+                return True
+        elif op is re_constants.SUBPATTERN:
+            if _nested_repeat(list(av[3]), in_repeat):
+                return True
+        elif op in (re_constants.ASSERT, re_constants.ASSERT_NOT):
+            if _nested_repeat(list(av[1]), in_repeat):
+                return True
+        elif op is re_constants.ATOMIC_GROUP and _nested_repeat(list(av), in_repeat):
+            return True
+    return False
 
 
 def k8s_name(value: str) -> str:
