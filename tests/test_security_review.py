@@ -624,3 +624,9 @@ def test_regex_paths_with_nested_repetition_are_refused(regex: str) -> None:
 @pytest.mark.parametrize("regex", ["/api/(v[0-9]+)/(.*)", "/(a|b)/x+", "/(?:ab)+", "/x(ab)?y*", "/[a-z]+/[0-9]*"])
 def test_regex_paths_with_single_repetition_are_accepted(regex: str) -> None:
     assert v.regex_path(regex) == regex
+
+
+@pytest.mark.parametrize("regex", ["CN=(a+)+", "CN=(a|aa)*", "(.*,)*CN=x"])
+def test_client_dn_regex_with_nested_repetition_is_refused(regex: str) -> None:
+    with pytest.raises(v.InvalidValue):
+        shapes.cn_regex(regex)

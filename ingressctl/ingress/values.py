@@ -89,16 +89,22 @@ def regex_path(value: str, max_len: int = 256) -> str:
     if bad:
         raise InvalidValue(f"regex path {value!r} contains {bad.group(0)!r}, which nginx could read as syntax")
     pcre_compatible(value, "regex path")
+    compiled_without_nested_repeats(value, "regex path")
+    return value
+
+
+def compiled_without_nested_repeats(value: str, what: str) -> None:
+    """The regex compiles and repeats no part that itself repeats or alternates ('(a+)+',
+    '(a|aa)*'): nginx matches it on every request, and such a match backtracks exponentially."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # '[[:alpha:]]': a possible nested set to Python
             parsed = re_parser.parse(value)
     except re.error as e:
-        raise InvalidValue(f"regex path {value!r} does not compile: {e}") from None
+        raise InvalidValue(f"{what} {value!r} does not compile: {e}") from None
     if _nested_repeat(list(parsed), False):
-        raise InvalidValue(f"regex path {value!r} repeats a group that itself repeats or alternates "
+        raise InvalidValue(f"{what} {value!r} repeats a group that itself repeats or alternates "
                            "('(a+)+', '(a|aa)*'): matching it can backtrack exponentially on every request")
-    return value
 
 
 _REPEATS = (re_constants.MAX_REPEAT, re_constants.MIN_REPEAT, re_constants.POSSESSIVE_REPEAT)

@@ -285,8 +285,5 @@ def cn_regex(value: str) -> str:
     if not _CN_RE.match(value):
         raise InvalidValue(f"{value!r} may only contain letters, digits, spaces and =,.*_()|^+?:-")
     v.pcre_compatible(value, "client DN regex")
-    try:
-        re.compile(value)
-    except re.error as e:
-        raise InvalidValue(f"{value!r} does not compile: {e}") from None
+    v.compiled_without_nested_repeats(value, "client DN regex")
     return value
