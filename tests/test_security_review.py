@@ -630,3 +630,24 @@ def test_regex_paths_with_single_repetition_are_accepted(regex: str) -> None:
 def test_client_dn_regex_with_nested_repetition_is_refused(regex: str) -> None:
     with pytest.raises(v.InvalidValue):
         shapes.cn_regex(regex)
+
+
+# -- 18. endpoint addresses the API server refuses are not endpoints here either --------------
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "169.254.169.254", "fe80::1", "224.0.0.1", "ff02::1"])
+def test_unspecified_link_local_and_multicast_endpoints_are_skipped(address: str) -> None:
+    # 0.0.0.0 connects to the controller's own loopback; 169.254.169.254 is the cloud metadata
+    # service. The API server refuses them in EndpointSlices; a manifest directory did not.
+    family = "IPv6" if ":" in address else "IPv4"
+    sl = parse_object({
+        "kind": "EndpointSlice", "addressType": family,
+        "metadata": {"name": "web-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+        "ports": [{"name": "http", "port": 8080}], "endpoints": [{"addresses": [address]}]})
+    result = run_build(ingress_class(), service(), sl, ingress("a", [("a.example.com", [path("/")])]))
+    assert "NoEndpoints" in reasons(result)
+
+
+def test_loopback_endpoints_still_serve_local_mode() -> None:
+    result = run_build(ingress_class(), service(), endpoint_slice(addresses=["127.0.0.1"]),
+                       ingress("a", [("a.example.com", [path("/")])]))
+    assert endpoints_of(result, upstream_of(result, "a.example.com")) == ["127.0.0.1:8080"]

@@ -49,7 +49,7 @@ def select_endpoints(snap: Snapshot, svc: Service, sp: ServicePort) -> tuple[End
                 continue
             for addr in ep.addresses:
                 ip = normal_ip(addr)
-                if ip:
+                if ip and routable_endpoint(ip):
                     bucket.add(Endpoint(ip, port))
     return tuple(sorted(ready or terminating, key=lambda e: (e.address, e.port)))
 
@@ -86,6 +86,16 @@ def external_name(value: str) -> str:
         raise v.InvalidValue(f"ExternalName {value!r} is an address, a wildcard or a local name, not a DNS name "
                              "of a remote service")
     return name
+
+
+def routable_endpoint(ip: str) -> bool:
+    """Not unspecified (0.0.0.0 reaches the controller's own loopback), link-local (the cloud
+    metadata service) nor multicast: the API server refuses those in EndpointSlices, and so do we
+    for manifests. Loopback stays: local mode serves processes on this machine."""
+    if _IPV4.fullmatch(ip) and not ip.startswith(("0.", "169.254.", "22", "23")):
+        return True  # fast path: multicast is 224-239, so only 22x/23x need the full check
+    a = ipaddress.ip_address(ip)
+    return not (a.is_unspecified or a.is_link_local or a.is_multicast)
 
 
 def upstream_name(namespace: str, service: str, port: int | str) -> str:
