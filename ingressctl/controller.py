@@ -14,6 +14,7 @@ traffic; nginx itself keeps the last configuration that passed `nginx -t` whatev
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import logging
 import threading
@@ -30,9 +31,10 @@ from .ingress.model import Model
 from .ingress.settings import Settings, parse_settings
 from .metrics import ControllerMetrics
 from .nginx.defaultcert import ensure_default_certificate
-from .nginx.dynamic import LUA_MODULES, EndpointPusher, endpoint_table, lua_available
+from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
-from .nginx.render import CONFIG_ID_MARK, RenderContext, Renderer, RenderError
+from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError
+from .quarantine import Quarantine, SearchBudgetExceeded, find_culprits
 from .store import Change, Snapshot, Store
 from .watch import DebouncedWatch
 
@@ -130,16 +132,20 @@ class Controller:
         self._pending: list[Change] = []
         self._restarts_seen = 0
         self._lua = lua_available()
+        self.quarantine = Quarantine()
         self._pending_lock = threading.Lock()
 
     # -- pure-ish pipeline ------------------------------------------------------------------
-    def build(self, snap: Snapshot) -> BuildResult:
+    def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset()) -> BuildResult:
         settings, problems = settings_from(snap, self.options.configmap)
         self._report_once(problems)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
-                            lua=self._lua)
-        return build(snap, opts)
+                            lua=self._lua, exclude=exclude | self.quarantine.current(snap))
+        result = build(snap, opts)
+        if self.quarantine.entries:
+            result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())
+        return result
 
     def renderers(self) -> list[tuple[str, Renderer]]:
         out: list[tuple[str, Renderer]] = []
@@ -173,10 +179,28 @@ class Controller:
     def sync(self) -> ApplyResult:
         assert self.nginx is not None, "sync needs an nginx"
         started = time.monotonic()
+        snap = self.store.snapshot()
         with gc_paused():
-            result = self.build(self.store.snapshot())
+            result = self.build(snap)
+        outcome, refused_by = self._apply(result)
+        if refused_by is not None and self._isolate(snap, result, refused_by, outcome.message):
+            with gc_paused():
+                result = self.build(snap)
+            outcome, _ = self._apply(result)
         self._record_problems(result)
+        self._record_outcome(outcome, time.monotonic() - started)
+        for observer in self.observers:
+            try:
+                observer(result)
+            except Exception:
+                log.exception("observer failed")
+        return outcome
+
+    def _apply(self, result: BuildResult) -> tuple[ApplyResult, Renderer | None]:
+        """Render with the first template set that nginx takes; else the last refusal."""
+        assert self.nginx is not None
         outcome = ApplyResult(False, False, "", "no template rendered")
+        refused_by: Renderer | None = None
         for name, renderer in self.renderers():
             try:
                 with gc_paused():
@@ -192,16 +216,33 @@ class Controller:
                 self._endpoints_live(result.model, table, reloaded=outcome.changed)
                 if name == "override" and outcome.changed:
                     self.last_good_override = renderer.with_sources(renderer.sources())
-                break
+                return outcome, None
             log.error("configuration from %s templates refused: %s", name, outcome.message)
             self.metrics.reload_failures.inc()
-        self._record_outcome(outcome, time.monotonic() - started)
-        for observer in self.observers:
-            try:
-                observer(result)
-            except Exception:
-                log.exception("observer failed")
-        return outcome
+            refused_by = renderer if outcome.message.startswith("nginx -t failed") else None
+        return outcome, refused_by
+
+    def _isolate(self, snap: Snapshot, result: BuildResult, renderer: Renderer, message: str) -> bool:
+        """Find the Ingresses nginx refuses (bisection with nginx -t) and leave them out."""
+        assert self.nginx is not None
+        nginx = self.nginx
+
+        def fails(excluded: frozenset[str]) -> bool:
+            with gc_paused():
+                rendered = self.render(self.build(snap, excluded), renderer, "bisect")
+            return not nginx.check(rendered.text, rendered.files)[0]
+
+        keys = [f"{s.namespace}/{s.name}" for s in result.statuses]  # oldest first
+        try:
+            culprits = find_culprits(keys, fails)
+        except (SearchBudgetExceeded, RenderError) as e:
+            log.error("could not find the Ingress nginx refuses: %s", e)
+            return False
+        reason = message.removeprefix("nginx -t failed: ")[:300]
+        for key in culprits:
+            self.quarantine.add(snap.ingresses[key], reason)
+            log.error("Ingress %s makes nginx -t fail (%s); it is left out until it changes", key, reason)
+        return bool(culprits)
 
     def _endpoints_live(self, model: Model, table: dict[str, str], reloaded: bool) -> None:
         self.live_model = model

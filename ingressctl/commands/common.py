@@ -104,7 +104,8 @@ def _workers_reach(state: Path) -> bool:
 
 def _dynamic(choice: str) -> bool:
     from ..cli import UserError
-    from ..nginx.dynamic import LUA_MODULES, lua_available
+    from ..nginx.dynamic import lua_available
+    from ..nginx.render import LUA_MODULES
 
     if choice == "on" and not lua_available():
         raise UserError(f"--dynamic-endpoints on needs nginx's Lua module ({LUA_MODULES[1]}); "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Callable
 
 from ..objects import Ingress, Secret, ServiceBackend
@@ -39,7 +40,9 @@ def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = Non
         raise v.InvalidValue(f"annotation auth-url {str(cfg.auth_url)!r} uses $host, which needs a rule with a host")
     if cfg.rewrite_target is None:
         return
-    groups = re.compile(path).groups if kind == "regex" else 0
+    with warnings.catch_warnings():  # Python's FutureWarning on '[[' is noise: the path was validated
+        warnings.simplefilter("ignore", FutureWarning)
+        groups = re.compile(path).groups if kind == "regex" else 0
     if cfg.rewrite_target.max_capture > groups:
         raise v.InvalidValue(
             f"annotation rewrite-target {cfg.rewrite_target.text!r} uses ${cfg.rewrite_target.max_capture} but "

@@ -35,6 +35,7 @@ class BuildOptions:
     default_backend: str = ""  # "ns/name:port" (--default-backend-service), "" = 404
     now: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     lua: bool = True  # nginx can load the Lua module (Ingresses that need it are skipped otherwise)
+    exclude: frozenset[str] = frozenset()  # "ns/name" of Ingresses left out (nginx refused them)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ class _Builder:
 
     def ours(self) -> list[Ingress]:
         f, classes = self.opts.classes, self.snap.classes
-        return sorted((i for i in self.snap.ingresses.values() if f.is_ours(i, classes)),
+        return sorted((i for i in self.snap.ingresses.values()
+                       if f.is_ours(i, classes) and i.meta.key not in self.opts.exclude),
                       key=lambda i: i.meta.age_key)
 
     def claim_routes(self, ingresses: Iterable[Ingress]) -> tuple[list[Route], list[Ingress]]:

@@ -163,6 +163,15 @@ class Nginx:
                            capture_output=True, text=True, timeout=60)
         return r.returncode == 0, (r.stderr or r.stdout).strip()
 
+    def check(self, text: str, files: Mapping[str, bytes]) -> tuple[bool, str]:
+        """`nginx -t` on a candidate that is never made live."""
+        with self._lock:
+            self.write_files(files)
+            candidate = self.prefix / "nginx.conf.check"
+            candidate.write_text(text)
+            ok, out = self.test(candidate)
+            return ok, _last_error(out) if not ok else ""
+
     def apply(self, text: str, config_id: str, files: Mapping[str, bytes]) -> ApplyResult:
         with self._lock:
             if config_id == self.live_id and self.running():
