@@ -1,7 +1,8 @@
-"""e2e: certgen against an API double, then the real webhook over TLS verified with the caBundle.
+"""e2e: certgen against the API server double, then the real webhook over TLS verified with the caBundle.
 
 Everything runs through the real command line (`python -m ingressctl.cli ...`) as child
-processes on loopback: `certgen create`, `certgen patch`, `webhook --manifests`.
+processes on loopback: `certgen create`, `certgen patch`, `webhook --manifests`. certgen
+talks to `e2e/apiserver.py` over TLS with a kubeconfig, as it would to a cluster.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from cryptography import x509
 from ingressctl.admission.certs import generate
 from ingressctl.admission.server import CertificateFiles, Limits, WebhookServer
 
-from .admission_api import AdmissionApi
+from .apiserver import ApiServer
+from .cluster import TOKEN, start_apiserver, write_kubeconfig
 from .harness import INGRESSCTL, ROOT, free_port
 
 NS, SECRET, SERVICE, VWC = "ingressctl", "webhook-cert", "ingressctl-webhook", "ingressctl-admission"
@@ -43,9 +45,10 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[AdmissionApi]:
-    a = AdmissionApi().start()
-    a.put("ValidatingWebhookConfiguration", {"metadata": {"name": VWC}, "webhooks": [{
+def api(tmp_path: Path) -> Iterator[ApiServer]:
+    a = start_apiserver(tmp_path)
+    a.apply({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": VWC}, "webhooks": [{
         "name": "validate.ingressctl.io", "failurePolicy": "Ignore", "sideEffects": "None",
         "admissionReviewVersions": ["v1"],
         "clientConfig": {"service": {"name": SERVICE, "namespace": NS, "path": "/networking/v1/ingresses"}},
@@ -55,25 +58,34 @@ def api(tmp_path: Path) -> Iterator[AdmissionApi]:
     a.stop()
 
 
-def certgen(api: AdmissionApi, tmp: Path, verb: str, *extra: str) -> str:
-    kubeconfig = api.kubeconfig(tmp / "kubeconfig")
-    args = ["certgen", verb, "--kubeconfig", str(kubeconfig), "--namespace", NS, "--secret-name", SECRET, *extra]
-    return cli(*args).stdout.strip()
+def kubeconfig(api: ApiServer, tmp: Path, token: str = TOKEN) -> Path:
+    return write_kubeconfig(tmp / "kubeconfig", api.url, token, api.ca_path)  # type: ignore[attr-defined]
 
 
-def ca_bundle(api: AdmissionApi) -> str:
+def writes(api: ApiServer) -> list[tuple[str, ...]]:
+    """(verb, resource, namespace, name) of every write request that reached the double."""
+    return [(r[1], r[3], r[4], r[5]) for r in api.requests if r[1] in ("create", "update", "patch", "delete")]
+
+
+def certgen(api: ApiServer, tmp: Path, verb: str, *extra: str) -> str:
+    return cli("certgen", verb, "--kubeconfig", str(kubeconfig(api, tmp)), "--namespace", NS,
+               "--secret-name", SECRET, *extra).stdout.strip()
+
+
+def ca_bundle(api: ApiServer) -> str:
     hook = api.get("ValidatingWebhookConfiguration", "", VWC)["webhooks"][0]
     return base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
 
 
-def test_certgen_create_and_patch_are_idempotent(api: AdmissionApi, tmp_path: Path) -> None:
+def test_certgen_create_and_patch_are_idempotent(api: ApiServer, tmp_path: Path) -> None:
     assert certgen(api, tmp_path, "create", "--service", SERVICE) == f"Secret {NS}/{SECRET}: created"
     assert certgen(api, tmp_path, "create", "--service", SERVICE) == f"Secret {NS}/{SECRET}: kept"
     assert certgen(api, tmp_path, "patch", "--webhook-name", VWC, "--failure-policy", "Fail") == \
         f"ValidatingWebhookConfiguration {VWC}: patched"
     assert certgen(api, tmp_path, "patch", "--webhook-name", VWC, "--failure-policy", "Fail") == \
         f"ValidatingWebhookConfiguration {VWC}: unchanged"
-    assert api.writes == [("POST", "Secret", SECRET), ("PUT", "ValidatingWebhookConfiguration", VWC)]
+    # one POST (a create names no object in its URL) and one PUT: the second runs only read
+    assert writes(api) == [("create", "secrets", NS, ""), ("update", "validatingwebhookconfigurations", "", VWC)]
     hook = api.get("ValidatingWebhookConfiguration", "", VWC)["webhooks"][0]
     assert hook["failurePolicy"] == "Fail"
     secret = api.get("Secret", NS, SECRET)
@@ -83,11 +95,9 @@ def test_certgen_create_and_patch_are_idempotent(api: AdmissionApi, tmp_path: Pa
     assert names.get_values_for_type(x509.DNSName) == [SERVICE, f"{SERVICE}.{NS}", f"{SERVICE}.{NS}.svc"]
 
 
-def test_certgen_reports_a_wrong_token_in_one_line(api: AdmissionApi, tmp_path: Path) -> None:
-    api.token = "another-token"
-    kubeconfig = api.kubeconfig(tmp_path / "kubeconfig")
-    api.token = "certgen-token"
-    proc = cli("certgen", "create", "--kubeconfig", str(kubeconfig), "--namespace", NS, "--secret-name", SECRET,
+def test_certgen_reports_a_wrong_token_in_one_line(api: ApiServer, tmp_path: Path) -> None:
+    wrong = kubeconfig(api, tmp_path, token="another-token")
+    proc = cli("certgen", "create", "--kubeconfig", str(wrong), "--namespace", NS, "--secret-name", SECRET,
                "--service", SERVICE, check=False)
     assert proc.returncode == 1
     assert "401" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -163,7 +173,7 @@ def wait_until(cond: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def webhook(api: AdmissionApi, tmp_path: Path) -> Iterator[tuple[Client, Path, subprocess.Popen[str]]]:
+def webhook(api: ApiServer, tmp_path: Path) -> Iterator[tuple[Client, Path, subprocess.Popen[str]]]:
     certs = tmp_path / "certs"
     certgen(api, tmp_path, "create", "--service", SERVICE, "--host", "127.0.0.1", "--out-dir", str(certs))
     certgen(api, tmp_path, "patch", "--webhook-name", VWC)
@@ -236,9 +246,9 @@ def test_webhook_refuses_big_bodies_plain_http_and_old_tls(webhook: Any) -> None
         http.client.HTTPSConnection("127.0.0.1", client.port, context=old, timeout=5).request("GET", "/healthz")
 
 
-def test_rotated_certificate_is_served_without_restart(webhook: Any, api: AdmissionApi, tmp_path: Path) -> None:
+def test_rotated_certificate_is_served_without_restart(webhook: Any, api: ApiServer, tmp_path: Path) -> None:
     client, certs, proc = webhook
-    api.delete("Secret", NS, SECRET)  # as if the Secret were deleted and regenerated
+    api.remove("Secret", NS, SECRET)  # as if the Secret were deleted and regenerated
     fresh = tmp_path / "fresh"
     certgen(api, tmp_path, "create", "--service", SERVICE, "--host", "127.0.0.1", "--out-dir", str(fresh))
     assert (fresh / "tls.key").stat().st_mode & 0o777 == 0o600
