@@ -106,7 +106,6 @@ class Rendered:
     config_id: str
     files: dict[str, bytes]
     result: BuildResult
-    template: str  # which templates rendered it: override, last-good, built-in
 
 
 class Controller:
@@ -156,11 +155,11 @@ class Controller:
         out.append(("built-in", self.builtin))
         return out
 
-    def render(self, result: BuildResult, renderer: Renderer, template: str) -> Rendered:
+    def render(self, result: BuildResult, renderer: Renderer) -> Rendered:
         text = renderer.render(result.model, self.options.render_context())
         files = model_files(result.model)
         cid = config_id_of(text, files)
-        return Rendered(text.replace(CONFIG_ID_MARK, cid), cid, files, result, template)
+        return Rendered(text.replace(CONFIG_ID_MARK, cid), cid, files, result)
 
     def render_snapshot(self, snap: Snapshot) -> Rendered:
         """Build and render with the first template set that renders (no nginx involved)."""
@@ -170,7 +169,7 @@ class Controller:
         for name, renderer in self.renderers():
             try:
                 with gc_paused():
-                    return self.render(result, renderer, name)
+                    return self.render(result, renderer)
             except RenderError as e:
                 errors.append(f"{name} templates: {e}")
         raise RenderError("; ".join(errors))
@@ -204,7 +203,7 @@ class Controller:
         for name, renderer in self.renderers():
             try:
                 with gc_paused():
-                    rendered = self.render(result, renderer, name)
+                    rendered = self.render(result, renderer)
             except RenderError as e:
                 log.error("rendering with %s templates failed: %s", name, e)
                 continue
@@ -229,7 +228,7 @@ class Controller:
 
         def fails(excluded: frozenset[str]) -> bool:
             with gc_paused():
-                rendered = self.render(self.build(snap, excluded), renderer, "bisect")
+                rendered = self.render(self.build(snap, excluded), renderer)
             return not nginx.check(rendered.text, rendered.files)[0]
 
         keys = [f"{s.namespace}/{s.name}" for s in result.statuses]  # oldest first

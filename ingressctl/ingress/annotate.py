@@ -66,7 +66,7 @@ class AnnotationResolver:
     def upstream(self, ing: Ingress, cfg: IngressConfig, backend: ServiceBackend,
                  up: Upstream | None) -> Upstream | None:
         """The upstream variant this Ingress's annotations ask for (shared when identical)."""
-        if up is None or up.dynamic:
+        if up is None or up.external:
             return up
         if cfg.service_upstream:
             up = self._cluster_ip(ing, backend, up)
@@ -122,7 +122,7 @@ class AnnotationResolver:
             changes.update(upstream=fallback.name, status=0)
         if cfg.custom_http_errors:
             pages = fallback or self._global_default_upstream()
-            if pages is None or pages.dynamic:
+            if pages is None or pages.external:
                 self.report(ing, "CustomErrorsIgnored", "custom-http-errors needs a default backend with endpoints, "
                             "not ExternalName (default-backend annotation or --default-backend-service); ignored",
                             True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
 from .annotations import IngressConfig
 from .settings import Settings
@@ -42,7 +41,8 @@ class Upstream:
     port: int = 0  # the Service port number this upstream was resolved from
 
     @property
-    def dynamic(self) -> bool:
+    def external(self) -> bool:
+        """An ExternalName Service: no upstream block, nginx resolves the name per request."""
         return bool(self.external_name)
 
     @property
@@ -193,7 +193,6 @@ class Location:
     config: IngressConfig = field(default_factory=IngressConfig)
     external_name: str = ""
     external_port: int = 0
-    canaries: tuple[Any, ...] = ()
     # Resolved from annotations by ingress/annotate.py (see there):
     rewrite_regex: str = ""  # regex for `rewrite` when config.rewrite_target is set
     auth_file: str = ""  # AuthFile.file_name of the htpasswd file (basic auth)

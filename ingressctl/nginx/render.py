@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -33,9 +33,6 @@ from ..ingress.annotations.shapes import URL_VARIABLES
 from ..ingress.model import Model
 
 CONFIG_ID_MARK = "@@INGRESSCTL_CONFIG_ID@@"
-TEMPLATE_NAMES = ("nginx.conf.j2", "upstream.j2", "server.j2", "location.j2",
-                  "http_annotations.j2", "server_annotations.j2", "location_annotations.j2")
-
 
 class RenderError(ValueError):
     """The template or a value could not be rendered safely."""
@@ -114,7 +111,6 @@ class RenderContext:
     lua_modules: tuple[str, ...] = LUA_MODULES  # added to `modules` when the model needs Lua; () = none
     dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
     lazy_default_certificate: bool = True  # workers load it per handshake (they can read it)
-    extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def lua_path(self) -> str:
@@ -189,7 +185,7 @@ class Renderer:
         """The template texts this renderer uses now (to pin them as 'last good')."""
         out = dict(self.builtin)
         if self.override_dir is not None:
-            for n in TEMPLATE_NAMES:
+            for n in self.builtin:
                 p = self.override_dir / n
                 if p.is_file():
                     out[n] = p.read_text(encoding="utf-8")
