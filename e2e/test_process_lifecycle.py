@@ -35,7 +35,6 @@ def test_sigterm_stops_nginx_gracefully_and_exits_0(tmp_path: Path):
     except ProcessLookupError:
         alive = False
     assert not alive, "nginx must not outlive the controller"
-    assert "SIGQUIT" in ctl.log() or "gracefully shutting down" in ctl.log() or not alive
 
 
 def test_nginx_does_not_outlive_a_killed_controller(tmp_path: Path):
