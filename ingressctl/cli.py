@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "ingressctl.commands.proxy",  # proxy (Service proxy)
     "ingressctl.commands.webhook",  # webhook (admission, alone)
     "ingressctl.commands.certgen",  # certgen create|patch (webhook certificates)
+    "ingressctl.commands.explain",  # explain URL (why a request goes there)
 )
 
 

@@ -1,0 +1,18 @@
+"""`ingressctl explain`: which server, location, route and backend serve one request, and why.
+
+The answer is computed from the same `BuildResult` the controller renders (never from the
+rendered text), by replaying nginx's own selection rules over the model: server by Host
+(exact name, then the wildcard regexes in order, else the default server), location in
+nginx's order (exact, longest prefix, then regexes in configuration order), then the
+decisions the location's directives take in nginx's phase order (redirects, access checks,
+canary maps). A property test sends the same requests through a real nginx.
+
+Design choice: a location's origin is a `RouteRef` (kind, namespace, name, rule, path), not
+an Ingress, so other route kinds (Gateway HTTPRoute) can be explained by the same code once
+their build fills the same model.
+"""
+
+from .explain import Explanation, explain
+from .request import Request, RequestError, parse_request
+
+__all__ = ["Explanation", "Request", "RequestError", "explain", "parse_request"]

@@ -1,0 +1,256 @@
+"""Assemble one explanation: server, location, route, decisions, backend, endpoints, and the
+Ingresses that would have matched but do not serve (refused, lost a conflict, other class)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ..ingress.annotations import PREFIX
+from ..ingress.build import BuildResult, ingress_routes
+from ..ingress.classes import ClassFilter
+from ..ingress.model import Location, Model, Server, Upstream
+from ..objects import Ingress
+from ..store import Snapshot
+from .decide import Decision, decide, server_redirect
+from .match import Candidate, host_matches, internal_paths, location_label, select_location, select_server
+from .request import Request
+
+
+@dataclass(frozen=True)
+class RouteRef:
+    """The object, rule and path a location came from; kind 'Ingress' (Gateway routes later)."""
+
+    kind: str
+    namespace: str
+    name: str
+    rule: int | None  # index in spec.rules; None: spec.defaultBackend
+    path: int | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def __str__(self) -> str:
+        where = "defaultBackend" if self.rule is None else f"rules[{self.rule}].http.paths[{self.path}]"
+        return f"{self.kind} {self.key} {where}"
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    address: str
+    port: int
+    ready: bool
+    serving: bool
+    terminating: bool
+    used: bool  # nginx sends requests to it (ready, or serving+terminating when none is ready)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    request: Request
+    server: str  # host of the server block, "" = default server
+    server_why: str
+    location: str | None
+    candidates: tuple[Candidate, ...]
+    route: RouteRef | None
+    status: int | None
+    redirect: str
+    backend: dict[str, Any] | None  # {"service": "ns/name", "port": name or number}
+    upstream: str
+    endpoints: tuple[EndpointState, ...]
+    annotations: tuple[tuple[str, str, str], ...]  # (key, value, "ns/name" that set it)
+    reasons: tuple[str, ...]
+
+    @property
+    def ingress(self) -> str | None:
+        return self.route.key if self.route is not None and self.route.kind == "Ingress" else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "ingress": self.ingress, "backend": self.backend, "location": self.location,
+            "reasons": list(self.reasons), "redirect": self.redirect or None,
+            "request": {"scheme": self.request.scheme, "host": self.request.host, "path": self.request.path,
+                        "uri": self.request.uri, "method": self.request.method},
+            "server": {"host": self.server or None, "why": self.server_why},
+            "route": None if self.route is None else {"kind": self.route.kind, "namespace": self.route.namespace,
+                                                      "name": self.route.name, "rule": self.route.rule,
+                                                      "path": self.route.path},
+            "candidates": [{"location": c.match, "matched": c.matched, "chosen": c.chosen, "why": c.why}
+                           for c in self.candidates],
+            "upstream": self.upstream or None,
+            "endpoints": [e.__dict__ for e in self.endpoints],
+            "annotations": [{"key": k, "value": v, "ingress": i} for k, v, i in self.annotations],
+        }
+
+
+def explain(snap: Snapshot, result: BuildResult, req: Request, classes: ClassFilter,
+            http_port: int = 80, https_port: int = 443) -> Explanation:
+    model = result.model
+    server, server_why = select_server(model, req.host)
+    uri = req.uri
+    candidates: list[Candidate] = []
+    loc: Location | None = None
+    early = server_redirect(server, req, http_port, https_port)
+    if early is not None:
+        decision = early
+    elif uri is None:
+        decision = _answer(400, f"path {req.path!r} climbs above the root: nginx answers 400")
+    elif uri in internal_paths(server):
+        decision = _answer(404, f"{uri} is an internal location of ingressctl: nginx answers 404")
+    else:
+        loc, candidates = select_location(server, uri)
+        decision = (decide(server, loc, req, uri, https_port) if loc is not None
+                    else _answer(404, "no location matches: 404"))
+    route = _origin(snap, server, loc) if loc is not None else None
+    reasons = [f"server: {server_why}"]
+    if loc is not None:
+        reasons.append(f"location {location_label(loc)}: " + next(c.why for c in candidates if c.chosen))
+        if route is not None:
+            reasons.append(f"from {route}")
+    reasons += decision.reasons
+    reasons += _bystanders(snap, result, req, uri or "", route, classes)
+    upstream = model_upstream(model, decision.upstream) if decision.status is None else None
+    backend = None
+    if upstream is not None and decision.status is None:
+        port: int | str = upstream.port
+        if loc is not None and not decision.canary and loc.upstream == decision.upstream:
+            port = _written_port(loc.service, upstream.port)
+        backend = {"service": upstream.service, "port": port}
+    endpoints = _endpoints(snap, upstream.service, upstream.port, upstream) if upstream else ()
+    if upstream is not None and upstream.external:
+        reasons.append(f"ExternalName: nginx resolves {upstream.external_name} per request")
+    return Explanation(req, server.host, server_why, location_label(loc) if loc else None, tuple(candidates), route,
+                       decision.status, decision.redirect, backend, decision.upstream if backend else "",
+                       endpoints, _annotations(snap, route, decision.canary, loc), tuple(reasons))
+
+
+def _answer(status: int, why: str) -> Decision:
+    return Decision().answer(status, why)
+
+
+def model_upstream(model: Model, name: str) -> Upstream | None:
+    return next((u for u in model.upstreams if u.name == name), None) if name else None
+
+
+def _written_port(label: str, number: int) -> int | str:
+    """The backend port as the Ingress wrote it (name or number), from 'ns/name:port'."""
+    port = label.rpartition(":")[2]
+    return int(port) if port.isdigit() else port or number
+
+
+def _origin(snap: Snapshot, server: Server, loc: Location) -> RouteRef | None:
+    ing = snap.ingresses.get(loc.ingress) if loc.ingress else None
+    if ing is None:
+        return None
+    want = loc.path.rstrip("/") or "/" if not loc.is_regex else loc.path
+    for host in (server.host, ""):
+        for ri, rule in enumerate(ing.rules):
+            if rule.host != host:
+                continue
+            for pi, p in enumerate(rule.paths):
+                got = p.path if loc.is_regex else (p.path.rstrip("/") or "/")
+                if got == want and (loc.modifier == "=") <= (p.path_type == "Exact" or p.path.rstrip("/") == want):
+                    return RouteRef("Ingress", ing.meta.namespace, ing.meta.name, ri, pi)
+    return RouteRef("Ingress", ing.meta.namespace, ing.meta.name, None, None)
+
+
+def _annotations(snap: Snapshot, route: RouteRef | None, canary: bool,
+                 loc: Location | None) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    keys = [route.key] if route is not None else []
+    if loc is not None and loc.canary is not None and route is not None:
+        keys += [k for k, i in snap.ingresses.items() if i.meta.namespace == route.namespace and k != route.key
+                 and i.meta.annotations.get(PREFIX + "canary") == "true" and _rule_claims(i, loc.path)]
+    for k in keys:
+        ing = snap.ingresses[k]
+        out += [(a, v, k) for a, v in sorted(ing.meta.annotations.items()) if a.startswith(PREFIX)]
+    return tuple(out)
+
+
+def _rule_claims(ing: Ingress, path: str) -> bool:
+    want = path.rstrip("/") or "/"
+    return any((p.path.rstrip("/") or "/") == want for r in ing.rules for p in r.paths)
+
+
+def _endpoints(snap: Snapshot, service: str, port: int, upstream: Upstream) -> tuple[EndpointState, ...]:
+    ns, _, name = service.partition("/")
+    svc = snap.service(ns, name)
+    sp = svc.port_for(port) if svc is not None else None
+    if sp is None:
+        return ()
+    used = {(e.address, e.port) for e in upstream.endpoints}
+    out = []
+    for sl in snap.slices(ns, name):
+        target = next((p.port for p in sl.ports if p.name == sp.name and p.protocol == sp.protocol), 0)
+        for ep in sl.endpoints:
+            for addr in ep.addresses:
+                out.append(EndpointState(addr, target, ep.ready, ep.serving, ep.terminating,
+                                         (addr, target) in used))
+    return tuple(sorted(set(out), key=lambda e: (e.address, e.port)))
+
+
+def _request_matches(ing: Ingress, req: Request, uri: str, use_regex: bool) -> bool:
+    """Lenient: does any rule of `ing` name this host and path (valid or not)?"""
+    for rule in ing.rules:
+        if rule.host and not host_matches(rule.host.lower(), req.host):
+            continue
+        for p in rule.paths:
+            if _path_matches(p.path, p.path_type, uri, use_regex):
+                return True
+    return not ing.rules and ing.default_backend is not None
+
+
+def _path_matches(path: str, path_type: str, uri: str, use_regex: bool) -> bool:
+    if path_type == "ImplementationSpecific" and use_regex:
+        try:
+            return re.match("^" + path, uri, re.IGNORECASE) is not None
+        except re.error:
+            return False
+    if path_type == "Exact":
+        return uri == path
+    base = path.rstrip("/")
+    return not base or uri == base or uri.startswith(base + "/")
+
+
+def _bystanders(snap: Snapshot, result: BuildResult, req: Request, uri: str, route: RouteRef | None,
+                classes: ClassFilter) -> list[str]:
+    """Ingresses naming this host and path that do not serve it, and why."""
+    served = {f"{s.namespace}/{s.name}" for s in result.statuses}
+    out = []
+    for key, ing in sorted(snap.ingresses.items(), key=lambda kv: kv[1].meta.age_key):
+        if route is not None and key == route.key:
+            continue
+        use_regex = ing.meta.annotations.get(PREFIX + "use-regex") == "true"
+        if not _request_matches(ing, req, uri, use_regex):
+            continue
+        if not classes.is_ours(ing, snap.classes):
+            out.append(f"Ingress {key} also matches but is not served by this controller "
+                       f"({classes.why_not(ing, snap.classes)})")
+        elif key not in served:
+            why = "; ".join(f"{p.reason}: {p.message}" for p in result.problems
+                            if (p.namespace, p.name) == (ing.meta.namespace, ing.meta.name) and not p.warning)
+            lead = "no route: " if route is None else "also: "
+            out.append(f"{lead}Ingress {key} was refused: {why or 'invalid'}")
+        elif ing.meta.annotations.get(PREFIX + "canary") == "true":
+            continue
+        elif route is not None and _lost(ing, result, req, uri):
+            out.append(f"Ingress {key} also claims this path but lost the conflict to the older "
+                       f"Ingress {route.key}")
+    return out
+
+
+def _lost(ing: Ingress, result: BuildResult, req: Request, uri: str) -> bool:
+    """A route of `ing` matching this request was reported as a PathConflict (an older one has it)."""
+    routes, _ = ingress_routes(ing, True)
+    lost = [p.message for p in result.problems if (p.namespace, p.name) == (ing.meta.namespace, ing.meta.name)
+            and p.reason == "PathConflict"]
+    return any(f"host {r.host or '*'} path {r.path} " in m for r in routes for m in lost
+               if (not r.host or host_matches(r.host, req.host)) and _route_matches(r.kind, r.path, uri))
+
+
+def _route_matches(kind: str, path: str, uri: str) -> bool:
+    if kind == "regex":
+        return _path_matches(path, "ImplementationSpecific", uri, True)
+    return _path_matches(path, "Exact" if kind == "exact" else "Prefix", uri, False)

@@ -1,0 +1,167 @@
+"""`ingressctl explain`: a table of (objects, request) -> explanation, over the pure build."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ingressctl.explain import explain, parse_request
+from ingressctl.explain.request import normalise_path
+from ingressctl.ingress.classes import ClassFilter
+from ingressctl.objects import KubeObject
+from ingressctl.store import Snapshot
+from tests.factory import endpoint_slice, ingress, ingress_class, path, run_build, service, tls_secret
+
+A = "nginx.ingress.kubernetes.io/"
+OLD, NEW = "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"
+
+
+def world() -> list[KubeObject]:
+    out: list[KubeObject] = [ingress_class(), ingress_class("theirs", "k8s.io/ingress-nginx")]
+    for i, name in enumerate(("web", "api", "canary", "old", "new")):
+        out += [service(name), endpoint_slice(name, [f"10.0.0.{i + 1}"])]
+    out.append(service("empty"))
+    return out
+
+
+def ask(objects: list[KubeObject], url: str, headers: tuple[str, ...] = (), method: str = "GET",
+        client_ip: str = "127.0.0.1") -> Any:
+    everything = [*world(), *objects]
+    result = run_build(*everything)
+    return explain(Snapshot.of(everything), result, parse_request(url, headers, method, client_ip),
+                   ClassFilter(), 80, 443)
+
+
+CASES: list[tuple[str, list[KubeObject], dict[str, Any], dict[str, Any], str]] = [
+    ("exact beats prefix",
+     [ingress("a", [("x.io", [path("/", "web"), path("/foo", "api", ptype="Exact")])])],
+     {"url": "http://x.io/foo"},
+     {"status": None, "ingress": "default/a", "backend": {"service": "default/api", "port": 80},
+      "location": "= /foo"}, "exact match: wins at once"),
+    ("longest prefix, whole path elements",
+     [ingress("a", [("x.io", [path("/", "web"), path("/api", "api")])])],
+     {"url": "http://x.io/apix"},
+     {"status": None, "backend": {"service": "default/web", "port": 80}, "location": "/"},
+     "longest matching prefix"),
+    ("longest prefix wins",
+     [ingress("a", [("x.io", [path("/", "web"), path("/api", "api")])])],
+     {"url": "http://x.io/api/users"},
+     {"backend": {"service": "default/api", "port": 80}, "location": "/api/"}, "longest matching prefix"),
+    ("regex beats a longer prefix, first regex in order",
+     [ingress("r", [("x.io", [path("/v[0-9]+/", "api", ptype="ImplementationSpecific"),
+                              path("/v1/long/prefix", "web", ptype="ImplementationSpecific")])],
+              annotations={A + "use-regex": "true"})],
+     {"url": "http://x.io/v1/long/prefix/x"},
+     {"location": "~* ^/v1/long/prefix", "backend": {"service": "default/web", "port": 80}},
+     "first regex that matches"),
+    ("conflict lost to an older Ingress",
+     [ingress("new", [("x.io", [path("/", "new")])], created=NEW),
+      ingress("old", [("x.io", [path("/", "old")])], created=OLD)],
+     {"url": "http://x.io/"},
+     {"ingress": "default/old", "backend": {"service": "default/old", "port": 80}},
+     "Ingress default/new also claims this path but lost the conflict to the older Ingress default/old"),
+    ("canary by header: always",
+     [ingress("main", [("x.io", [path("/", "web")])]),
+      ingress("can", [("x.io", [path("/", "canary")])], created=NEW,
+              annotations={A + "canary": "true", A + "canary-by-header": "X-Canary"})],
+     {"url": "http://x.io/", "headers": ("X-Canary: always",)},
+     {"ingress": "default/main", "backend": {"service": "default/canary", "port": 80}},
+     "canary-by-header X-Canary: 'always': canary backend"),
+    ("canary by header: never",
+     [ingress("main", [("x.io", [path("/", "web")])]),
+      ingress("can", [("x.io", [path("/", "canary")])], created=NEW,
+              annotations={A + "canary": "true", A + "canary-by-header": "X-Canary"})],
+     {"url": "http://x.io/", "headers": ("X-Canary: never",)},
+     {"backend": {"service": "default/web", "port": 80}}, "main backend"),
+    ("canary by header value, not sent",
+     [ingress("main", [("x.io", [path("/", "web")])]),
+      ingress("can", [("x.io", [path("/", "canary")])], created=NEW,
+              annotations={A + "canary": "true", A + "canary-by-header": "X-Canary",
+                           A + "canary-by-header-value": "yes"})],
+     {"url": "http://x.io/"},
+     {"backend": {"service": "default/web", "port": 80}}, "canary-by-header X-Canary: not sent"),
+    ("refused Ingress",
+     [ingress("bad", [("x.io", [path("/", "web")])], annotations={A + "proxy-body-size": "lots"})],
+     {"url": "http://x.io/"},
+     {"status": 404, "ingress": None, "backend": None},
+     "no route: Ingress default/bad was refused: InvalidAnnotation"),
+    ("unknown host",
+     [ingress("a", [("x.io", [path("/", "web")])])],
+     {"url": "http://nowhere.io/"},
+     {"status": 404, "ingress": None, "backend": None, "location": "/"},
+     "no server_name matches nowhere.io: the default server"),
+    ("wildcard host, one label",
+     [ingress("w", [("*.x.io", [path("/", "web")])])],
+     {"url": "http://a.x.io/"},
+     {"ingress": "default/w", "backend": {"service": "default/web", "port": 80}}, "wildcard *.x.io"),
+    ("wildcard host does not take two labels",
+     [ingress("w", [("*.x.io", [path("/", "web")])])],
+     {"url": "http://a.b.x.io/"},
+     {"status": 404, "ingress": None}, "the default server"),
+    ("Ingress of another controller",
+     [ingress("theirs", [("x.io", [path("/", "web")])], cls="theirs")],
+     {"url": "http://x.io/"},
+     {"status": 404}, "Ingress default/theirs also matches but is not served by this controller"),
+    ("no endpoints: 503",
+     [ingress("e", [("x.io", [path("/", "empty")])])],
+     {"url": "http://x.io/"},
+     {"status": 503, "ingress": "default/e", "backend": None}, "no usable endpoints"),
+    ("TLS host: plain HTTP redirected",
+     [ingress("t", [("x.io", [path("/", "web")])], tls=[{"hosts": ["x.io"], "secretName": "x"}]),
+      tls_secret("x", "x.io")],
+     {"url": "http://x.io/a?b=1"},
+     {"status": 308, "ingress": "default/t"}, "redirected to HTTPS"),
+    ("TLS host over https: proxied",
+     [ingress("t", [("x.io", [path("/", "web")])], tls=[{"hosts": ["x.io"], "secretName": "x"}]),
+      tls_secret("x", "x.io")],
+     {"url": "https://x.io/a"},
+     {"status": None, "backend": {"service": "default/web", "port": 80}}, "exact server_name x.io"),
+    ("denylist",
+     [ingress("d", [("x.io", [path("/", "web")])], annotations={A + "denylist-source-range": "10.1.0.0/16"})],
+     {"url": "http://x.io/", "client_ip": "10.1.2.3"},
+     {"status": 403, "backend": None}, "denylist-source-range 10.1.0.0/16 matches"),
+    ("permanent redirect",
+     [ingress("p", [("x.io", [path("/", "web")])], annotations={A + "permanent-redirect": "https://y.io/"})],
+     {"url": "http://x.io/"},
+     {"status": 301, "redirect": "https://y.io/"}, "redirect annotation"),
+    ("URI normalised before matching",
+     [ingress("a", [("x.io", [path("/", "web"), path("/api", "api")])])],
+     {"url": "http://x.io/static/../api//v1"},
+     {"backend": {"service": "default/api", "port": 80}, "location": "/api/"}, "longest matching prefix"),
+    ("named port kept as written; Host header beats the URL",
+     [ingress("n", [("x.io", [path("/", "web", port="http")])])],
+     {"url": "http://127.0.0.1:8080/", "headers": ("Host: X.io:8080",)},
+     {"backend": {"service": "default/web", "port": "http"}}, "exact server_name x.io"),
+]
+
+
+@pytest.mark.parametrize("objects,request_,expected,reason", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_explain(objects: list[KubeObject], request_: dict[str, Any], expected: dict[str, Any], reason: str) -> None:
+    e = ask(objects, **request_)
+    got = e.to_json()
+    for k, v in expected.items():
+        assert got[k] == v, (k, got)
+    assert any(reason in r for r in got["reasons"]), got["reasons"]
+
+
+def test_candidates_are_listed_in_nginx_order_with_the_winner_marked() -> None:
+    e = ask([ingress("a", [("x.io", [path("/", "web"), path("/api", "api"), path("/api/x", "web", ptype="Exact")])])],
+            "http://x.io/api/y")
+    assert [(c.match, c.matched, c.chosen) for c in e.candidates] == [
+        ("= /api/x", False, False), ("= /api", False, False), ("/api/", True, True), ("/", True, False)]
+
+
+def test_endpoints_show_ready_and_terminating() -> None:
+    e = ask([ingress("a", [("x.io", [path("/", "old")])]),
+             endpoint_slice("old", ["10.9.9.9"], name="old-term",
+                            conditions={"ready": False, "serving": True, "terminating": True})],
+            "http://x.io/")
+    assert [(x.address, x.ready, x.terminating, x.used) for x in e.endpoints] == [
+        ("10.0.0.4", True, False, True), ("10.9.9.9", False, True, False)]
+
+
+@pytest.mark.parametrize("raw,uri", [("/a/./b", "/a/b"), ("/a/../b", "/b"), ("//a///b/", "/a/b/"),
+                                     ("/%61pi", "/api"), ("/..", None), ("/a/..", "/")])
+def test_uri_normalisation(raw: str, uri: str | None) -> None:
+    assert normalise_path(raw) == uri
