@@ -54,6 +54,8 @@ RESOURCES = {(r.group_version, r.plural): r for r in (
     Resource("networking.k8s.io/v1", "ingressclasses", "IngressClass", False),
     Resource("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", True),
     Resource("coordination.k8s.io/v1", "leases", "Lease", True),
+    Resource("apps/v1", "deployments", "Deployment", True, has_status=True),
+    Resource("apps/v1", "daemonsets", "DaemonSet", True, has_status=True),
     Resource("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration",
              False),
     Resource("events.k8s.io/v1", "events", "Event", True, field_labels=("reason", "type", "regarding.name")),

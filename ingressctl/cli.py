@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ingressctl.commands.webhook",  # webhook (admission, alone)
     "ingressctl.commands.certgen",  # certgen create|patch (webhook certificates)
     "ingressctl.commands.explain",  # explain URL (why a request goes there)
+    "ingressctl.commands.migrate",  # migrate check (leaving ingress-nginx)
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PURE = ["ingressctl/ingress", "ingressctl/explain", "ingressctl/objects.py", "ingressctl/store.py", "ingressctl/proxy/build.py",
+PURE = ["ingressctl/ingress", "ingressctl/explain", "ingressctl/migrate", "ingressctl/objects.py", "ingressctl/store.py", "ingressctl/proxy/build.py",
         "ingressctl/proxy/model.py", "ingressctl/admission/validate.py", "ingressctl/proxy/schedulers.py",
         "ingressctl/proxy/relay.py", "ingressctl/proxy/lbipam.py", "ingressctl/proxy/stale.py"]
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
+from typing import Any
 
 from ..cli import UserError
 from ..controller import Controller
@@ -73,3 +75,58 @@ def class_filter(args: argparse.Namespace) -> ClassFilter:
 def build_like_controller(args: argparse.Namespace, snap: Snapshot) -> BuildResult:
     ctl = Controller(Store(), controller_options(args))
     return ctl.build(snap)
+
+
+def read_raw_inputs(paths: list[str]) -> tuple[list[tuple[str, Any]], list[str]]:
+    """(where, raw object) from files, directories (their *.yaml, *.yml, *.json) and '-' (stdin)."""
+    import yaml
+
+    from ..sources.files import SUFFIXES, raw_documents
+
+    docs: list[tuple[str, Any]] = []
+    problems: list[str] = []
+    for name in paths:
+        p = Path(name)
+        if name != "-" and not p.exists():
+            raise UserError(f"{name}: no such file or directory")
+        files = [p] if name == "-" or p.is_file() else sorted(
+            f for f in p.rglob("*") if f.suffix in SUFFIXES and f.is_file() and not f.name.startswith("."))
+        for f in files:
+            where = "<stdin>" if name == "-" else str(f)
+            try:
+                text = sys.stdin.read() if name == "-" else f.read_text(encoding="utf-8")
+                docs += [(f"{where}:{line}", raw) for line, raw in raw_documents(text, where)]
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+                problems.append(f"{where}: cannot read: {e}")
+    return docs, problems
+
+
+def list_raw_from_cluster(kubeconfig: str | None, extra: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """Every object of the kinds ingressctl reads, listed once (read-only), as raw dicts; `extra`
+    API paths (e.g. /apis/apps/v1/deployments) are listed too and skipped when refused."""
+    from ..kube.client import RESOURCES, KubeClient, KubeUnavailable, describe_failure, load_configuration
+    from ..sources.kube import DEFAULT_SECRET_SELECTOR
+
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    try:
+        client = KubeClient(load_configuration(kubeconfig))
+    except Exception as e:  # kubeconfig missing or unreadable
+        raise UserError(f"--kubeconfig: {e}") from None
+    out: list[tuple[str, Any]] = []
+    wanted = [(RESOURCES[k].path(), k, {"fieldSelector": DEFAULT_SECRET_SELECTOR} if k == "Secret" else {})
+              for k in ("IngressClass", "Ingress", "Service", "EndpointSlice", "Secret", "ConfigMap")]
+    wanted += [(p, "", {}) for p in extra]
+    for path, kind, query in wanted:
+        try:
+            body = client.request("GET", path, query)
+        except KubeUnavailable as e:
+            raise UserError(str(e)) from None
+        except Exception as e:
+            if not kind:
+                continue  # optional kinds (the controller's Deployment): not readable, not needed
+            raise UserError(describe_failure(client.host, e)) from None
+        item_kind = kind or str(body.get("kind", "")).removesuffix("List")
+        for raw in body.get("items") or []:
+            raw.setdefault("kind", item_kind)
+            out.append((f"{client.host}{path}", raw))
+    return out

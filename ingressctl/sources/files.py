@@ -61,6 +61,11 @@ def _documents(text: str, path: str) -> Iterator[tuple[int, Any]]:
         loader.dispose()
 
 
+def raw_documents(text: str, path: str) -> list[tuple[int, Any]]:
+    """(line, raw object) for every object of a YAML/JSON text, `kind: List` flattened."""
+    return list(_documents(text, path))
+
+
 def parse_file(path: Path) -> tuple[list[KubeObject], list[FileProblem], list[FileProblem]]:
     """(objects, errors, notices). Any error means the file as a whole is not taken."""
     objects: list[KubeObject] = []
