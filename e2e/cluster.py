@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .apiserver import ApiServer
-from .harness import INGRESSCTL, ROOT, LocalController, free_port, wait_until
+from .harness import INGRESSCTL, ROOT, LocalController, free_port, grace_args, wait_until
 
 TOKEN = "e2e-controller-token"
 
@@ -123,7 +123,7 @@ class ClusterController(LocalController):
                 "--http-port", str(self.http_port), "--https-port", str(self.https_port),
                 "--status-port", str(self.status_port), "--status-address", "127.0.0.1",
                 "--election-namespace", "ingressctl", "--lease-duration", str(d), "--renew-deadline", str(r),
-                "--retry-period", str(p), *self.extra_args]
+                "--retry-period", str(p), *grace_args(self.extra_args), *self.extra_args]
         env = {**os.environ, "POD_NAME": self.name, **self.env}
         env.pop("KUBECONFIG", None)
         self.api.add_token(self.token, rbac_rules())  # type: ignore[union-attr]

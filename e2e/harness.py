@@ -108,6 +108,11 @@ def request(port: int, host: str, path: str = "/", *, tls: bool = False, method:
         conn.close()
 
 
+def grace_args(extra_args: list[str]) -> list[str]:
+    """Tests stop controllers at once unless they ask for a --shutdown-grace-period."""
+    return [] if "--shutdown-grace-period" in extra_args else ["--shutdown-grace-period", "0"]
+
+
 def wait_until(check: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> float:
     """Poll until check() is true; returns the seconds it took; AssertionError on timeout."""
     start = time.monotonic()
@@ -165,7 +170,7 @@ class LocalController:
         self.manifests.mkdir(parents=True, exist_ok=True)
         args = [*INGRESSCTL, "-v", "run", "--manifests", str(self.manifests), "--state-dir", str(self.state_dir),
                 "--http-port", str(self.http_port), "--https-port", str(self.https_port),
-                "--status-port", str(self.status_port), *self.extra_args]
+                "--status-port", str(self.status_port), *self._grace(), *self.extra_args]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         try:
@@ -173,6 +178,9 @@ class LocalController:
         except AssertionError:
             self.stop()
             raise AssertionError(f"ingressctl did not become ready:\n{self.log()[-6000:]}") from None
+
+    def _grace(self) -> list[str]:
+        return grace_args(self.extra_args)
 
     def is_ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -194,6 +202,24 @@ class LocalController:
         _, text = self.status("/metrics")
         m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
         return float(m.group(1)) if m else 0.0
+
+    def serving_config_id(self) -> str:
+        """The config id nginx's newest workers answer with (its private status socket)."""
+        from ingressctl.nginx.process import UnixHTTPConnection
+
+        conn = UnixHTTPConnection(str(self.state_dir / "nginx" / "status.sock"), timeout=2)
+        try:
+            conn.request("GET", "/ingressctl/config-id", headers={"Connection": "close"})
+            return conn.getresponse().read().decode().strip()
+        finally:
+            conn.close()
+
+    def wait_live(self, timeout: float = 10.0) -> None:
+        """Wait until the controller has declared live the configuration nginx's newest workers
+        serve (README: "live" means no worker of an older configuration accepts connections)."""
+        cid = self.serving_config_id()
+        self.wait_for(lambda: self.metric("ingressctl_config_hash") == int(cid[:12], 16), timeout,
+                      f"configuration {cid} declared live")
 
     def reloads(self) -> float:
         return self.metric("ingressctl_nginx_reloads_total")

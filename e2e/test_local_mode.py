@@ -231,6 +231,9 @@ def test_hot_reload_drops_no_requests(controller, backends):
     controller.write("svc.yaml", manifests_for_backends("default", "a", [backends.start("a")]))
     controller.write("ing.yaml", _ingress("r", "reload.test", [("/", "Prefix", "a")]))
     controller.wait_for(lambda: controller.get("reload.test").status == 200)
+    # A 200 from one new worker is not "live": old workers may still accept for ~100 ms and
+    # answer 404 for reload.test. Wait for the controller's word (issue 11, item 2).
+    controller.wait_live()
     import threading
 
     statuses: collections.Counter[int] = collections.Counter()

@@ -6,10 +6,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from pathlib import Path
 
-from .harness import ROOT, LocalController
+import pytest
+
+from .harness import INGRESS_CLASS, ROOT, LocalController, manifests_for_backends, request, wait_until
+from .nginx_kit import MiniNginx, mini
+
+__all__ = ["mini"]  # the fixture
 
 
 def test_wheel_ships_the_templates_inside_the_package(tmp_path: Path):
@@ -44,8 +51,6 @@ def test_nginx_does_not_outlive_a_killed_controller(tmp_path: Path):
     assert ctl.proc is not None
     os.kill(ctl.proc.pid, signal.SIGKILL)  # no chance to stop nginx itself
     ctl.proc.wait(timeout=10)
-    import time
-
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -58,3 +63,114 @@ def test_nginx_does_not_outlive_a_killed_controller(tmp_path: Path):
         raise AssertionError("nginx kept running after its controller was killed")
     ctl.proc = None
     ctl.stop()
+
+
+# -- issue 11, item 1: SIGTERM drains ----------------------------------------------------------
+
+class _SlowBackend:
+    """Answers /slow after `delay` seconds, anything else at once; counts requests in flight."""
+
+    def __init__(self, delay: float) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.arrived = threading.Semaphore(0)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if self.path == "/slow":
+                    outer.arrived.release()
+                    time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_sigterm_drains_readyz_first_then_in_flight_requests_finish(tmp_path: Path):
+    slow = _SlowBackend(delay=3.0)
+    ctl = LocalController(tmp_path, extra_args=["--shutdown-grace-period", "1"])
+    ctl.write("00-class.yaml", INGRESS_CLASS)
+    ctl.write("svc.yaml", manifests_for_backends("default", "slow", [slow.port]))
+    ctl.write("ing.yaml", _ingress("drain.test", "slow"))
+    try:
+        ctl.start()
+        ctl.wait_for(lambda: ctl.get("drain.test", "/fast").status == 200)
+        ctl.wait_live()
+        results: list[int] = []
+
+        def slow_request() -> None:
+            try:
+                results.append(request(ctl.http_port, "drain.test", "/slow", timeout=30).status)
+            except OSError:
+                results.append(0)
+
+        clients = [threading.Thread(target=slow_request) for _ in range(5)]
+        for c in clients:
+            c.start()
+        for _ in clients:
+            assert slow.arrived.acquire(timeout=10), "the slow requests did not reach the backend"
+        assert ctl.proc is not None
+        nginx = ctl.nginx_pid()
+        os.kill(ctl.proc.pid, signal.SIGTERM)
+        wait_until(lambda: ctl.status("/readyz")[0] != 200, 5, "/readyz to fail")
+        assert ctl.status("/readyz") == (503, "shutting down\n")
+        assert ctl.get("drain.test", "/fast").status == 200, "a new connection during the grace period"
+        for c in clients:
+            c.join(timeout=30)
+        assert results == [200] * 5, "in-flight requests were cut"
+        assert ctl.proc.wait(timeout=30) == 0
+        assert not _alive(nginx), "nginx must not outlive the controller"
+    finally:
+        ctl.stop()
+        slow.stop()
+
+
+def test_nginx_survives_the_thread_that_started_it(mini: MiniNginx):
+    """The parent-death signal follows the thread that forked: a sync thread that dies
+    (an exception) must not take nginx with it."""
+    t = threading.Thread(target=mini.apply, args=("gen-1",))
+    t.start()
+    t.join()
+    proc = mini.nginx.proc
+    assert proc is not None
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1.0)  # the thread is gone; nginx must keep running
+    assert request(mini.port, "x").body == b"gen-1"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _ingress(host: str, svc: str) -> str:
+    return f"""\
+        apiVersion: networking.k8s.io/v1
+        kind: Ingress
+        metadata: {{name: drain, namespace: default}}
+        spec:
+          ingressClassName: nginx
+          rules:
+          - host: {host}
+            http:
+              paths:
+              - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}
+        """

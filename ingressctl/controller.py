@@ -55,6 +55,7 @@ class ControllerOptions:
     debounce: float = 0.05
     dynamic_endpoints: bool = False  # endpoint changes through the Lua balancer, no reload
     lazy_default_certificate: bool = True  # False when nginx workers cannot reach the state dir
+    stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
 
     @property
     def prefix(self) -> Path:
@@ -133,6 +134,9 @@ class Controller:
         self._lua = lua_available()
         self.quarantine = Quarantine()
         self._pending_lock = threading.Lock()
+        self._nginx_died = threading.Event()
+        self.draining = False
+        self.failing_since: float | None = None  # monotonic time the wanted config first failed to go live
 
     # -- pure-ish pipeline ------------------------------------------------------------------
     def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset()) -> BuildResult:
@@ -210,15 +214,19 @@ class Controller:
             table = endpoint_table(result.model) if self.pusher is not None else {}
             if self.pusher is not None:
                 self.pusher.write_file(table)
+            self.nginx.max_draining = result.model.settings.max_draining_generations
             outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files)
             if outcome.ok:
                 self._endpoints_live(result.model, table, reloaded=outcome.changed)
                 if name == "override" and outcome.changed:
                     self.last_good_override = renderer.with_sources(renderer.sources())
                 return outcome, None
-            log.error("configuration from %s templates refused: %s", name, outcome.message)
             self.metrics.reload_failures.inc()
-            refused_by = renderer if outcome.message.startswith("nginx -t failed") else None
+            if not outcome.refused:  # nginx itself failed (start, reload): no template is to blame
+                log.error("nginx failed: %s", outcome.message)
+                return outcome, None
+            log.error("configuration from %s templates refused: %s", name, outcome.message)
+            refused_by = renderer
         return outcome, refused_by
 
     def _isolate(self, snap: Snapshot, result: BuildResult, renderer: Renderer, message: str) -> bool:
@@ -273,6 +281,10 @@ class Controller:
     def _record_outcome(self, outcome: ApplyResult, seconds: float) -> None:
         self.last_result = outcome
         self.metrics.sync_duration.observe(seconds)
+        if outcome.ok:
+            self.failing_since = None
+        elif self.failing_since is None:
+            self.failing_since = time.monotonic()
         if not outcome.changed:
             return
         self.metrics.last_reload_success.set(1 if outcome.ok else 0)
@@ -305,12 +317,40 @@ class Controller:
     def ready(self) -> bool:
         return self.live_since is not None
 
+    def readiness(self) -> tuple[bool, str]:
+        """/readyz: live, not shutting down, and not stale for longer than options.stale_after."""
+        if self.draining:
+            return False, "shutting down"
+        if not self.ready:
+            return False, "starting"
+        if self.failing_since is not None:
+            stale = time.monotonic() - self.failing_since
+            if stale > self.options.stale_after:
+                why = self.last_result.message if self.last_result else ""
+                return False, (f"configuration stale for {stale:.0f}s (more than {self.options.stale_after:g}s): "
+                               f"the wanted configuration does not go live: {why}")
+        return True, "configuration live"
+
+    def health(self) -> tuple[bool, str]:
+        """/healthz: the sync loop runs and nginx runs (once it has served)."""
+        loop = self._thread
+        if loop is not None and loop.ident is not None and not loop.is_alive() and not self._stop.is_set():
+            return False, "the sync loop has stopped"
+        if self.nginx is not None and self.ready and not self.nginx.running():
+            return False, "nginx is not running"
+        return True, "ok"
+
+    def begin_drain(self) -> None:
+        """Shutting down: /readyz answers 503 from now on; nginx keeps serving."""
+        self.draining = True
+
     def start(self) -> None:
         assert self.nginx is not None
         self.nginx.prepare()
         share_with_workers(ensure_default_certificate(self.options.prefix / "certs" / "default.pem"))
         if self.pusher is not None:
             self.pusher.install_lua()
+        self.nginx.on_exit = self._nginx_exited
         self.store.subscribe(self._note_change)
         if self.options.template_dir is not None:
             self._watch_templates(self.options.template_dir)
@@ -319,6 +359,10 @@ class Controller:
         self._thread.start()
 
     def request_sync(self) -> None:
+        self._wake.set()
+
+    def _nginx_exited(self) -> None:
+        self._nginx_died.set()
         self._wake.set()
 
     def _note_change(self, change: Change) -> None:
@@ -335,23 +379,34 @@ class Controller:
         return frozenset().union(*(c.services for c in pending))
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._wake.wait(timeout=1.0):
-                time.sleep(self.options.debounce)  # coalesce a burst of changes
-                self._wake.clear()
+        """Every failure is logged and the loop goes on; if it ever ends early, /healthz says so."""
+        try:
+            while not self._stop.is_set():
+                woke = self._wake.wait(timeout=1.0)
                 try:
-                    services = self._take_pending()
-                    if services and self.sync_endpoints(services):
-                        continue
-                    self.sync()
+                    self._step(woke)
                 except Exception:
                     log.exception("sync failed; nginx keeps its last configuration")
-            assert self.nginx is not None
+        finally:
+            if not self._stop.is_set():
+                log.critical("the sync loop stopped; configuration changes are no longer applied")
+
+    def _step(self, woke: bool) -> None:
+        assert self.nginx is not None
+        if self._nginx_died.is_set() or not woke:  # a death is handled first, before any debounce
+            self._nginx_died.clear()
             if self.nginx.ensure_running():
                 self._wake.set()  # it restarted with the last good config: bring it up to date
-            if self.nginx.restarts > self._restarts_seen:
-                self.metrics.nginx_restarts.inc(self.nginx.restarts - self._restarts_seen)
-                self._restarts_seen = self.nginx.restarts
+        else:
+            time.sleep(self.options.debounce)  # coalesce a burst of changes
+            self._wake.clear()
+            services = self._take_pending()
+            if not (services and self.sync_endpoints(services)):
+                self.sync()
+        self.nginx.reap()
+        if self.nginx.restarts > self._restarts_seen:
+            self.metrics.nginx_restarts.inc(self.nginx.restarts - self._restarts_seen)
+            self._restarts_seen = self.nginx.restarts
 
     def _watch_templates(self, directory: Path) -> None:
         self._template_watch = DebouncedWatch([directory], self._wake.set, debounce=0.05).start()

@@ -16,6 +16,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 Check = Callable[[], tuple[bool, str]]
 
 
+def all_of(*checks: Check) -> Check:
+    """One check from several (controller, sources, ...): the first failure wins."""
+    def check() -> tuple[bool, str]:
+        for c in checks:
+            ok, msg = c()
+            if not ok:
+                return ok, msg
+        return True, "ok"
+    return check
+
+
 class StatusServer:
     def __init__(self, address: str, port: int, healthy: Check, ready: Check,
                  registry: CollectorRegistry | None = None) -> None:

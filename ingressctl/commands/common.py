@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import logging
+import os
 import signal
+import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
-from ..controller import ControllerOptions
+from ..controller import Controller, ControllerOptions
 from ..ingress.classes import CONTROLLER_NAME, ClassFilter
 
 log = logging.getLogger(__name__)
@@ -29,6 +36,12 @@ def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: s
     g.add_argument("--dynamic-endpoints", choices=("auto", "on", "off"), default="auto",
                    help="apply endpoint changes through nginx's Lua balancer without a reload "
                         "(auto: when nginx has the Lua module, as nginx-extras does)")
+    g.add_argument("--shutdown-grace-period", type=float, default=5.0, metavar="S",
+                   help="on SIGTERM, /readyz answers 503 at once and nginx keeps accepting new connections "
+                        "for S seconds before it is told to drain (default 5)")
+    g.add_argument("--stale-after", type=float, default=60.0, metavar="S",
+                   help="/readyz answers 503 once the wanted configuration has failed to go live for longer "
+                        "than S seconds (default 60)")
     p.set_defaults(default_listen=listen)
 
 
@@ -88,6 +101,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         resolver=tuple(resolver) if resolver else system_resolvers(),
         dynamic_endpoints=_dynamic(getattr(args, "dynamic_endpoints", "off")),
         lazy_default_certificate=_workers_reach(Path(state)),
+        stale_after=getattr(args, "stale_after", 60.0),
     )
 
 
@@ -134,3 +148,58 @@ def check_port(port: int, what: str) -> None:
 
     if not 0 < port < 65536:
         raise UserError(f"{what} {port} is not a TCP port")
+
+
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """One instance per state dir: an exclusive flock held for the life of the process.
+
+    The returned file must stay open (the lock goes with it)."""
+    from ..cli import UserError
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    f = open(state_dir / "ingressctl.lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise UserError(f"state dir {state_dir} is in use by another ingressctl (pid {holder}); "
+                        "give each instance its own --state-dir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def check_ports_free(options: ControllerOptions) -> None:
+    """Refuse to start when another process listens on one of nginx's ports (nginx would retry
+    forever). A listening socket refuses a bind even with SO_REUSEADDR, which nginx sets too."""
+    from ..cli import UserError
+
+    for listen in options.listen:
+        host = listen.rstrip(":").strip("[]") or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for port in (options.http_port, options.https_port):
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((host, port))
+                except OSError as e:
+                    if e.errno == errno.EADDRINUSE:
+                        raise UserError(f"port {port} on {host} is in use") from None
+                    if e.errno != errno.EADDRNOTAVAIL:  # an address that comes later (a VIP) is nginx's to report
+                        raise UserError(f"port {port} on {host}: {e.strerror}") from None
+
+
+def shut_down(signum: int, ctl: Controller, grace: float, stop_inputs: Callable[[], None]) -> None:
+    """The drain sequence: /readyz 503 at once; on SIGTERM nginx keeps accepting new connections
+    for `grace` seconds (load balancers stop sending meanwhile); then the inputs stop, nginx gets
+    SIGQUIT and in-flight requests finish within worker-shutdown-timeout."""
+    ctl.begin_drain()
+    if signum == signal.SIGTERM and grace > 0:
+        log.warning("SIGTERM: /readyz answers 503; nginx keeps serving for %gs, then drains", grace)
+        time.sleep(grace)
+    stop_inputs()
+    ctl.stop()

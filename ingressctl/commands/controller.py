@@ -21,7 +21,7 @@ from typing import Any
 
 from ..cli import UserError
 from ..controller import Controller, ControllerOptions
-from ..health import StatusServer
+from ..health import StatusServer, all_of
 from ..ingress.model import Problem
 from ..kube.client import KubeUnavailable, connect
 from ..kube.events import EventRecorder
@@ -34,10 +34,12 @@ from .common import (
     add_class_flags,
     add_nginx_flags,
     check_port,
+    check_ports_free,
     controller_options,
+    lock_state_dir,
+    shut_down,
     wait_for_signal,
 )
-from .local import _healthy
 
 log = logging.getLogger("ingressctl")
 SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -134,6 +136,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     _check_flags(args)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # per-request and retry chatter; our errors are one line
     opts = controller_options(args)
+    lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
+    check_ports_free(opts)
     try:
         client = connect(args.kubeconfig)
         source = KubeSource(client, Store(), default_specs(args.watch_namespace, args.configmap,
@@ -164,8 +168,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     elector.on_change = leadership_changed
     ctl.observers += [status.observe, events.observe]
     try:
-        health = StatusServer(args.status_address, args.status_port, healthy=lambda: _healthy(ctl),
-                              ready=lambda: (ctl.ready, "configuration live" if ctl.ready else "starting"),
+        health = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
                               registry=ctl.metrics.registry)
     except OSError as e:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
@@ -177,16 +180,19 @@ def cmd_controller(args: argparse.Namespace) -> int:
         part.start()
     log.warning("controller %s watching %s at %s; status on :%d", me, args.watch_namespace or "all namespaces",
                 client.host, health.port)
+    signum = 0
     try:
-        wait_for_signal()
+        signum = wait_for_signal()
     finally:
-        source.stop()
-        for part in (status, events):
-            part.stop()
-        elector.stop(release=True)
-        if webhook is not None:
-            webhook.stop()
-        ctl.stop()
+        def stop_inputs() -> None:
+            source.stop()
+            for part in (status, events):
+                part.stop()
+            elector.stop(release=True)
+            if webhook is not None:
+                webhook.stop()
+
+        shut_down(signum, ctl, args.shutdown_grace_period, stop_inputs)
         health.stop()
         client.close()
     return 0

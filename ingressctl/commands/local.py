@@ -11,14 +11,23 @@ from ..admission.options import validate_options
 from ..admission.validate import validate_snapshot
 from ..cli import UserError
 from ..controller import Controller
-from ..health import StatusServer
+from ..health import StatusServer, all_of
 from ..nginx.process import Nginx, NginxError, write_files
 from ..nginx.render import RenderError
 from ..sources.allocate import DEFAULT_SERVICE_CIDR, AddressAllocator
 from ..sources.files import ManifestDirectory
 from ..store import Store
 from . import localproxy
-from .common import add_class_flags, add_nginx_flags, check_port, controller_options, wait_for_signal
+from .common import (
+    add_class_flags,
+    add_nginx_flags,
+    check_port,
+    check_ports_free,
+    controller_options,
+    lock_state_dir,
+    shut_down,
+    wait_for_signal,
+)
 
 log = logging.getLogger("ingressctl")
 
@@ -75,16 +84,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for port, what in ((args.http_port, "--http-port"), (args.https_port, "--https-port"),
                        (args.status_port, "--status-port")):
         check_port(port, what)
-    store, source = load_store(args)
     opts = controller_options(args)
+    lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
+    check_ports_free(opts)
+    store, source = load_store(args)
     try:
         nginx = Nginx(opts.prefix)
     except NginxError as e:
         raise UserError(str(e)) from None
     ctl = Controller(store, opts, nginx)
     try:
-        status = StatusServer(args.status_address, args.status_port, healthy=lambda: _healthy(ctl),
-                              ready=lambda: (ctl.ready, "configuration live" if ctl.ready else "starting"),
+        status = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
                               registry=ctl.metrics.registry)
     except OSError as e:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
@@ -95,20 +105,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.warning("serving %s on http://%s:%d and https port %d (state %s); status on :%d",
                 args.manifests, (args.listen_address or ["127.0.0.1"])[0], args.http_port, args.https_port,
                 opts.state_dir, status.port)
+    signum = 0
     try:
-        wait_for_signal()
+        signum = wait_for_signal()
     finally:
-        source.stop()
-        stop_proxy()
-        ctl.stop()
+        def stop_inputs() -> None:
+            source.stop()
+            stop_proxy()
+
+        shut_down(signum, ctl, args.shutdown_grace_period, stop_inputs)
         status.stop()
     return 0
-
-
-def _healthy(ctl: Controller) -> tuple[bool, str]:
-    if ctl.nginx is not None and ctl.ready and not ctl.nginx.running():
-        return False, "nginx is not running"
-    return True, "ok"
 
 
 def cmd_render(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ class Settings:
     hsts_include_subdomains: bool = True
     worker_processes: str = "auto"
     worker_shutdown_timeout: v.Duration = v.Duration(240_000)
+    max_draining_generations: int = 2
     allow_snippet_annotations: bool = False
     log_format_upstream: str = (
         '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '
@@ -86,6 +87,9 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "hsts-include-subdomains": ("hsts_include_subdomains", v.boolean, "HSTS includeSubDomains"),
     "worker-processes": ("worker_processes", _workers, "nginx worker_processes"),
     "worker-shutdown-timeout": ("worker_shutdown_timeout", v.duration, "grace period for old workers on reload"),
+    "max-draining-generations": (
+        "max_draining_generations", lambda s: v.integer(s, 0, 1000),
+        "replaced configurations whose workers may drain at once; the oldest is closed beyond (0: no bound)"),
     "allow-snippet-annotations": ("allow_snippet_annotations", v.boolean, "allow *-snippet annotations (off by default)"),
     "log-format-upstream": ("log_format_upstream", _log_format, "access log format"),
     "use-forwarded-headers": ("use_forwarded_headers", v.boolean, "trust incoming X-Forwarded-* headers"),

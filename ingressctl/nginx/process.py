@@ -5,11 +5,15 @@ started as our child with `daemon off`. `apply(text, files)` writes the certific
 auth files (content-addressed, so the live configuration's files never change under it),
 writes the candidate config beside the live one, runs `nginx -t` on it, swaps it in
 atomically, sends SIGHUP and waits until the workers answer with the new configuration's
-id on a private unix socket. If anything fails the previous file is put back and nginx keeps
-serving the last configuration that passed.
+id on a private unix socket and every worker of the previous configuration has stopped
+accepting (`workers.py`). If anything fails the previous file is put back and nginx keeps
+serving the last configuration that passed. Files are deleted only when no live or
+draining worker generation refers to them. The master is started and watched by
+`launcher.py` (parent-death signal, exit noticed at once).
 
-Design choice: success means "the new workers serve it", not "the signal was sent": the
-config id embedded in nginx.conf is read back from nginx itself.
+Design choice: success means "only the new workers accept", not "the signal was sent": the
+config id embedded in nginx.conf is read back from nginx itself, and old workers' state
+from /proc.
 """
 
 from __future__ import annotations
@@ -25,9 +29,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from .launcher import Child, launcher
+from .workers import Generation, Generations, accepting, workers
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,7 @@ class ApplyResult:
     ok: bool
     config_id: str
     message: str = ""
+    refused: bool = False  # nginx -t refused the text (the templates' or an object's fault, not nginx's)
 
 
 def find_nginx() -> str:
@@ -131,11 +139,19 @@ class Nginx:
         self.reload_timeout = reload_timeout
         self.conf = self.prefix / "nginx.conf"
         self.status_socket = self.prefix / "status.sock"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child: Child | None = None
         self.live_id = ""
+        self.live_files: frozenset[str] = frozenset()
+        self.generations = Generations()
+        self.max_draining = 0  # > 0: close the oldest draining generations beyond this many
+        self.on_exit: Callable[[], None] | None = None  # called (from a watcher thread) when nginx dies
         self._lock = threading.RLock()
         self._stopping = False
         self.restarts = 0
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.proc if self.child is not None else None
 
     # -- files ---------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -152,10 +168,22 @@ class Nginx:
     def write_files(self, files: Mapping[str, bytes]) -> None:
         write_files(self.prefix / "certs", files)
 
-    def prune_files(self, keep: set[str]) -> None:
+    def prune_files(self) -> None:
+        """Delete files that neither the live configuration nor a draining generation uses."""
+        keep = self.live_files | self.generations.files_in_use()
         for p in (self.prefix / "certs").iterdir():
             if p.name not in keep and p.name != "default.pem":
                 p.unlink(missing_ok=True)
+
+    def reap(self) -> None:
+        """Forget worker generations that have exited and delete the files only they used."""
+        if not self._lock.acquire(blocking=False):
+            return  # a reload is under way; it reaps when it is done
+        try:
+            if self.child is not None and self.generations.draining and self.generations.reap(self.child.pid):
+                self.prune_files()
+        finally:
+            self._lock.release()
 
     # -- test / start / reload -------------------------------------------------------------
     def test(self, conf: Path) -> tuple[bool, str]:
@@ -181,16 +209,17 @@ class Nginx:
             candidate.write_text(text)
             ok, out = self.test(candidate)
             if not ok:
-                return ApplyResult(True, False, config_id, f"nginx -t failed: {_last_error(out)}")
+                return ApplyResult(True, False, config_id, f"nginx -t failed: {_last_error(out)}", refused=True)
             previous = self.conf.read_bytes() if self.conf.exists() else None
             os.replace(candidate, self.conf)
             try:
-                self._start_or_reload(config_id)
+                old_workers = self._start_or_reload(config_id)
             except NginxError as e:
                 self._restore(previous)
                 return ApplyResult(True, False, config_id, str(e))
-            self.live_id = config_id
-            self.prune_files(set(files))
+            self.generations.retire(Generation(self.live_id, old_workers, self.live_files))
+            self.live_id, self.live_files = config_id, frozenset(files)
+            self.prune_files()
             return ApplyResult(True, True, config_id, "reloaded")
 
     def _restore(self, previous: bytes | None) -> None:
@@ -200,41 +229,75 @@ class Nginx:
         if self.running():
             self._signal(signal.SIGHUP)
 
-    def _start_or_reload(self, config_id: str) -> None:
-        if self.running():
-            self._signal(signal.SIGHUP)
-        else:
+    def _start_or_reload(self, config_id: str) -> frozenset[int]:
+        """Make config_id live; returns the workers it replaced, once none of them accepts."""
+        if not self.running() or self.child is None:
             self._note_death()
             self._start()
+            self._wait_for(config_id)
+            return frozenset()
+        master = self.child.pid
+        self._bound_draining(master)
+        old = frozenset(pid for pid, accepts in workers(master).items() if accepts)
+        self._signal(signal.SIGHUP)
         self._wait_for(config_id)
+        self._wait_until_stopped_accepting(master, old)
+        return old
+
+    def _bound_draining(self, master: int) -> None:
+        if self.max_draining <= 0:
+            return
+        for g in self.generations.close_oldest(master, keep=self.max_draining - 1):
+            log.warning("closing the remaining connections of configuration %s (workers %s): more than %d "
+                        "generations draining (max-draining-generations)", g.config_id or "?",
+                        ",".join(map(str, sorted(g.pids))) or "-", self.max_draining)
+
+    def _wait_until_stopped_accepting(self, master: int, old: frozenset[int]) -> None:
+        """nginx tells old workers to stop accepting ~100 ms after the new ones start."""
+        deadline = time.monotonic() + self.reload_timeout
+        remaining = old
+        while remaining and time.monotonic() < deadline:
+            remaining = accepting(master, remaining)
+            if remaining:
+                time.sleep(0.005)
+        if remaining:
+            log.warning("old nginx workers %s still accept connections %.0fs after the reload",
+                        ",".join(map(str, sorted(remaining))), self.reload_timeout)
 
     def _note_death(self) -> None:
-        if self.live_id and self.proc is not None:  # it was serving: this start is a restart
-            log.error("nginx exited unexpectedly (code %s); restarting", self.proc.returncode)
+        if self.live_id and self.child is not None:  # it was serving: this start is a restart
+            log.error("nginx exited unexpectedly (%s); restarting", _exit_reason(self.child.proc.returncode))
             self.restarts += 1
             self._kill_orphans()
+            self.generations.clear()
 
     def _start(self) -> None:
         self.status_socket.unlink(missing_ok=True)
         # nginx runs in a session of its own (a Ctrl-C reaches us, and we stop it gracefully);
-        # setpriv makes the kernel stop it too if we are killed without a chance to.
-        setpriv = shutil.which("setpriv")
-        guard = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-        self.proc = subprocess.Popen(
-            [*guard, self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        # the launcher makes the kernel stop it too if we are killed without a chance to.
+        self.child = launcher().start(
+            [self.binary, "-p", str(self.prefix), "-c", str(self.conf), "-g", "daemon off;"], self._exited)
+
+    def _exited(self, child: Child) -> None:
+        if child is not self.child or self._stopping:
+            return
+        log.error("nginx master (pid %d) exited: %s", child.pid, _exit_reason(child.proc.returncode))
+        if self.on_exit is not None:
+            self.on_exit()
 
     def _wait_for(self, config_id: str) -> None:
         deadline = time.monotonic() + self.reload_timeout
         seen = ""
         while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise NginxError(f"nginx exited with code {self.proc.returncode}")
+            if self.child is not None and self.child.proc.poll() is not None:
+                self.child.exited.wait(timeout=1.0)  # its last error line
+                said = self.child.last_error()
+                raise NginxError(f"nginx exited ({_exit_reason(self.child.proc.returncode)})"
+                                 + (f": {said}" if said else ""))
             seen = self.live_config_id()
             if seen == config_id:
                 return
-            time.sleep(0.02)
+            time.sleep(0.01)
         raise NginxError(f"nginx did not serve config {config_id} within {self.reload_timeout:.0f}s (saw {seen!r})")
 
     def live_config_id(self) -> str:
@@ -250,11 +313,11 @@ class Nginx:
 
     # -- lifecycle -------------------------------------------------------------------------
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child is not None and self.child.proc.poll() is None
 
     def _signal(self, sig: signal.Signals) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(sig)
+        if self.child is not None:
+            self.child.proc.send_signal(sig)
 
     def ensure_running(self) -> bool:
         """Restart nginx with the last good config if it died; True if a restart happened."""
@@ -271,24 +334,37 @@ class Nginx:
 
     def _kill_orphans(self) -> None:
         """Workers of a master that died still hold the listening sockets: end them first."""
-        if self.proc is None:
+        if self.child is None:
             return
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.child.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
     def stop(self, graceful: bool = True, timeout: float = 30.0) -> None:
         with self._lock:
             self._stopping = True
-            if not self.running() or self.proc is None:
+            proc = self.proc
+            if not self.running() or proc is None:
                 return
             self._signal(signal.SIGQUIT if graceful else signal.SIGTERM)
             try:
-                self.proc.wait(timeout=timeout)
+                proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+                proc.kill()
+                proc.wait(timeout=5)
+            self.generations.clear()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"code {code}"
 
 
 def _last_error(output: str) -> str:

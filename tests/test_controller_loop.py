@@ -1,0 +1,86 @@
+"""The sync loop's failure handling, with a recording nginx (issue 11, items 1 and 8).
+
+nginx failing to start or reload is nginx's error, not the templates': it is logged as
+nginx's and no other template set is tried. A sync loop that ends is a failed /healthz.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from ingressctl.controller import Controller, ControllerOptions
+from ingressctl.nginx.process import ApplyResult
+from ingressctl.store import Store
+
+BIND_ERROR = "nginx exited (code 1): [emerg] bind() to 127.0.0.1:8080 failed (98: Address already in use)"
+
+
+class FailingNginx:
+    """Records apply calls; nginx -t passes, starting nginx fails."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.max_draining = 0
+
+    def apply(self, text: str, config_id: str, files: Mapping[str, bytes]) -> ApplyResult:
+        self.applied.append(config_id)
+        return ApplyResult(True, False, config_id, BIND_ERROR)
+
+    def running(self) -> bool:
+        return False
+
+
+def test_nginx_failing_is_reported_as_nginx_never_as_a_template_refusal(tmp_path: Path, caplog):
+    (tmp_path / "templates").mkdir()
+    nginx = FailingNginx()
+    ctl = Controller(Store(), ControllerOptions(state_dir=tmp_path, template_dir=tmp_path / "templates"),
+                     nginx)  # type: ignore[arg-type]
+    with caplog.at_level(logging.ERROR):
+        outcome = ctl.sync()
+    assert not outcome.ok
+    assert len(nginx.applied) == 1, "another template set was tried for an error that is nginx's"
+    assert f"nginx failed: {BIND_ERROR}" in caplog.text
+    assert "refused" not in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_sync_loop_that_ends_fails_healthz_and_an_exception_does_not_end_it(tmp_path: Path):
+    ctl = Controller(Store(), ControllerOptions(state_dir=tmp_path), FailingNginx())  # type: ignore[arg-type]
+    steps: list[bool] = []
+    second = threading.Event()
+
+    def step(woke: bool) -> None:
+        steps.append(woke)
+        if len(steps) == 1:
+            raise RuntimeError("a bug in one sync")
+        second.set()
+        raise SystemExit  # ends the thread, as nothing but a bug can
+
+    ctl._step = step  # type: ignore[method-assign]
+    ctl._wake.set()
+    ctl._thread = threading.Thread(target=ctl._run, daemon=True)
+    assert ctl.health()[0]
+    ctl._thread.start()
+    assert second.wait(timeout=10), "the loop ended with the first exception"
+    ctl._thread.join(timeout=10)
+    assert ctl.health() == (False, "the sync loop has stopped")
+
+
+@pytest.mark.parametrize("draining, failing_for, ready", [
+    (False, None, (True, "configuration live")),
+    (True, None, (False, "shutting down")),
+    (False, 5.0, (True, "configuration live")),  # failing, but not for longer than stale_after
+])
+def test_readiness(tmp_path: Path, draining: bool, failing_for: float | None, ready: tuple[bool, str]):
+    import time
+
+    ctl = Controller(Store(), ControllerOptions(state_dir=tmp_path, stale_after=60), FailingNginx())  # type: ignore[arg-type]
+    ctl.live_since = time.monotonic()
+    ctl.draining = draining
+    ctl.failing_since = None if failing_for is None else time.monotonic() - failing_for
+    assert ctl.readiness() == ready
