@@ -13,10 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from .cluster import (
+    CLASS,
+    ApiServer,
+    ClusterController,
+    api,
+    cluster_controllers,
+    endpoint_slice,
+    ingress,
+    lease_holder,
+    service,
+    start_controller,
+)
 from .harness import INGRESS_CLASS, ROOT, LocalController, manifests_for_backends, request, wait_until
 from .nginx_kit import MiniNginx, mini
 
-__all__ = ["mini"]  # the fixture
+__all__ = ["api", "cluster_controllers", "mini"]  # fixtures
 
 
 def test_wheel_ships_the_templates_inside_the_package(tmp_path: Path):
@@ -109,35 +121,51 @@ def test_sigterm_drains_readyz_first_then_in_flight_requests_finish(tmp_path: Pa
     ctl.write("ing.yaml", _ingress("drain.test", "slow"))
     try:
         ctl.start()
-        ctl.wait_for(lambda: ctl.get("drain.test", "/fast").status == 200)
-        ctl.wait_live()
-        results: list[int] = []
-
-        def slow_request() -> None:
-            try:
-                results.append(request(ctl.http_port, "drain.test", "/slow", timeout=30).status)
-            except OSError:
-                results.append(0)
-
-        clients = [threading.Thread(target=slow_request) for _ in range(5)]
-        for c in clients:
-            c.start()
-        for _ in clients:
-            assert slow.arrived.acquire(timeout=10), "the slow requests did not reach the backend"
-        assert ctl.proc is not None
-        nginx = ctl.nginx_pid()
-        os.kill(ctl.proc.pid, signal.SIGTERM)
-        wait_until(lambda: ctl.status("/readyz")[0] != 200, 5, "/readyz to fail")
-        assert ctl.status("/readyz") == (503, "shutting down\n")
-        assert ctl.get("drain.test", "/fast").status == 200, "a new connection during the grace period"
-        for c in clients:
-            c.join(timeout=30)
-        assert results == [200] * 5, "in-flight requests were cut"
-        assert ctl.proc.wait(timeout=30) == 0
-        assert not _alive(nginx), "nginx must not outlive the controller"
+        _sigterm_drains(ctl, slow)
     finally:
         ctl.stop()
         slow.stop()
+
+
+def test_sigterm_drains_in_cluster_mode_too(tmp_path: Path, api: ApiServer,
+                                            cluster_controllers: list[ClusterController]):
+    slow = _SlowBackend(delay=3.0)
+    try:
+        api.apply(CLASS, service("slow"), endpoint_slice("slow", [slow.port]), ingress("drain", "drain.test", "slow"))
+        ctl = start_controller(cluster_controllers, tmp_path, api, "r1", "--shutdown-grace-period", "1")
+        _sigterm_drains(ctl, slow)
+        assert lease_holder(api) == "", "the Lease is released on the way out"
+    finally:
+        slow.stop()
+
+
+def _sigterm_drains(ctl: LocalController, slow: _SlowBackend) -> None:
+    ctl.wait_for(lambda: ctl.get("drain.test", "/fast").status == 200)
+    ctl.wait_live()
+    results: list[int] = []
+
+    def slow_request() -> None:
+        try:
+            results.append(request(ctl.http_port, "drain.test", "/slow", timeout=30).status)
+        except OSError:
+            results.append(0)
+
+    clients = [threading.Thread(target=slow_request) for _ in range(5)]
+    for c in clients:
+        c.start()
+    for _ in clients:
+        assert slow.arrived.acquire(timeout=10), "the slow requests did not reach the backend"
+    assert ctl.proc is not None
+    nginx = ctl.nginx_pid()
+    os.kill(ctl.proc.pid, signal.SIGTERM)
+    wait_until(lambda: ctl.status("/readyz")[0] != 200, 5, "/readyz to fail")
+    assert ctl.status("/readyz") == (503, "shutting down\n")
+    assert ctl.get("drain.test", "/fast").status == 200, "a new connection during the grace period"
+    for c in clients:
+        c.join(timeout=30)
+    assert results == [200] * 5, "in-flight requests were cut"
+    assert ctl.proc.wait(timeout=30) == 0
+    assert not _alive(nginx), "nginx must not outlive the controller"
 
 
 def test_nginx_survives_the_thread_that_started_it(mini: MiniNginx):
