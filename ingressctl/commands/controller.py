@@ -136,8 +136,6 @@ def cmd_controller(args: argparse.Namespace) -> int:
     _check_flags(args)
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # per-request and retry chatter; our errors are one line
     opts = controller_options(args)
-    lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
-    check_ports_free(opts)
     try:
         client = connect(args.kubeconfig)
         source = KubeSource(client, Store(), default_specs(args.watch_namespace, args.configmap,
@@ -145,6 +143,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
         versions = source.initial_sync()
     except KubeUnavailable as e:
         raise UserError(str(e)) from None
+    lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
+    check_ports_free(opts)
     try:
         nginx = Nginx(opts.prefix)
     except NginxError as e:

@@ -84,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for port, what in ((args.http_port, "--http-port"), (args.https_port, "--https-port"),
                        (args.status_port, "--status-port")):
         check_port(port, what)
+    if not args.manifests.is_dir():
+        raise UserError(f"--manifests {args.manifests}: not a directory")
     opts = controller_options(args)
     lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
     check_ports_free(opts)
