@@ -67,9 +67,9 @@ def client_ca_file(secret: Secret, cfg: IngressConfig) -> AuthFile:
         raise AuthError("has no key 'ca.crt'")
     try:
         certs = x509.load_pem_x509_certificates(raw)
-    except ValueError as e:
-        raise AuthError(f"ca.crt is not PEM certificates ({e})") from None
-    pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+        pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+    except Exception as e:
+        raise AuthError(f"ca.crt is not PEM certificates we can read ({type(e).__name__}: {e})") from None
     return AuthFile(f"ca-{secret.meta.namespace}-{secret.meta.name}", pem)
 
 

@@ -48,6 +48,18 @@ def _too_weak(cert: x509.Certificate) -> str:
 
 
 def certificate_from_secret(secret: Secret, now: datetime) -> Certificate:
+    """The Secret's certificate; TLSError (never another exception) when it cannot be served."""
+    try:
+        return _certificate(secret, now)
+    except TLSError:
+        raise
+    except UnsupportedAlgorithm as e:
+        raise TLSError(f"uses an algorithm this controller cannot read ({e})") from None
+    except Exception as e:
+        raise TLSError(f"cannot be read ({type(e).__name__}: {e})") from None
+
+
+def _certificate(secret: Secret, now: datetime) -> Certificate:
     crt, key = secret.data.get("tls.crt"), secret.data.get("tls.key")
     if not crt or not key:
         raise TLSError("Secret has no tls.crt or tls.key")
