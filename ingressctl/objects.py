@@ -235,6 +235,8 @@ class _Reader:
             return default
         if not isinstance(obj, str):
             raise self.fail(path, f"expected a string, got {type(obj).__name__}")
+        if not obj.isascii() and not _encodable(obj):
+            raise self.fail(path, "is not valid Unicode text (a lone surrogate)")
         return obj
 
     def integer(self, obj: Any, path: str, default: int = 0) -> int:
@@ -267,6 +269,15 @@ class _Reader:
         if isinstance(obj, bool) or not isinstance(obj, (int, str)) or obj == "":
             raise self.fail(path, f"expected a port number or name, got {obj!r}")
         return obj if isinstance(obj, str) else int(obj)
+
+
+def _encodable(text: str) -> bool:
+    """False for a lone surrogate (JSON's "\\udc80"): it reaches no file nginx can read."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _meta(r: _Reader, kind: str, raw: Mapping[str, Any], namespaced: bool) -> Meta:

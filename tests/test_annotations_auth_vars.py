@@ -90,9 +90,10 @@ def _routes(host: str | None, annotations: dict[str, str]) -> tuple[int, list[st
 
 def test_host_variable_in_auth_url_needs_a_rule_with_a_host() -> None:
     n, problems = _routes(None, OAUTH2)
-    assert n == 0 and any("uses $host, which needs a rule with a host" in p for p in problems), problems
+    assert n == 0 and any("uses $host, which needs a rule with an exact host" in p for p in problems), problems
     assert _routes("a.example.com", OAUTH2) == (1, [])
-    assert _routes("*.example.com", OAUTH2) == (1, [])
+    # a wildcard rule lets the client choose the auth server among <label>.example.com
+    assert _routes("*.example.com", OAUTH2)[0] == 0
     assert _routes(None, {PREFIX + "auth-url": "http://10.0.0.1/auth?u=$escaped_request_uri"}) == (1, [])
 
 

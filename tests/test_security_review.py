@@ -713,3 +713,42 @@ def test_an_exception_in_the_build_leaves_out_only_the_ingress_that_causes_it(
     assert [p for p in result.problems if p.reason == "InternalError"][0].name == "trigger"
     assert all(result.model.server(f"ok{i}.test") is not None for i in range(9))
     assert result.model.server("evil.test") is None
+
+
+# -- Round 2, smaller findings ---------------------------------------------------------------
+
+def test_an_ipv4_mapped_metadata_address_is_not_an_endpoint() -> None:
+    from ingressctl.ingress.backends import routable_endpoint
+
+    assert not routable_endpoint("::ffff:169.254.169.254")
+    assert not routable_endpoint("::ffff:0.0.0.0")
+    assert routable_endpoint("::ffff:10.0.0.1")
+
+
+def test_a_lone_surrogate_in_a_path_is_refused_when_the_object_is_read() -> None:
+    from ingressctl.objects import ObjectError
+
+    with pytest.raises(ObjectError, match="Unicode"):
+        parse_object({"kind": "Ingress", "metadata": {"name": "x", "namespace": "default"},
+                      "spec": {"rules": [{"http": {"paths": [{"path": "/a\udc80", "pathType": "Prefix",
+                                                              "backend": {"service": {"name": "web",
+                                                                                      "port": {"number": 80}}}}]}}]}})
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "127.0.0.1", "1.2.3.4"])
+def test_an_ip_address_is_not_an_ingress_host(host: str) -> None:
+    with pytest.raises(v.InvalidValue):
+        v.ingress_host(host)
+
+
+def test_a_zero_client_body_buffer_size_is_refused() -> None:
+    _, problems = parse_annotations({PREFIX + "client-body-buffer-size": "0"}, False)
+    assert problems and not problems[0].warning
+
+
+def test_auth_url_with_host_is_refused_on_a_wildcard_rule() -> None:
+    ann = {PREFIX + "auth-url": "http://$host.auth.svc/check"}
+    result = run_build(ingress_class(), service("web"),
+                       ingress("w", [("*.example.com", [path("/", "web", 80)])], annotations=ann))
+    assert "InvalidIngress" in reasons(result)
+    assert result.model.server("*.example.com") is None

@@ -34,10 +34,11 @@ Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, 
 def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = None) -> None:
     """Checks of one path (of a rule for `host`, "" = any host) against its annotations; raises
     InvalidValue."""
-    if host == "" and cfg.auth_url is not None and cfg.auth_url.uses("host"):
-        # A catch-all rule matches any Host header: the client would choose where its own
-        # authentication request goes (and a server that always says 200).
-        raise v.InvalidValue(f"annotation auth-url {str(cfg.auth_url)!r} uses $host, which needs a rule with a host")
+    if (host == "" or (host or "").startswith("*.")) and cfg.auth_url is not None and cfg.auth_url.uses("host"):
+        # A catch-all or wildcard rule matches Host headers the client chooses: it would choose
+        # where its own authentication request goes (and a server that always says 200).
+        raise v.InvalidValue(f"annotation auth-url {str(cfg.auth_url)!r} uses $host, which needs a rule with "
+                             "an exact host")
     if cfg.rewrite_target is None:
         return
     with warnings.catch_warnings():  # Python's FutureWarning on '[[' is noise: the path was validated

@@ -95,6 +95,8 @@ def routable_endpoint(ip: str) -> bool:
     if _IPV4.fullmatch(ip) and not ip.startswith(("0.", "169.254.", "22", "23")):
         return True  # fast path: multicast is 224-239, so only 22x/23x need the full check
     a = ipaddress.ip_address(ip)
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:  # ::ffff:169.254.169.254
+        return routable_endpoint(str(a.ipv4_mapped))
     return not (a.is_unspecified or a.is_link_local or a.is_multicast)
 
 

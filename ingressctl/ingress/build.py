@@ -87,7 +87,7 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
         if sum(len(rule.paths) for rule in ing.rules) > v.MAX_PATHS_PER_INGRESS:
             raise v.InvalidValue(f"more than {v.MAX_PATHS_PER_INGRESS} paths (split it into several Ingresses)")
         for rule in ing.rules:
-            host = v.host(rule.host) if rule.host else ""
+            host = v.ingress_host(rule.host) if rule.host else ""
             for p in rule.paths:
                 if p.backend is None:
                     raise v.InvalidValue(f"path {p.path}: backend {p.resource_kind} is not a Service (unsupported)")
@@ -97,7 +97,7 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
                 routes.append(Route(host, kind, path, ing, p.backend, cfg))
         for t in ing.tls:
             for h in t.hosts:
-                v.host(h)
+                v.ingress_host(h)
             if t.secret_name:
                 v.k8s_name(t.secret_name)
         if ing.default_backend is not None:

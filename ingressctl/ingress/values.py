@@ -26,6 +26,7 @@ class InvalidValue(ValueError):
 
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_IPV4_HOST_RE = re.compile(r"^[0-9]+(\.[0-9]+){3}\Z")
 _HOST_RE = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*\Z")
 # RFC 3986 path characters minus those nginx or a shell could read as syntax.
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~%!+,:@=/-]*\Z")
@@ -41,6 +42,14 @@ def host(value: str) -> str:
     if len(value) > 253 or not _HOST_RE.match(value):
         raise InvalidValue(f"host {value!r} is not a valid DNS name (lower-case labels, optional leading '*.')")
     return value
+
+
+def ingress_host(value: str) -> str:
+    """The host of an Ingress rule or TLS entry: a DNS name and never an IP address (the API
+    server refuses one; URLs in annotations may still name an address)."""
+    if _IPV4_HOST_RE.match(value):
+        raise InvalidValue(f"host {value!r} is an IP address, not a DNS name")
+    return host(value)
 
 
 RESERVED_PATH = "/_ingressctl"

@@ -51,7 +51,7 @@ ANNOTATIONS = (
                "Buffer for the first part of the response (headers)."),
     Annotation("proxy-request-buffering", "proxy_request_buffering", on_off, "on|off", "on",
                "Read the whole request body before proxying."),
-    Annotation("client-body-buffer-size", "client_body_buffer_size", lambda s: v.size(s, 0, 16 << 20),
+    Annotation("client-body-buffer-size", "client_body_buffer_size", lambda s: v.size(s, 1, 16 << 20),
                "size 0-16m", "8k", "Buffer for request bodies; larger bodies go to a temporary file."),
     Annotation("proxy-http-version", "proxy_http_version", lambda s: v.enum(s, ("1.0", "1.1")), "enum", "1.1",
                "HTTP version nginx uses towards the backend: 1.0 or 1.1."),
