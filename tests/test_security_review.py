@@ -752,3 +752,49 @@ def test_auth_url_with_host_is_refused_on_a_wildcard_rule() -> None:
                        ingress("w", [("*.example.com", [path("/", "web", 80)])], annotations=ann))
     assert "InvalidIngress" in reasons(result)
     assert result.model.server("*.example.com") is None
+
+
+# -- Round 2 (c)7: every location an Ingress produces carries its access annotations ----------
+
+HTPASSWD = _secret("htpasswd", {"auth": b"bob:$apr1$x$y\n"}, kind="Opaque")
+ACCESS: dict[str, tuple[dict[str, str], Callable[[object], bool]]] = {
+    "allowlist": ({PREFIX + "allowlist-source-range": "10.0.0.0/8"},
+                  lambda loc: loc.config.allowlist_source_range == ("10.0.0.0/8",)),  # type: ignore[attr-defined]
+    "denylist": ({PREFIX + "denylist-source-range": "10.0.0.0/8"},
+                 lambda loc: loc.config.denylist_source_range == ("10.0.0.0/8",)),  # type: ignore[attr-defined]
+    "basic-auth": ({PREFIX + "auth-type": "basic", PREFIX + "auth-secret": "htpasswd"},
+                   lambda loc: bool(loc.auth_file)),  # type: ignore[attr-defined]
+    "external-auth": ({PREFIX + "auth-url": "http://auth.example.com/check"},
+                      lambda loc: bool(loc.auth_location)),  # type: ignore[attr-defined]
+    "rate-limit": ({PREFIX + "limit-rps": "5"}, lambda loc: loc.rate_limit is not None),  # type: ignore[attr-defined]
+    "connection-limit": ({PREFIX + "limit-connections": "5"},
+                         lambda loc: loc.rate_limit is not None),  # type: ignore[attr-defined]
+}
+SHAPES = {  # (rules, spec.defaultBackend, server host, location path)
+    "rule-path": ([("a.test", [path("/", "web", 80)])], None, "a.test", "/"),
+    "default-backend-only": ([], ("web", 80), "", "/"),
+    "rules-and-default-backend": ([("a.test", [path("/api", "web", 80)])], ("web", 80), "a.test", "/"),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("annotation", list(ACCESS))
+def test_every_location_of_an_ingress_carries_its_access_annotations(annotation: str, shape: str) -> None:
+    ann, present = ACCESS[annotation]
+    rules, default_backend, host, where = SHAPES[shape]
+    result = run_build(ingress_class(), service("web"), endpoint_slice("web", ["10.1.0.1"]), HTPASSWD,
+                       ingress("guarded", rules, annotations=ann, default_backend=default_backend))
+    assert not [p for p in result.problems if not p.warning], result.problems
+    server = result.model.server(host)
+    assert server is not None
+    loc = next(loc for loc in server.locations if loc.path == where and loc.modifier == "")
+    assert loc.ingress == "default/guarded" and present(loc), loc
+
+
+def test_access_annotations_on_default_backend_locations_pass_nginx_t(tmp_path: Path) -> None:
+    every = {k: val for ann, _ in ACCESS.values() for k, val in ann.items()}
+    objs = [ingress_class(), service("web"), endpoint_slice("web", ["10.1.0.1"]), HTPASSWD]
+    for i, (rules, default_backend, _, _) in enumerate(SHAPES.values()):
+        rules = [(f"h{i}.test", paths) for _, paths in rules]
+        objs.append(ingress(f"g{i}", rules, annotations=every, default_backend=default_backend))
+    assert_nginx_accepts(run_build(*objs), tmp_path)

@@ -263,9 +263,15 @@ def _default_location(b: _Builder, routes: list[Route]) -> Location:
     """`location /` for unmatched paths: the Ingress's defaultBackend, the global one, or 404."""
     for r in routes:
         if r.ingress.default_backend is not None:
-            dummy = Route(r.host, "prefix", "/", r.ingress, r.ingress.default_backend, r.config)
-            return _location("/", "", b.target(dummy), r.ingress.meta.key, r.config)
+            return _backend_location(b, Route(r.host, "prefix", "/", r.ingress, r.ingress.default_backend, r.config))
     return _global_default(b)
+
+
+def _backend_location(b: _Builder, route: Route) -> Location:
+    """`location /` of an Ingress's spec.defaultBackend, with every annotation of that Ingress
+    (allowlists, auth, limits...): ingress-nginx applies them there too."""
+    loc = _location("/", "", b.target(route), route.ingress.meta.key, route.config)
+    return b.annotate.location(loc, route.ingress, "prefix", route.claim)
 
 
 def _global_default_ref(opts: BuildOptions) -> tuple[str, ServiceBackend] | None:
@@ -378,8 +384,8 @@ def _catch_all(b: _Builder, hostless: list[Route], valid: list[Ingress]) -> Serv
         return server
     for ing in valid:
         if ing.default_backend is not None and not ing.rules:
-            dummy = Route("", "prefix", "/", ing, ing.default_backend, IngressConfig())
-            root = _location("/", "", b.target(dummy), ing.meta.key, IngressConfig())
+            cfg, _ = parse_annotations(ing.meta.annotations, b.opts.settings.allow_snippet_annotations)
+            root = _backend_location(b, Route("", "prefix", "/", ing, ing.default_backend, cfg))
             rest = tuple(loc for loc in server.locations if not (loc.modifier == "" and loc.path == "/"))
             return Server(host="", locations=tuple(sorted(rest + (root,), key=lambda loc: loc.sort_key)))
     return server
