@@ -798,3 +798,84 @@ def test_access_annotations_on_default_backend_locations_pass_nginx_t(tmp_path: 
         rules = [(f"h{i}.test", paths) for _, paths in rules]
         objs.append(ingress(f"g{i}", rules, annotations=every, default_backend=default_backend))
     assert_nginx_accepts(run_build(*objs), tmp_path)
+
+
+# -- Round 2 (b)4-6: a host belongs to the namespace of its oldest Ingress --------------------
+
+EARLY, LATE = "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"
+REGEX = {PREFIX + "use-regex": "true"}
+
+
+def _two_tenants(evil_paths: list[dict[str, object]], bank_paths: list[dict[str, object]] | None = None,
+                 evil_annotations: dict[str, str] | None = None, **bank_kw: object) -> BuildResult:
+    return run_build(
+        ingress_class(), service("web", ns="bank"), endpoint_slice("web", ["10.1.0.1"], ns="bank"),
+        service("web", ns="evil"), endpoint_slice("web", ["10.6.6.6"], ns="evil"),
+        ingress("site", [("bank.test", bank_paths or [path("/", "web", 80)])], ns="bank", created=EARLY,
+                **bank_kw),  # type: ignore[arg-type]
+        ingress("squat", [("bank.test", evil_paths)], ns="evil", created=LATE, annotations=evil_annotations))
+
+
+def _served_by(result: BuildResult, host: str) -> set[str]:
+    server = result.model.server(host)
+    assert server is not None
+    return {loc.ingress for loc in server.locations if loc.ingress}
+
+
+@pytest.mark.parametrize(("evil_path", "annotations"), [
+    (path("/login", "web", 80, "Exact"), None),
+    (path("/", "web", 80, "Exact"), None),
+    (path("/login", "web", 80), None),
+    (path("/", "web", 80, "ImplementationSpecific"), REGEX),
+    (path("/.*", "web", 80, "ImplementationSpecific"), REGEX),
+], ids=["exact-login", "exact-root", "prefix-login", "regex-root", "regex-any"])
+def test_another_namespace_never_wins_a_request_the_host_owner_matches(
+        evil_path: dict[str, object], annotations: dict[str, str] | None) -> None:
+    result = _two_tenants([evil_path], evil_annotations=annotations)
+    assert _served_by(result, "bank.test") == {"bank/site"}
+    assert "HostOwned" in reasons(result)
+
+
+def test_another_namespace_may_add_paths_the_owner_does_not_match() -> None:
+    result = _two_tenants([path("/api", "web", 80)], bank_paths=[path("/shop", "web", 80)])
+    assert _served_by(result, "bank.test") == {"bank/site", "evil/squat"}
+    assert "HostOwned" not in reasons(result)
+
+
+def test_a_longer_prefix_under_the_owners_prefix_is_refused_but_a_shorter_one_is_not_stealing() -> None:
+    # evil's /shop/cart would win bank's /shop/cart/...; evil's exact /x does not touch /shop
+    result = _two_tenants([path("/shop/cart", "web", 80), path("/x", "web", 80, "Exact")],
+                          bank_paths=[path("/shop", "web", 80)])
+    assert "HostOwned" in reasons(result)
+    server = result.model.server("bank.test")
+    assert server is not None
+    assert {(loc.path, loc.ingress) for loc in server.locations if loc.ingress == "evil/squat"} == {("/x", "evil/squat")}
+
+
+def test_server_level_annotations_of_another_namespace_are_ignored() -> None:
+    ca = _secret("ca", {"ca.crt": SM2["tls.crt"]}, kind="Opaque", ns="evil")
+    ann = {PREFIX + "auth-tls-secret": "evil/ca", PREFIX + "server-alias": "alias.test"}
+    result = run_build(
+        ingress_class(), service("web", ns="bank"), endpoint_slice("web", ["10.1.0.1"], ns="bank"),
+        service("web", ns="evil"), ca,
+        ingress("site", [("bank.test", [path("/", "web", 80)])], ns="bank", created=EARLY),
+        ingress("squat", [("bank.test", [path("/evil", "web", 80)])], ns="evil", created=LATE, annotations=ann))
+    server = result.model.server("bank.test")
+    assert server is not None and server.client_ca == "" and server.aliases == ()
+    assert all(loc.status != 503 for loc in server.locations if loc.ingress == "bank/site")
+
+
+def test_a_foreign_canary_that_came_first_does_not_block_the_owners_canary() -> None:
+    canary = {PREFIX + "canary": "true", PREFIX + "canary-weight": "50"}
+    result = run_build(
+        ingress_class(), service("web", ns="bank"), endpoint_slice("web", ["10.1.0.1"], ns="bank"),
+        service("beta", ns="bank"), endpoint_slice("beta", ["10.1.0.2"], ns="bank"),
+        service("web", ns="evil"), endpoint_slice("web", ["10.6.6.6"], ns="evil"),
+        ingress("squat", [("bank.test", [path("/")])], ns="evil", created="2025-06-01T00:00:00Z", annotations=canary),
+        ingress("site", [("bank.test", [path("/")])], ns="bank", created=EARLY),
+        ingress("beta", [("bank.test", [path("/", "beta", 80)])], ns="bank", created=LATE, annotations=canary))
+    server = result.model.server("bank.test")
+    assert server is not None
+    root = next(loc for loc in server.locations if loc.path == "/" and loc.modifier == "")
+    assert root.canary is not None and root.canary.upstream == "bank-beta-80"
+    assert "CanaryConflict" not in reasons(result)

@@ -24,6 +24,7 @@ from .annotations import IngressConfig, parse_annotations
 from .backends import BackendResolver
 from .classes import ClassFilter
 from .model import Certificate, Location, Model, Problem, Server, StatusUpdate, Upstream
+from .ownership import host_owners, steals
 from .settings import Settings
 from .tls import TLSError, certificate_from_secret
 
@@ -141,6 +142,8 @@ class _Builder:
         self.certs: dict[str, Certificate] = {}
         self.host_cert: dict[str, str] = {}  # host -> cert name ("" = default certificate)
         self.host_tls_owner: dict[str, str] = {}
+        self.canary_ingresses: set[str] = set()  # never own a host
+        self.owner: dict[str, str] = {}  # host -> namespace that owns it (oldest Ingress naming it)
         self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts))
 
     def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
@@ -167,6 +170,7 @@ class _Builder:
             valid.append(ing)
             for r in routes:
                 if r.config.canary:  # shares host+path with its main Ingress: attached, never a conflict
+                    self.canary_ingresses.add(ing.meta.key)
                     up, _, _ = self.target(r)
                     self.annotate.canaries.add(r.claim, ing, r.config, up.name if up else "", self.report)
                     continue
@@ -192,8 +196,8 @@ class _Builder:
     def tls(self, ing: Ingress) -> None:
         rule_hosts = [r.host for r in ing.rules if r.host]
         for t in ing.tls:
-            hosts = list(t.hosts) or rule_hosts
-            cert = self.certificate(ing, t.secret_name) if t.secret_name else ""
+            hosts = [h for h in (list(t.hosts) or rule_hosts) if self.owns(ing, h)]
+            cert = self.certificate(ing, t.secret_name) if t.secret_name and hosts else ""
             for h in hosts:
                 if h not in self.host_cert:
                     self.host_cert[h] = cert
@@ -202,6 +206,35 @@ class _Builder:
                     self.problems.append(_problem(
                         ing, "TLSConflict", f"host {h} already takes its certificate from the older "
                         f"Ingress {self.host_tls_owner[h]}", warning=True))
+
+    def owns(self, ing: Ingress, host: str) -> bool:
+        owner = self.owner.get(host, ing.meta.namespace)
+        if owner != ing.meta.namespace:
+            self.problems.append(_problem(ing, "HostOwned", f"host {host} belongs to namespace {owner} (its oldest "
+                                          "Ingress); server-level settings of this Ingress are ignored there",
+                                          warning=True))
+        return owner == ing.meta.namespace
+
+    def foreign_routes_that_steal(self, routes: list[Route]) -> list[Route]:
+        """Routes of other namespaces that could win requests a host's owner matches (reported)."""
+        owned: dict[str, list[tuple[str, str]]] = {}
+        everything: set[str] = set()
+        for r in routes:
+            if r.host and self.owner.get(r.host) == r.ingress.meta.namespace:
+                owned.setdefault(r.host, []).append((r.kind, r.path))
+                if r.ingress.default_backend is not None:
+                    everything.add(r.host)
+        out = []
+        for r in routes:
+            if not r.host or self.owner.get(r.host) == r.ingress.meta.namespace:
+                continue
+            why = steals((r.kind, r.path), owned.get(r.host, []), r.host in everything)
+            if why:
+                out.append(r)
+                self.problems.append(_problem(
+                    r.ingress, "HostOwned", f"host {r.host} belongs to namespace {self.owner[r.host]} (its oldest "
+                    f"Ingress); path {r.path} ({r.kind}) is not served: {why}"))
+        return out
 
     def certificate(self, ing: Ingress, secret_name: str) -> str:
         secret = self.snap.secret(ing.meta.namespace, secret_name)
@@ -249,7 +282,8 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
         locations.append(default)
     server = Server(host=host, locations=tuple(sorted(locations, key=lambda loc: loc.sort_key)), tls=tls,
                     certificate=b.host_cert.get(host, ""))
-    owners = list({id(r.ingress): (r.ingress, r.config) for r in routes}.values())
+    owners = list({id(r.ingress): (r.ingress, r.config) for r in routes
+                   if not host or b.owner.get(host) == r.ingress.meta.namespace}.values())
     return b.annotate.server(server, owners)
 
 
@@ -351,6 +385,9 @@ def _build_isolating(snap: Snapshot, opts: BuildOptions) -> BuildResult:
 def _build(snap: Snapshot, opts: BuildOptions) -> BuildResult:
     b = _Builder(snap, opts)
     routes, valid = b.claim_routes(b.ours())
+    b.owner = host_owners(i for i in valid if i.meta.key not in b.canary_ingresses)
+    stolen = {id(r) for r in b.foreign_routes_that_steal(routes)}
+    routes = [r for r in routes if id(r) not in stolen]
     for ing in valid:
         b.tls(ing)
     by_host: dict[str, list[Route]] = {}

@@ -4,7 +4,8 @@
 a conflict), registers each here with its resolved upstream, and asks for the canary of a
 main location when it makes one. One canary per host+path (the oldest); a canary without a
 main Ingress is reported and not served, and so is one whose main Ingress is in another
-namespace (else anyone could take a share, up to all, of another team's host+path).
+namespace (else anyone could take a share, up to all, of another team's host+path). Canaries
+are kept per namespace, so one from another namespace never blocks the main Ingress's own.
 
 Design choice: the routing decision (header beats cookie beats weight) is rendered as nginx
 `map`s and `split_clients` over typed values, so no `if` and no Lua is needed.
@@ -41,28 +42,29 @@ def weight_percent(weight: int, total: int) -> str:
 
 class CanaryIndex:
     def __init__(self) -> None:
-        self.pending: dict[Claim, _Pending] = {}
+        self.pending: dict[tuple[Claim, str], _Pending] = {}  # (claim, namespace) -> canary
         self.next_id = 0
 
     def add(self, claim: Claim, ing: Ingress, cfg: IngressConfig, upstream: str, report: Report) -> None:
         """Register a canary route (oldest first); a second canary for the same path is reported."""
-        first = self.pending.get(claim)
+        first = self.pending.get((claim, ing.meta.namespace))
         if first is not None and first.ingress is not ing:
             report(ing, "CanaryConflict", f"host {claim[0] or '*'} path {claim[2]} already has the canary "
                    f"{first.ingress.meta.key}; this canary is ignored", False)
             return
         if first is None:
-            self.pending[claim] = _Pending(ing, cfg, upstream)
+            self.pending[(claim, ing.meta.namespace)] = _Pending(ing, cfg, upstream)
 
     def attach(self, claim: Claim, main_upstream: str, report: Report, namespace: str) -> Canary | None:
         """The canary of the main location for `claim`, whose Ingress is in `namespace`."""
-        p = self.pending.get(claim)
+        for (other, ns), foreign in self.pending.items():
+            if other == claim and ns != namespace and not foreign.foreign:
+                foreign.foreign = True
+                report(foreign.ingress, "CanaryNamespace", f"the main Ingress of host {claim[0] or '*'} path "
+                       f"{claim[2]} is in namespace {namespace}; a canary must be in the same namespace; not served",
+                       False)
+        p = self.pending.get((claim, namespace))
         if p is None:
-            return None
-        if p.ingress.meta.namespace != namespace:
-            p.foreign = True
-            report(p.ingress, "CanaryNamespace", f"the main Ingress of host {claim[0] or '*'} path {claim[2]} is "
-                   f"in namespace {namespace}; a canary must be in the same namespace; not served", False)
             return None
         if not p.upstream:
             report(p.ingress, "CanaryNoEndpoints", f"canary backend for {claim[0] or '*'}{claim[2]} has no "
@@ -79,7 +81,7 @@ class CanaryIndex:
         return p.canary
 
     def report_orphans(self, report: Report) -> None:
-        for claim, p in self.pending.items():
+        for (claim, _), p in self.pending.items():
             if p.canary is None and p.upstream and not p.foreign:
                 report(p.ingress, "CanaryWithoutMain", f"no main Ingress serves host {claim[0] or '*'} path "
                        f"{claim[2]}; the canary is not served", False)
