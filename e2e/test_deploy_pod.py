@@ -52,7 +52,7 @@ apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {name: web, namespace: default, creationTimestamp: "2024-01-01T00:00:00Z"}
 spec:
-  ingressClassName: nginx
+  ingressClassName: ingressctl
   rules:
   - host: web.example.com
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
@@ -207,7 +207,7 @@ def get(port: int, path: str, host: str = "localhost") -> int:
 def admission_review(port: int, ca_pem: bytes, host: str) -> dict[str, Any]:
     obj = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
            "metadata": {"name": "new", "namespace": "default"},
-           "spec": {"ingressClassName": "nginx", "rules": [{"host": host, "http": {"paths": [
+           "spec": {"ingressClassName": "ingressctl", "rules": [{"host": host, "http": {"paths": [
                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}
     body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "u1", "operation": "CREATE", "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"},
@@ -227,7 +227,7 @@ def test_controller_runs_as_its_pod_would(overlay: str, scratch: Path) -> None:
     objs = kustomize(DEPLOY / "overlays" / overlay)
     workload, container = next((w, c) for w, c in containers(objs) if expanded_args(w, c)[0] == "controller")
     api = start_apiserver(scratch, rules=rules_for(objs, pod_spec(workload)["serviceAccountName"]))
-    api.apply(one(objs, "ConfigMap", "ingressctl-controller"), one(objs, "IngressClass", "nginx"), *objects(BACKEND))
+    api.apply(one(objs, "ConfigMap", "ingressctl-controller"), one(objs, "IngressClass", "ingressctl"), *objects(BACKEND))
     kubeconfig = write_kubeconfig(scratch / "kubeconfig", api.url, TOKEN, api.ca_path)  # type: ignore[attr-defined]
     sc, pod = container["securityContext"], pod_spec(workload)["securityContext"]
     ca = certs.generate(["127.0.0.1"], datetime.datetime.now(datetime.UTC))
@@ -263,7 +263,7 @@ LB_BACKEND = """
 apiVersion: v1
 kind: Service
 metadata: {name: web, namespace: default, creationTimestamp: "2024-01-01T00:00:00Z"}
-spec: {type: LoadBalancer, ports: [{name: http, port: 80, targetPort: 8080}]}
+spec: {type: LoadBalancer, loadBalancerClass: ingressctl.io/lb, ports: [{name: http, port: 80, targetPort: 8080}]}
 ---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -279,7 +279,7 @@ def test_proxy_programs_netfilter_as_its_pod_would(scratch: Path) -> None:
     root with only NET_ADMIN and NET_RAW, a read-only root but the xtables lock, in a
     throwaway network namespace: the LoadBalancer address from the example pool is DNATed
     to the endpoint."""
-    objs = kustomize(DEPLOY / "overlays" / "deployment-loadbalancer")
+    objs = kustomize(DEPLOY / "overlays" / "bare-metal")
     workload, container = next((w, c) for w, c in containers(objs) if expanded_args(w, c)[0] == "proxy")
     manifests = scratch / "manifests"
     manifests.mkdir()

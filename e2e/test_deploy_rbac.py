@@ -36,7 +36,7 @@ def lb_service(name: str, suffix: int, annotations: dict[str, str] | None = None
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "namespace": "default", "annotations": annotations or {},
                          "creationTimestamp": f"2024-01-01T00:00:{suffix:02d}Z"},
-            "spec": {"type": "LoadBalancer", "clusterIP": f"{NET}.{suffix}", "ports": [{"name": "http", "port": 8080}]}}
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": "ingressctl.io/lb", "clusterIP": f"{NET}.{suffix}", "ports": [{"name": "http", "port": 8080}]}}
 
 
 def status_ip(api: Any, name: str) -> str:
@@ -45,7 +45,7 @@ def status_ip(api: Any, name: str) -> str:
 
 
 def test_proxy_with_lb_pools_needs_exactly_its_rules(tmp_path: Path) -> None:
-    objs = kustomize(DEPLOY / "overlays" / "deployment-loadbalancer")
+    objs = kustomize(DEPLOY / "overlays" / "bare-metal")
     rules = rules_for(objs, "ingressctl-proxy")
     api = start_apiserver(tmp_path, rules=rules, bookmark_interval=0.5)
     api.apply(one(objs, "ConfigMap", "ingressctl-lb-pools"), lb_service("a", 1),

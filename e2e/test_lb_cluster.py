@@ -36,7 +36,7 @@ def lb_service(name: str, ip_suffix: int, age: int, status: str = "", **spec: An
         "metadata": {"name": name, "namespace": "default",
                      "creationTimestamp": f"2024-01-01T00:00:{age:02d}Z",
                      "annotations": spec.pop("annotations", {})},
-        "spec": {"type": "LoadBalancer", "clusterIP": f"{NET}.{ip_suffix}",
+        "spec": {"type": "LoadBalancer", "loadBalancerClass": "ingressctl.io/lb", "clusterIP": f"{NET}.{ip_suffix}",
                  "ports": [{"name": "http", "port": 8080}], **spec}}
     if status:
         raw["status"] = {"loadBalancer": {"ingress": [{"ip": status}]}}

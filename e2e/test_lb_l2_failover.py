@@ -39,6 +39,7 @@ kind: Service
 metadata: {name: edge, namespace: default}
 spec:
   type: LoadBalancer
+  loadBalancerClass: ingressctl.io/lb
   ports: [{name: http, port: 8080, targetPort: 9000}]
 ---
 apiVersion: discovery.k8s.io/v1

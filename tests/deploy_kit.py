@@ -25,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-OVERLAYS = ("deployment-loadbalancer", "daemonset-hostnetwork", "nodeport")
+OVERLAYS = ("deployment-loadbalancer", "daemonset-hostnetwork", "nodeport", "bare-metal")
 WORKLOADS = ("Deployment", "DaemonSet", "StatefulSet", "Job")
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 

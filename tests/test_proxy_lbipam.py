@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import Service, parse_object
-from ingressctl.proxy.lbipam import PoolError, allocate, parse_pools
+from ingressctl.proxy.lbipam import PoolError, allocate, parse_pools, takes_part
 
 POOLS = """
 pools:
@@ -29,7 +29,7 @@ def svc(name: str, ns: str = "default", age: int = 0, annotations: dict[str, str
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": name, "namespace": ns, "annotations": annotations or {},
                      "creationTimestamp": f"2024-01-01T00:00:{age:02d}Z"},
-        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], **spec}}
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}], "loadBalancerClass": "ingressctl.io/lb", **spec}}
     if status:
         raw["status"] = {"loadBalancer": {"ingress": [{"ip": status}]}}
     obj = parse_object(raw)
@@ -146,3 +146,18 @@ def test_no_pool_open_to_the_namespace_is_reported() -> None:
     only_team_a = "pools: [{name: internal, addresses: [10.10.0.0/30], namespaces: [team-a]}]"
     assert ips([svc("a", "team-b")], only_team_a) == {
         "team-b/a": "! no LoadBalancer pool assigns addresses to namespace team-b"}
+
+
+@pytest.mark.parametrize("spec, annotations, claim_unclassed, assigned", [
+    ({"loadBalancerClass": "ingressctl.io/lb"}, {}, False, True),  # our class: opted in
+    ({"loadBalancerClass": None}, {"ingressctl.io/lb-pool": "public"}, False, True),  # names a pool: opted in
+    ({"loadBalancerClass": None}, {}, False, False),  # a cloud's Service: left alone by default
+    ({"loadBalancerClass": None}, {}, True, True),  # --lb-claim-unclassed (bare metal, no other LB controller)
+    ({"loadBalancerClass": "example.com/cloud"}, {"ingressctl.io/lb-pool": "public"}, True, False),
+])
+def test_only_services_that_opt_in_take_part(spec: dict[str, Any], annotations: dict[str, str],
+                                             claim_unclassed: bool, assigned: bool) -> None:
+    s = svc("a", annotations=annotations, **spec)
+    result = allocate(parse_pools(POOLS), [s], claim_unclassed)
+    assert ("default/a" in result.assignments) == assigned
+    assert takes_part(s, claim_unclassed) == assigned

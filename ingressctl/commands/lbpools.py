@@ -36,6 +36,10 @@ CONFIGMAP_TTL = 10.0  # seconds between reads of a --lb-pools ConfigMap
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lb-pools", default="", metavar="FILE|configmap:NS/NAME",
                    help="LoadBalancer IP pools (YAML, see README); enables LoadBalancer address allocation")
+    p.add_argument("--lb-claim-unclassed", action="store_true",
+                   help="also give addresses to LoadBalancer Services without spec.loadBalancerClass (default: only "
+                        "loadBalancerClass ingressctl.io/lb or an ingressctl.io/lb-pool annotation; leave off where "
+                        "a cloud or another load-balancer controller serves unclassed Services)")
     p.add_argument("--lb-announce-interface", default="", metavar="IFACE",
                    help="while leading, hold the LoadBalancer addresses on IFACE and answer ARP for them")
     p.add_argument("--lb-leader-lock", default="", metavar="FILE",
@@ -53,7 +57,8 @@ def from_args(args: argparse.Namespace) -> LoadBalancerIPs | None:
     announcer = L2Announcer(args.lb_announce_interface) if args.lb_announce_interface else None
     if args.manifests or not args.kubeconfig and args.dry_run:
         leader: Leadership = FileLockLeader(args.lb_leader_lock) if args.lb_leader_lock else AlwaysLeader()
-        return LoadBalancerIPs(args.lb_pools, local_mode=True, leadership=leader, announcer=announcer)
+        return LoadBalancerIPs(args.lb_pools, local_mode=True, leadership=leader, announcer=announcer,
+                               claim_unclassed=args.lb_claim_unclassed)
     return _cluster(args, announcer)
 
 
@@ -105,7 +110,8 @@ def _cluster(args: argparse.Namespace, announcer: L2Announcer | None) -> LoadBal
                                     "LoadBalancerAddress", reason) for key, reason in problems))
 
     return LoadBalancerIPs(args.lb_pools, local_mode=False, leadership=elector, announcer=announcer,
-                           fetch_configmap=fetch, write_status=write_status, report=report)
+                           fetch_configmap=fetch, write_status=write_status, report=report,
+                           claim_unclassed=args.lb_claim_unclassed)
 
 
 def check(lb: LoadBalancerIPs, snapshot: Snapshot) -> None:

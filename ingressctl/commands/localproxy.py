@@ -42,7 +42,8 @@ def start(args: argparse.Namespace, store: Store) -> Callable[[], None]:
         return lambda: None
     cidrs = tuple(c.strip() for c in args.proxy_nodeport_addresses.split(",") if c.strip())
     backend = UserspaceBackend(ProxyOptions(nodeport_addresses=cidrs))
-    lb = LoadBalancerIPs(args.lb_pools, local_mode=True) if args.lb_pools else None
+    # local mode is a sandbox with no other load-balancer controller: every LoadBalancer Service takes part
+    lb = LoadBalancerIPs(args.lb_pools, local_mode=True, claim_unclassed=True) if args.lb_pools else None
     snapshot: Callable[[], Snapshot] = (lambda: lb.snapshot(store.snapshot())) if lb else store.snapshot
     try:
         backend.check()

@@ -153,8 +153,9 @@ class LoadBalancerIPs:
                  fetch_configmap: Callable[[str, str], dict[str, str] | None] | None = None,
                  write_status: Callable[[Service, str], None] | None = None,
                  report: Callable[[list[tuple[str, str]]], None] | None = None,
-                 period: float = 0.5) -> None:
+                 period: float = 0.5, claim_unclassed: bool = False) -> None:
         self.pools_spec, self.local_mode = pools_spec, local_mode
+        self.claim_unclassed = claim_unclassed  # also LoadBalancer Services without a loadBalancerClass
         self.leadership = leadership or AlwaysLeader()
         self.announcer = announcer
         self.fetch_configmap, self.write_status, self.report = fetch_configmap, write_status, report
@@ -178,8 +179,8 @@ class LoadBalancerIPs:
         except PoolError as e:
             log.error("%s (keeping the last allocation)", e)
             return self._apply(snap) if self.local_mode else snap
-        self.allocation = allocate(pools, snap.services.values())
-        self._services = {k: s for k, s in snap.services.items() if takes_part(s)}
+        self.allocation = allocate(pools, snap.services.values(), self.claim_unclassed)
+        self._services = {k: s for k, s in snap.services.items() if takes_part(s, self.claim_unclassed)}
         if self.allocation.problems != self._last_problems:
             for key, reason in self.allocation.problems:
                 log.warning("Service %s: %s", key, reason)
@@ -190,7 +191,7 @@ class LoadBalancerIPs:
         services = dict(snap.services)
         memo: dict[str, tuple[Service, str, Service]] = {}
         for key, svc in snap.services.items():
-            if not takes_part(svc):
+            if not takes_part(svc, self.claim_unclassed):
                 continue
             ip = self.allocation.ip_of(key)
             prior = self._memo.get(key)

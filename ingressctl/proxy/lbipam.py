@@ -10,9 +10,12 @@ Pools come from a YAML file or a ConfigMap (`--lb-pools`):
       autoAssign: true      # false: only for Services that name the pool
       avoidBuggyIPs: true   # skip addresses ending in .0 and .255 (default true)
 
-A Service takes part when it is `type: LoadBalancer` and its `spec.loadBalancerClass` is
-unset or ours (`ingressctl.io/lb`); another class belongs to another implementation and
-is left alone. It gets, in this order: the address it already has in its status (if still
+A Service takes part when it is `type: LoadBalancer` and opts in: its
+`spec.loadBalancerClass` is ours (`ingressctl.io/lb`), or it has none and names a pool (the
+annotations below). Services without a class take part only when the allocator is told to
+claim them (`claim_unclassed`, `--lb-claim-unclassed`): in a cloud cluster they belong to the
+cloud's load-balancer controller, whose status we must not rewrite. Another class belongs to
+another implementation and is always left alone. It gets, in this order: the address it already has in its status (if still
 valid, so allocations survive restarts), its `spec.loadBalancerIP`, or the first free
 address of the pool it names (`ingressctl.io/lb-pool` or OpenELB's
 `eip.openelb.kubesphere.io/v1alpha2` annotation) or of the auto-assign pools in pool order.
@@ -150,8 +153,12 @@ class Allocation:
         return a.ip if a else ""
 
 
-def takes_part(svc: Service) -> bool:
-    return svc.type == "LoadBalancer" and svc.load_balancer_class in ("", LB_CLASS)
+def takes_part(svc: Service, claim_unclassed: bool = False) -> bool:
+    if svc.type != "LoadBalancer":
+        return False
+    if svc.load_balancer_class:
+        return svc.load_balancer_class == LB_CLASS
+    return claim_unclassed or bool(requested_pool(svc))
 
 
 def requested_pool(svc: Service) -> str:
@@ -162,9 +169,9 @@ def requested_pool(svc: Service) -> str:
     return ""
 
 
-def allocate(pools: Sequence[Pool], services: Iterable[Service]) -> Allocation:
+def allocate(pools: Sequence[Pool], services: Iterable[Service], claim_unclassed: bool = False) -> Allocation:
     """The address of every taking-part Service (oldest first), and why others got none."""
-    eligible = sorted((s for s in services if takes_part(s)), key=lambda s: s.meta.age_key)
+    eligible = sorted((s for s in services if takes_part(s, claim_unclassed)), key=lambda s: s.meta.age_key)
     used: dict[IPAddress, str] = {}
     out: dict[str, Assignment] = {}
     problems: list[tuple[str, str]] = []
