@@ -34,7 +34,8 @@ from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError
-from .quarantine import Quarantine, SearchBudgetExceeded, find_culprits
+from .objects import Ingress
+from .quarantine import Quarantine, find_culprits
 from .store import Change, Snapshot, Store
 from .watch import DebouncedWatch
 
@@ -133,18 +134,21 @@ class Controller:
         self._restarts_seen = 0
         self._lua = lua_available()
         self.quarantine = Quarantine()
+        self.live_ingresses: dict[str, Ingress | None] = {}  # key -> the Ingress in the configuration nginx took
         self._pending_lock = threading.Lock()
         self._nginx_died = threading.Event()
         self.draining = False
         self.failing_since: float | None = None  # monotonic time the wanted config first failed to go live
 
     # -- pure-ish pipeline ------------------------------------------------------------------
-    def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset()) -> BuildResult:
+    def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset(), quarantine: bool = True) -> BuildResult:
         settings, problems = settings_from(snap, self.options.configmap)
         self._report_once(problems)
+        if quarantine:
+            exclude |= self.quarantine.current(snap)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
-                            lua=self._lua, exclude=exclude | self.quarantine.current(snap))
+                            lua=self._lua, exclude=exclude)
         result = build(snap, opts)
         if self.quarantine.entries:
             result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())
@@ -183,6 +187,7 @@ class Controller:
         assert self.nginx is not None, "sync needs an nginx"
         started = time.monotonic()
         snap = self.store.snapshot()
+        self._review_quarantine(snap)
         with gc_paused():
             result = self.build(snap)
         outcome, refused_by = self._apply(result)
@@ -190,6 +195,9 @@ class Controller:
             with gc_paused():
                 result = self.build(snap)
             outcome, _ = self._apply(result)
+        if outcome.ok:
+            self.live_ingresses = {f"{s.namespace}/{s.name}": snap.ingresses.get(f"{s.namespace}/{s.name}")
+                                   for s in result.statuses}
         self._record_problems(result)
         self._record_outcome(outcome, time.monotonic() - started)
         for observer in self.observers:
@@ -229,27 +237,55 @@ class Controller:
             refused_by = renderer
         return outcome, refused_by
 
-    def _isolate(self, snap: Snapshot, result: BuildResult, renderer: Renderer, message: str) -> bool:
-        """Find the Ingresses nginx refuses (bisection with nginx -t) and leave them out."""
+    def _check(self, snap: Snapshot, excluded: frozenset[str], renderer: Renderer,
+               quarantine: bool = True) -> tuple[bool, str]:
         assert self.nginx is not None
-        nginx = self.nginx
+        with gc_paused():
+            rendered = self.render(self.build(snap, excluded, quarantine), renderer)
+        return self.nginx.check(rendered.text, rendered.files)
 
-        def fails(excluded: frozenset[str]) -> bool:
-            with gc_paused():
-                rendered = self.render(self.build(snap, excluded), renderer)
-            return not nginx.check(rendered.text, rendered.files)[0]
-
+    def _isolate(self, snap: Snapshot, result: BuildResult, renderer: Renderer, message: str) -> bool:
+        """Find the Ingresses nginx refuses (group testing with nginx -t) and leave them out."""
         keys = [f"{s.namespace}/{s.name}" for s in result.statuses]  # oldest first
+        suspects = [k for k in keys if self.live_ingresses.get(k) != snap.ingresses.get(k)]
+        started = time.monotonic()
         try:
-            culprits = find_culprits(keys, fails)
-        except (SearchBudgetExceeded, RenderError) as e:
+            search = find_culprits(keys, lambda excluded: not self._check(snap, excluded, renderer)[0],
+                                   suspects=suspects)
+        except RenderError as e:
             log.error("could not find the Ingress nginx refuses: %s", e)
             return False
+        log.info("searched %d suspect Ingresses with %d nginx -t runs in %.1f s", len(suspects), search.tests,
+                 time.monotonic() - started)
         reason = message.removeprefix("nginx -t failed: ")[:300]
-        for key in culprits:
+        for key in search.culprits:
             self.quarantine.add(snap.ingresses[key], reason)
             log.error("Ingress %s makes nginx -t fail (%s); it is left out until it changes", key, reason)
-        return bool(culprits)
+        for key in search.unresolved:
+            self.quarantine.add(snap.ingresses[key], f"{reason}; the search ran out of nginx -t runs, so every "
+                                f"Ingress of a group that still failed is left out ({len(search.unresolved)})")
+        if search.unresolved:
+            log.error("left out %d Ingresses whose group still failed nginx -t when the search ended: %s",
+                      len(search.unresolved), ", ".join(search.unresolved[:20]))
+        return bool(search.culprits or search.unresolved)
+
+    def _review_quarantine(self, snap: Snapshot) -> None:
+        """A quarantined Ingress that changed goes back in only if it passes nginx -t on its own."""
+        if not self.quarantine.entries:
+            return
+        everyone = frozenset(snap.ingresses)
+
+        def passes_alone(key: str) -> tuple[bool, str]:
+            for _name, renderer in self.renderers():
+                try:
+                    ok, error = self._check(snap, everyone - {key}, renderer, quarantine=False)
+                except RenderError:
+                    continue
+                return ok, error
+            return False, "no template rendered"
+
+        for key in self.quarantine.review(snap, passes_alone):
+            log.info("Ingress %s changed and passes nginx -t on its own; it is served again", key)
 
     def _endpoints_live(self, model: Model, table: dict[str, str], reloaded: bool) -> None:
         self.live_model = model

@@ -1,10 +1,19 @@
-"""Finding the Ingress that makes nginx refuse a configuration, and leaving it out.
+"""Finding the Ingresses that make nginx refuse a configuration, and leaving them out.
 
 Validation should keep every configuration nginx can load, but if some input still makes
-`nginx -t` fail, that one object must not stop updates for everyone else. `find_culprits`
-bisects over the Ingresses (oldest first) with a `fails(excluded)` test, assuming that
-adding Ingresses never repairs a failure; the controller then leaves the culprits out until
-they change. `Quarantine` remembers them by object value, so an edit releases one at once.
+`nginx -t` fail, that input must not stop updates for everyone else, however many such
+Ingresses there are. `find_culprits` is adaptive group testing over the *suspects* (the
+Ingresses that changed since nginx last took a configuration; every Ingress on a fresh
+start), grouped by namespace: a group that fails is split in halves, a half that passes is
+cleared, so d culprits among N cost about 2·d·log2(N) `nginx -t` runs, each on a smaller
+configuration than the last. A failure that needs two halves together keeps the older half
+and searches the younger one beside it. When the budget runs out, the groups still failing
+are left out whole (they lie within few namespaces, as suspects are sorted by namespace) and
+everyone else goes live.
+
+`Quarantine` keeps each culprit out until its content changes *and* the changed Ingress
+passes `nginx -t` on its own: an edit alone no longer releases it, so a tenant cannot renew
+a cluster-wide search by touching the object.
 
 Design choice: the search is pure (the test is injected), so it is tested with tables; the
 controller supplies a test that builds, renders and runs `nginx -t` on a candidate file.
@@ -12,6 +21,7 @@ controller supplies a test that builds, renders and runs `nginx -t` on a candida
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -19,47 +29,102 @@ from .ingress.model import Problem
 from .objects import Ingress
 from .store import Snapshot
 
-Fails = Callable[[frozenset[str]], bool]
+Fails = Callable[[frozenset[str]], bool]  # excluded keys -> does nginx -t fail?
+
+DEFAULT_BUDGET = 256
 
 
-class SearchBudgetExceeded(RuntimeError):
+class _OutOfBudget(Exception):
     pass
 
 
-def find_culprits(keys: Sequence[str], fails: Fails, limit: int = 5, budget: int = 64) -> list[str]:
-    """Keys whose exclusion makes `fails` false; [] if excluding every key does not help."""
+@dataclass(frozen=True)
+class Search:
+    culprits: tuple[str, ...] = ()  # each proven to fail (alone, or beside the older half it needs)
+    unresolved: tuple[str, ...] = ()  # left out whole when the budget ran out
+    tests: int = 0
+
+
+@dataclass(frozen=True)
+class _Group:
+    keys: tuple[str, ...]
+    context: frozenset[str] = frozenset()  # suspects kept in beside this group (an interaction)
+
+
+def find_culprits(keys: Sequence[str], fails: Fails, suspects: Sequence[str] | None = None,
+                  budget: int = DEFAULT_BUDGET) -> Search:
+    """Which of `keys` (oldest first) to leave out so that `fails` turns false.
+
+    `suspects` (default: every key) are searched; the other keys stay in every test (they were
+    live in the last configuration nginx took). Nothing is found when excluding every suspect
+    does not help, after widening the suspects to every key."""
     calls = 0
 
     def test(excluded: frozenset[str]) -> bool:
         nonlocal calls
+        if calls >= budget:
+            raise _OutOfBudget
         calls += 1
-        if calls > budget:
-            raise SearchBudgetExceeded(f"gave up after {budget} nginx -t runs")
         return fails(excluded)
 
-    if not keys or test(frozenset(keys)):
-        return []  # the failure does not come from these Ingresses
+    order = {k: i for i, k in enumerate(keys)}
+    chosen = list(suspects) if suspects is not None else list(keys)
+    try:
+        if not chosen or test(frozenset(chosen)):
+            if suspects is None or len(chosen) == len(keys):
+                return Search(tests=calls)  # not caused by these Ingresses
+            chosen = list(keys)
+            if test(frozenset(chosen)):
+                return Search(tests=calls)
+    except _OutOfBudget:
+        return Search(tests=calls)
+    chosen.sort(key=lambda k: (k.partition("/")[0], order.get(k, 0)))
+    everyone = frozenset(chosen)
     culprits: list[str] = []
-    while len(culprits) < limit:
-        base = frozenset(culprits)
-        if not test(base):
-            return culprits
-        remaining = [k for k in keys if k not in base]
-        lo, hi = 0, len(remaining)  # including remaining[:lo] passes, remaining[:hi] fails
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if test(base | frozenset(remaining[mid:])):
-                hi = mid
-            else:
-                lo = mid
-        culprits.append(remaining[hi - 1])
-    return culprits
+    queue: deque[_Group] = deque()
+
+    def failing(group: _Group) -> bool:
+        return test(everyone - group.context - frozenset(group.keys))
+
+    try:
+        if test(frozenset()):
+            queue.append(_Group(tuple(chosen)))
+        while queue:
+            group = queue[0]
+            if len(group.keys) == 1:
+                culprits.append(queue.popleft().keys[0])
+                continue
+            half = _split_point(group.keys)
+            older, younger = _Group(group.keys[:half], group.context), _Group(group.keys[half:], group.context)
+            older_fails, younger_fails = failing(older), failing(younger)
+            queue.popleft()  # only now: a group whose split the budget cut stays in the queue
+            if older_fails:
+                queue.append(older)
+            if younger_fails:
+                queue.append(younger)
+            if not older_fails and not younger_fails:  # only together: keep the older half in
+                queue.append(_Group(younger.keys, group.context | frozenset(older.keys)))
+    except _OutOfBudget:
+        left = {k for g in queue for k in g.keys}
+        return Search(tuple(culprits), tuple(k for k in chosen if k in left), calls)
+    return Search(tuple(culprits), (), calls)
+
+
+def _split_point(keys: tuple[str, ...]) -> int:
+    """The middle, moved to the nearest namespace boundary while the group spans several
+    namespaces: what is left unresolved then lies within the namespaces that caused it."""
+    half = len(keys) // 2
+    boundaries = [i for i in range(1, len(keys)) if keys[i].partition("/")[0] != keys[i - 1].partition("/")[0]]
+    return min(boundaries, key=lambda i: abs(i - half)) if boundaries else half
 
 
 @dataclass(frozen=True)
 class Quarantined:
     ingress: Ingress
     reason: str
+
+
+PassesAlone = Callable[[str], tuple[bool, str]]  # key -> (nginx -t passes with it alone, error)
 
 
 class Quarantine:
@@ -69,15 +134,30 @@ class Quarantine:
     def add(self, ingress: Ingress, reason: str) -> None:
         self.entries[ingress.meta.key] = Quarantined(ingress, reason)
 
+    def review(self, snap: Snapshot, passes_alone: PassesAlone) -> list[str]:
+        """Release the entries whose Ingress changed and now passes nginx -t on its own (those
+        that changed and still fail stay, with their new content); drop deleted ones."""
+        released = []
+        for key, q in list(self.entries.items()):
+            now = snap.ingresses.get(key)
+            if now is None:
+                del self.entries[key]
+            elif now != q.ingress:
+                ok, error = passes_alone(key)
+                if ok:
+                    del self.entries[key]
+                    released.append(key)
+                else:
+                    self.entries[key] = Quarantined(now, error or q.reason)
+        return released
+
     def current(self, snap: Snapshot) -> frozenset[str]:
-        """Keys still left out: an Ingress that changed or went away is released."""
-        for key in [k for k, q in self.entries.items() if snap.ingresses.get(k) != q.ingress]:
-            del self.entries[key]
-        return frozenset(self.entries)
+        """Keys left out: every entry whose Ingress still exists (changed or not; see review)."""
+        return frozenset(k for k in self.entries if k in snap.ingresses)
 
     def problems(self) -> tuple[Problem, ...]:
         return tuple(
             Problem("Ingress", q.ingress.meta.namespace, q.ingress.meta.name, "NginxRejected",
                     f"nginx -t refused the configuration with this Ingress ({q.reason}); it is left out "
-                    "until it changes")
+                    "until it changes and passes nginx -t on its own")
             for q in self.entries.values())
