@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "ingressctl.commands.certgen",  # certgen create|patch (webhook certificates)
     "ingressctl.commands.explain",  # explain URL (why a request goes there)
     "ingressctl.commands.migrate",  # migrate check (leaving ingress-nginx)
+    "ingressctl.commands.diff",  # diff (what applying manifests would change)
 )
 
 
