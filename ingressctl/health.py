@@ -1,19 +1,22 @@
 """The status port: /healthz, /readyz and /metrics over plain HTTP.
 
 `/healthz` answers 200 while the process is healthy (the callable says so), `/readyz` 200
-once the first configuration is live, `/metrics` the Prometheus text format. Runs in a
-daemon thread; it never touches the controller's state, only asks the callables.
+once the first configuration is live, `/metrics` the Prometheus text format, and the
+`pages` (debug.py) to loopback clients only. Runs in a daemon thread; it never touches the
+controller's state, only asks the callables.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 Check = Callable[[], tuple[bool, str]]
+Page = Callable[[], tuple[int, str, str]]  # status, content type, body
 
 
 def all_of(*checks: Check) -> Check:
@@ -29,8 +32,9 @@ def all_of(*checks: Check) -> Check:
 
 class StatusServer:
     def __init__(self, address: str, port: int, healthy: Check, ready: Check,
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None, pages: Mapping[str, Page] | None = None) -> None:
         checks = {"/healthz": healthy, "/readyz": ready}
+        loopback_pages = dict(pages or {})
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -40,6 +44,12 @@ class StatusServer:
                     self._send(200 if ok else 503, (msg or ("ok" if ok else "not ready")) + "\n", "text/plain")
                 elif path == "/metrics" and registry is not None:
                     self._send(200, generate_latest(registry).decode(), CONTENT_TYPE_LATEST)
+                elif path in loopback_pages:
+                    if not _loopback(self.client_address[0]):
+                        self._send(403, "only from loopback (kubectl port-forward)\n", "text/plain")
+                        return
+                    code, ctype, body = loopback_pages[path]()
+                    self._send(code, body, ctype)
                 else:
                     self._send(404, "not found\n", "text/plain")
 
@@ -66,3 +76,12 @@ class StatusServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..cli import UserError
 from ..controller import Controller, ControllerOptions
+from ..debug import debug_pages
 from ..health import StatusServer, all_of
 from ..ingress.model import Problem
 from ..kube.client import KubeUnavailable, connect
@@ -169,7 +170,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     ctl.observers += [status.observe, events.observe]
     try:
         health = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
-                              registry=ctl.metrics.registry)
+                              registry=ctl.metrics.registry,
+                              pages=debug_pages(lambda: ctl.live_model, opts.prefix / "nginx.conf"))
     except OSError as e:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
     webhook = _webhook(args, source.store, opts)

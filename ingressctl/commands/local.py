@@ -11,6 +11,7 @@ from ..admission.options import validate_options
 from ..admission.validate import validate_snapshot
 from ..cli import UserError
 from ..controller import Controller
+from ..debug import debug_pages
 from ..health import StatusServer, all_of
 from ..nginx.process import Nginx, NginxError, write_files
 from ..nginx.render import RenderError
@@ -97,7 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     ctl = Controller(store, opts, nginx)
     try:
         status = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
-                              registry=ctl.metrics.registry)
+                              registry=ctl.metrics.registry,
+                              pages=debug_pages(lambda: ctl.live_model, opts.prefix / "nginx.conf"))
     except OSError as e:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
     status.start()
