@@ -251,7 +251,7 @@ class Controller:
         started = time.monotonic()
         try:
             search = find_culprits(keys, lambda excluded: not self._check(snap, excluded, renderer)[0],
-                                   suspects=suspects)
+                                   suspects=suspects, known_failing=True)
         except RenderError as e:
             log.error("could not find the Ingress nginx refuses: %s", e)
             return False

@@ -51,13 +51,18 @@ class _Group:
     context: frozenset[str] = frozenset()  # suspects kept in beside this group (an interaction)
 
 
+ALONE_LIMIT = 16  # at most this many suspects are first tried one by one, each on its own
+
+
 def find_culprits(keys: Sequence[str], fails: Fails, suspects: Sequence[str] | None = None,
-                  budget: int = DEFAULT_BUDGET) -> Search:
+                  budget: int = DEFAULT_BUDGET, known_failing: bool = False) -> Search:
     """Which of `keys` (oldest first) to leave out so that `fails` turns false.
 
     `suspects` (default: every key) are searched; the other keys stay in every test (they were
-    live in the last configuration nginx took). Nothing is found when excluding every suspect
-    does not help, after widening the suspects to every key."""
+    live in the last configuration nginx took). A few suspects are first tried each on its own
+    (a small configuration: cheap beside a full one). Nothing is found when excluding every
+    suspect does not help, after widening the suspects to every key. `known_failing`: the
+    caller has just seen `fails(frozenset())` be true."""
     calls = 0
 
     def test(excluded: frozenset[str]) -> bool:
@@ -67,28 +72,43 @@ def find_culprits(keys: Sequence[str], fails: Fails, suspects: Sequence[str] | N
         calls += 1
         return fails(excluded)
 
-    order = {k: i for i, k in enumerate(keys)}
-    chosen = list(suspects) if suspects is not None else list(keys)
+    found: list[str] = []
     try:
-        if not chosen or test(frozenset(chosen)):
-            if suspects is None or len(chosen) == len(keys):
-                return Search(tests=calls)  # not caused by these Ingresses
-            chosen = list(keys)
-            if test(frozenset(chosen)):
-                return Search(tests=calls)
+        if not known_failing and not test(frozenset()):
+            return Search(tests=calls)
+        chosen = list(suspects) if suspects is not None else list(keys)
+        if suspects is not None and 0 < len(chosen) <= ALONE_LIMIT:
+            found = [k for k in chosen if test(frozenset(keys) - {k})]
+            if found and not test(frozenset(found)):
+                return Search(tuple(found), (), calls)
+            chosen = [k for k in chosen if k not in found]
+        if not chosen or test(frozenset(chosen) | frozenset(found)):
+            if suspects is None or len(chosen) + len(found) == len(keys):
+                return Search(tuple(found), (), calls)  # (the rest is) not caused by these Ingresses
+            chosen = [k for k in keys if k not in found]
+            if test(frozenset(keys)):
+                return Search(tuple(found), (), calls)
     except _OutOfBudget:
-        return Search(tests=calls)
-    chosen.sort(key=lambda k: (k.partition("/")[0], order.get(k, 0)))
+        return Search(tuple(found), (), calls)
+    return _group_search(keys, chosen, frozenset(found), test, calls)
+
+
+def _group_search(keys: Sequence[str], chosen: list[str], found: frozenset[str],
+                  test: Callable[[frozenset[str]], bool], calls: int) -> Search:
+    """Adaptive group testing over `chosen` (known to hold a culprit), `found` always left out."""
+    order = {k: i for i, k in enumerate(keys)}
+    chosen = sorted(chosen, key=lambda k: (k.partition("/")[0], order.get(k, 0)))
     everyone = frozenset(chosen)
-    culprits: list[str] = []
-    queue: deque[_Group] = deque()
+    culprits: list[str] = list(found)
+    queue: deque[_Group] = deque([_Group(tuple(chosen))])
+    tests = 0
 
     def failing(group: _Group) -> bool:
-        return test(everyone - group.context - frozenset(group.keys))
+        nonlocal tests
+        tests += 1
+        return test((everyone - group.context - frozenset(group.keys)) | found)
 
     try:
-        if test(frozenset()):
-            queue.append(_Group(tuple(chosen)))
         while queue:
             group = queue[0]
             if len(group.keys) == 1:
@@ -106,8 +126,8 @@ def find_culprits(keys: Sequence[str], fails: Fails, suspects: Sequence[str] | N
                 queue.append(_Group(younger.keys, group.context | frozenset(older.keys)))
     except _OutOfBudget:
         left = {k for g in queue for k in g.keys}
-        return Search(tuple(culprits), tuple(k for k in chosen if k in left), calls)
-    return Search(tuple(culprits), (), calls)
+        return Search(tuple(culprits), tuple(k for k in chosen if k in left), calls + tests)
+    return Search(tuple(culprits), (), calls + tests)
 
 
 def _split_point(keys: tuple[str, ...]) -> int:

@@ -234,7 +234,7 @@ def test_client_dn_regex_must_compile_in_pcre_too(regex: str, ok: bool) -> None:
 
 ACCEPTED_REGEXES = ["/api/(v[0-9]+)/(.*)", "/a$", "/a$|/b", "/(?i:x)", "/(?P<id>[0-9]+)", "/(?:a|b)", "/x(?=y)",
                     "/x(?!y)", "/(?<=x)y", "/[[:alpha:]]+", "/\\.well", "/(?P<n>x)(?P=n)", "/x++", "/(?>x)",
-                    "/(a$)", "/\u00e9t\u00e9"]
+                    "/(a$)", "/\u00e9t\u00e9", "/\\d+/\\w+/\\s?\\D\\W\\S", "/(.+)/(.+)"]
 
 
 def test_accepted_regex_paths_pass_nginx_t(tmp_path: Path) -> None:
@@ -879,3 +879,17 @@ def test_a_foreign_canary_that_came_first_does_not_block_the_owners_canary() -> 
     root = next(loc for loc in server.locations if loc.path == "/" and loc.modifier == "")
     assert root.canary is not None and root.canary.upstream == "bank-beta-80"
     assert "CanaryConflict" not in reasons(result)
+
+
+# -- Round 2 (d)10: the regex dialect bounds backtracking by construction ---------------------
+
+@pytest.mark.parametrize("regex", ["/a*a*a*a*a*a*a*a*[^a]", "/a.*b.*c", "/a*a*b*b*x", "/(.*)/(.*)/x"])
+def test_regex_paths_with_several_ambiguous_repeats_are_refused(regex: str) -> None:
+    with pytest.raises(v.InvalidValue, match="repeats that can match what follows them"):
+        v.regex_path(regex)
+
+
+@pytest.mark.parametrize("regex", ["/api/(v[0-9]+)/(.*)", "/foo(/|$)(.*)", "/(.+)/(.+)", "/\\d+/\\w+",
+                                   "/users/[^/]+/posts/[^/]+"])
+def test_common_regex_paths_stay_allowed(regex: str) -> None:
+    assert v.regex_path(regex) == regex

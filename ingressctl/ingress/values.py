@@ -20,6 +20,8 @@ from re import _constants as re_constants  # type: ignore[attr-defined]
 from re import _parser as re_parser  # type: ignore[attr-defined]
 from typing import Any
 
+from .regexcost import ambiguous_repeats
+
 
 class InvalidValue(ValueError):
     """A user value that does not have the shape we accept."""
@@ -80,6 +82,11 @@ _POSIX_CLASSES = "alnum|alpha|ascii|blank|cntrl|digit|graph|lower|print|punct|sp
 _REGEX_POSIX = re.compile(rf"\[[.=]|\[:(?!({_POSIX_CLASSES}):\])")
 
 
+# Escapes Python and PCRE read alike: '\\.', '\\/' and the classes digit, word, space.
+_ALLOWED_ESCAPES = re.compile(r"\\[./dDwWsS]")
+MAX_AMBIGUOUS_REPEATS = 1
+
+
 def pcre_compatible(value: str, what: str) -> None:
     """Refuse the group and class syntax Python's re takes and nginx's PCRE does not."""
     bad = _REGEX_GROUP.search(value) or _REGEX_POSIX.search(value)
@@ -94,7 +101,7 @@ def regex_path(value: str, max_len: int = 256) -> str:
         raise InvalidValue(f"regex path is longer than {max_len} characters")
     if not value.startswith("/"):
         raise InvalidValue(f"regex path {value!r} must start with '/'")
-    bad = _REGEX_FORBIDDEN.search(value.replace("\\.", "").replace("\\/", ""))
+    bad = _REGEX_FORBIDDEN.search(_ALLOWED_ESCAPES.sub("", value))
     if bad:
         raise InvalidValue(f"regex path {value!r} contains {bad.group(0)!r}, which nginx could read as syntax")
     pcre_compatible(value, "regex path")
@@ -114,6 +121,13 @@ def compiled_without_nested_repeats(value: str, what: str) -> None:
     if _nested_repeat(list(parsed), False):
         raise InvalidValue(f"{what} {value!r} repeats a group that itself repeats or alternates "
                            "('(a+)+', '(a|aa)*'): matching it can backtrack exponentially on every request")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        ambiguous = ambiguous_repeats(value)
+    if ambiguous > MAX_AMBIGUOUS_REPEATS:
+        raise InvalidValue(f"{what} {value!r} has {ambiguous} repeats that can match what follows them ('a*a*', "
+                           f"'.*x.*y'); at most {MAX_AMBIGUOUS_REPEATS} is allowed: on a URI that does not match, "
+                           "each one multiplies the backtracking by the URI's length")
 
 
 _REPEATS = (re_constants.MAX_REPEAT, re_constants.MIN_REPEAT, re_constants.POSSESSIVE_REPEAT)
