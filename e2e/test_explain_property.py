@@ -29,11 +29,11 @@ A = "nginx.ingress.kubernetes.io/"
 
 
 def _ingress(name: str, rules: str, created: str = "2026-01-01T00:00:00Z", annotations: str = "{}",
-             cls: str = "nginx", extra: str = "") -> str:
+             cls: str = "nginx", extra: str = "", namespace: str = "shop") -> str:
     return f"""\
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {{name: {name}, namespace: shop, creationTimestamp: "{created}", annotations: {annotations}}}
+metadata: {{name: {name}, namespace: {namespace}, creationTimestamp: "{created}", annotations: {annotations}}}
 spec:
   ingressClassName: {cls}
 {extra}  rules:
@@ -79,14 +79,17 @@ def world(ports: dict[str, int]) -> dict[str, str]:
                  annotations=f'{{"{A}denylist-source-range": "127.0.0.0/8"}}'),
         _ingress("theirs", _rule("theirs.example.com", ("/", "Prefix", "api")), cls="theirs"),
         _ingress("fallback", _rule("", ("/fallback", "Prefix", "fallback"))),
+        _ingress("intruder", _rule("shop.example.com", ("/api/v1", "Prefix", "web")), namespace="evil",
+                 created="2026-05-01T00:00:00Z"),
     ])
+    files["svc-evil.yaml"] = manifests_for_backends("evil", "web", [ports["evil/web"]])
     return files
 
 
 HOSTS = ("shop.example.com", "re.example.com", "a.apps.example.com", "a.b.apps.example.com", "apps.example.com",
          "shared.example.com", "canary.example.com", "refused.example.com", "secure.example.com",
          "guarded.example.com", "theirs.example.com", "unknown.example.com", "SHOP.example.com")
-PATHS = ("/", "/api", "/api/", "/apix", "/api/v1/status", "/api/v1/status/", "/docs", "/docs/x", "/v2/items",
+PATHS = ("/", "/api", "/api/", "/apix", "/api/v1/status", "/api/v1/status/", "/api/v1/x", "/docs", "/docs/x", "/v2/items",
          "/V3/items/x", "/v1/items/special/long/x", "/vx/items", "/empty", "/empty/a", "/only-new", "/fallback",
          "/fallback/x", "/a/../api/x", "//api//x", "/%61pi", "/x?q=1")
 HEADERS = ((), ("X-Canary: always",), ("X-Canary: never",), ("Cookie: beta=always",), ("X-Canary: Always",),
@@ -97,13 +100,14 @@ HEADERS = ((), ("X-Canary: always",), ("X-Canary: never",), ("Cookie: beta=alway
 def served() -> Iterator[tuple[LocalController, Backends]]:
     backends = Backends()
     ports = {s: backends.start(f"shop/{s}") for s in SERVICES}
+    ports["evil/web"] = backends.start("evil/web")
 
     def ready(ctl: LocalController) -> bool:
         return request(ctl.http_port, "shop.example.com", "/api").backend == "shop/api"
 
     try:
         yield from ((ctl, backends) for ctl in started_controller(world(ports), ready,
-                                                                   refused=frozenset({"shop/refused", "shop/new"})))
+                                                                   refused=frozenset({"shop/refused", "shop/new", "evil/intruder"})))
     finally:
         backends.stop()
 

@@ -235,19 +235,30 @@ def _bystanders(snap: Snapshot, result: BuildResult, req: Request, uri: str, rou
             out.append(f"{lead}Ingress {key} was refused: {why or 'invalid'}")
         elif ing.meta.annotations.get(PREFIX + "canary") == "true":
             continue
-        elif route is not None and _lost(ing, result, req, uri):
-            out.append(f"Ingress {key} also claims this path but lost the conflict to the older "
-                       f"Ingress {route.key}")
+        else:
+            for reason, message in _left_out(ing, result, req, uri):
+                if reason == "PathConflict" and route is not None:
+                    out.append(f"Ingress {key} also claims this path but lost the conflict to the older "
+                               f"Ingress {route.key}")
+                else:
+                    out.append(f"Ingress {key} also matches but does not serve it: {reason}: {message}")
     return out
 
 
-def _lost(ing: Ingress, result: BuildResult, req: Request, uri: str) -> bool:
-    """A route of `ing` matching this request was reported as a PathConflict (an older one has it)."""
+def _left_out(ing: Ingress, result: BuildResult, req: Request, uri: str) -> list[tuple[str, str]]:
+    """Problems saying that a route of `ing` matching this request is not served: a conflict
+    lost to an older Ingress, or a host owned by another namespace."""
     routes, _ = ingress_routes(ing, True)
-    lost = [p.message for p in result.problems if (p.namespace, p.name) == (ing.meta.namespace, ing.meta.name)
-            and p.reason == "PathConflict"]
-    return any(f"host {r.host or '*'} path {r.path} " in m for r in routes for m in lost
-               if (not r.host or host_matches(r.host, req.host)) and _route_matches(r.kind, r.path, uri))
+    mine = [p for p in result.problems if (p.namespace, p.name) == (ing.meta.namespace, ing.meta.name)
+            and p.reason in ("PathConflict", "HostOwned")]
+    out = []
+    for p in mine:
+        for r in routes:
+            if (not r.host or host_matches(r.host, req.host)) and _route_matches(r.kind, r.path, uri) \
+                    and f"path {r.path} ({r.kind})" in p.message and f"host {r.host or '*'} " in p.message:
+                out.append((p.reason, p.message))
+                break
+    return out
 
 
 def _route_matches(kind: str, path: str, uri: str) -> bool:
