@@ -31,7 +31,7 @@ class Settings:
     hsts_include_subdomains: bool = True
     worker_processes: str = "auto"
     worker_shutdown_timeout: v.Duration = v.Duration(240_000)
-    max_draining_generations: int = 2
+    max_draining_generations: int = 1
     allow_snippet_annotations: bool = False
     log_format_upstream: str = (
         '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent '

@@ -7,7 +7,8 @@ exception cannot take nginx with it, and a SIGKILLed controller still takes ngin
 
 Each child gets a watcher thread blocked in waitpid; it calls `on_exit` the moment the
 master exits (no polling), and a reader thread that copies nginx's stderr to ours while
-keeping the last error lines, so a failed start is reported in nginx's own words.
+keeping the last error lines, so a failed start is reported in nginx's own words (the pipe
+is non-blocking on nginx's side: a line is dropped rather than a worker stalled).
 
 Design choice: the launcher thread does nothing but fork; callers wait on a Future, so the
 one place that owns the death signal never blocks on anything else.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import shutil
 import subprocess
@@ -87,11 +89,19 @@ class Launcher:
     def _serve(self) -> None:
         while True:  # never returns: the death signal of every child is tied to this thread
             argv, future = self._requests.get()
+            read_end, write_end = os.pipe()
+            # nginx must never block on its error log because we are slow to read it: a full
+            # pipe makes it drop the line instead (the write end is non-blocking)
+            os.set_blocking(write_end, False)
             try:
-                future.set_result(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                                   start_new_session=True))
-            except Exception as e:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=write_end, start_new_session=True)
+                proc.stderr = os.fdopen(read_end, "rb")
+                future.set_result(proc)
+            except Exception as e:  # handed to the caller
+                os.close(read_end)
                 future.set_exception(e)
+            finally:
+                os.close(write_end)
 
     def start(self, argv: list[str], on_exit: Callable[[Child], None] | None = None) -> Child:
         """Start argv in a session of its own, killed (TERM) if this process dies."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,6 +117,9 @@ class Generations:
                 except ProcessLookupError:
                     pass
             closed.append(g)
+        deadline = time.monotonic() + 1.0  # gone before the next generation starts (bounded)
+        while any(alive(master, g.pids) for g in closed) and time.monotonic() < deadline:
+            time.sleep(0.005)
         return closed
 
     def clear(self) -> None:
