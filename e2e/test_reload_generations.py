@@ -155,3 +155,19 @@ def test_nginx_killed_is_restarted_and_counted(tmp_path: Path):
     finally:
         ctl.stop()
         backends.stop()
+
+
+def test_a_restart_that_fails_is_retried_with_a_backoff_and_reports_nginx_error(mini: MiniNginx, caplog):
+    mini.apply("gen-1")
+    os.killpg(mini.nginx.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    mini.nginx.proc.wait(timeout=5)  # type: ignore[union-attr]
+    with socket.socket() as thief:  # someone took the port meanwhile
+        thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        thief.bind(("127.0.0.1", mini.port))
+        thief.listen()
+        assert mini.nginx.ensure_running()  # tried, and failed
+        assert not mini.nginx.running()
+        assert "Address already in use" in caplog.text, "nginx's own words"
+        assert not mini.nginx.ensure_running(), "no retry before the backoff: no restart loop"
+    wait_until(mini.nginx.ensure_running, 5, "a retry after the backoff")
+    assert request(mini.port, "x").body == b"gen-1"

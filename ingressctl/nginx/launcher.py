@@ -20,6 +20,7 @@ import collections
 import logging
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 ERROR_MARKS = ("[emerg]", "[alert]", "[crit]")
+_STAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: (\*\d+ )?")
 
 
 class Child:
@@ -50,7 +52,9 @@ class Child:
         return self.proc.pid
 
     def last_error(self) -> str:
-        return self.errors[-1] if self.errors else ""
+        """The last error nginx printed, without its time stamp ("[emerg] bind() to ... failed")."""
+        telling = [e for e in self.errors if "still could not bind" not in e] or list(self.errors)
+        return _STAMP.sub(r"\1 ", telling[-1]) if telling else ""
 
     def _copy_stderr(self) -> None:
         stream: IO[bytes] | None = self.proc.stderr

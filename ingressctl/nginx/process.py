@@ -148,6 +148,7 @@ class Nginx:
         self._lock = threading.RLock()
         self._stopping = False
         self.restarts = 0
+        self._retry_at, self._retry_delay = 0.0, 0.0
 
     @property
     def proc(self) -> subprocess.Popen[bytes] | None:
@@ -324,12 +325,17 @@ class Nginx:
         with self._lock:
             if self._stopping or self.running() or not self.live_id or not self.conf.exists():
                 return False
+            if time.monotonic() < self._retry_at:  # it failed to start: retry with a backoff
+                return False
             self._note_death()
             self._start()
             try:
                 self._wait_for(self.live_id)
+                self._retry_delay = 0.0
             except NginxError as e:
-                log.error("restart failed: %s", e)
+                self._retry_delay = min(max(self._retry_delay * 2, 0.5), 30.0)
+                self._retry_at = time.monotonic() + self._retry_delay
+                log.error("restart failed (next try in %.1fs): %s", self._retry_delay, e)
             return True
 
     def _kill_orphans(self) -> None:

@@ -90,7 +90,8 @@ class Generations:
 
     def reap(self, master: int) -> list[Generation]:
         """Forget generations whose workers have all exited; returns those."""
-        done, still = [], []
+        done: list[Generation] = []
+        still: list[Generation] = []
         for g in self.draining:
             g.pids = alive(master, g.pids)
             (still if g.pids else done).append(g)
