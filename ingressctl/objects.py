@@ -223,11 +223,13 @@ class _Reader:
             raise self.fail(path, f"expected a mapping, got {type(obj).__name__}")
         return obj
 
-    def seq(self, obj: Any, path: str) -> list[Any]:
+    def seq(self, obj: Any, path: str, limit: int | None = None) -> list[Any]:
         if obj is None:
             return []
         if not isinstance(obj, list):
             raise self.fail(path, f"expected a list, got {type(obj).__name__}")
+        if limit is not None and len(obj) > limit:
+            raise self.fail(path, f"{len(obj)} items: at most {limit} (the API server's bound)")
         return obj
 
     def text(self, obj: Any, path: str, default: str = "") -> str:
@@ -440,7 +442,7 @@ def parse_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
     r = _Reader(_describe(raw))
     meta = _meta(r, "EndpointSlice", raw, True)
     ports = []
-    for i, p in enumerate(r.seq(raw.get("ports"), "ports")):
+    for i, p in enumerate(r.seq(raw.get("ports"), "ports", 100)):
         p = r.mapping(p, f"ports[{i}]")
         ports.append(
             EndpointPort(
@@ -450,14 +452,14 @@ def parse_endpoint_slice(raw: Mapping[str, Any]) -> EndpointSlice:
             )
         )
     eps = []
-    for i, e in enumerate(r.seq(raw.get("endpoints"), "endpoints")):
+    for i, e in enumerate(r.seq(raw.get("endpoints"), "endpoints", 1000)):
         e = r.mapping(e, f"endpoints[{i}]")
         cond = r.mapping(e.get("conditions"), f"endpoints[{i}].conditions")
         ready = r.flag(cond.get("ready"), f"endpoints[{i}].conditions.ready", True)
         terminating = r.flag(cond.get("terminating"), f"endpoints[{i}].conditions.terminating", False)
         eps.append(
             Endpoint(
-                addresses=tuple(r.text(a, f"endpoints[{i}].addresses") for a in r.seq(e.get("addresses"), "addresses")),
+                addresses=tuple(r.text(a, f"endpoints[{i}].addresses") for a in r.seq(e.get("addresses"), "addresses", 100)),
                 ready=ready,
                 serving=r.flag(cond.get("serving"), f"endpoints[{i}].conditions.serving", ready),
                 terminating=terminating,

@@ -192,7 +192,8 @@ def test_bad_values_are_refused_naming_annotation_and_value(name: str, value: st
     cfg, problems = parse(name, value)
     assert len(problems) == 1 and not problems[0].warning
     text = str(problems[0])
-    assert PREFIX + name in text and repr(value) in text
+    shown = repr(value) if len(value) <= 400 else repr(value[:200])[:-1]  # long values: their start
+    assert PREFIX + name in text and shown in text
     assert reason in text
     assert getattr(cfg, REGISTRY[name].field) == getattr(type(cfg)(), REGISTRY[name].field)
 

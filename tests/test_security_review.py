@@ -893,3 +893,102 @@ def test_regex_paths_with_several_ambiguous_repeats_are_refused(regex: str) -> N
                                    "/users/[^/]+/posts/[^/]+"])
 def test_common_regex_paths_stay_allowed(regex: str) -> None:
     assert v.regex_path(regex) == regex
+
+
+# -- Round 2 (a)2: accepted values render to what nginx -t accepts, or are refused -------------
+
+LONG = "http://example.com/" + "a" * 4200
+
+
+@pytest.mark.parametrize("annotations", [
+    {PREFIX + "permanent-redirect": LONG},
+    {PREFIX + "temporal-redirect": LONG},
+    {PREFIX + "mirror-target": LONG},
+    {PREFIX + "upstream-hash-by": "$request_uri" + "x" * 4200},
+    {PREFIX + "enable-cors": "true", PREFIX + "cors-allow-headers": ",".join(["X-H"] * 1500)},
+    {PREFIX + "enable-cors": "true", PREFIX + "cors-expose-headers": ",".join(["X-H"] * 1500)},
+    {PREFIX + "enable-cors": "true", PREFIX + "cors-allow-origin": "https://" + "a" * 4200 + ".com"},
+], ids=["permanent-redirect", "temporal-redirect", "mirror-target", "upstream-hash-by", "cors-allow-headers",
+        "cors-expose-headers", "cors-allow-origin"])
+def test_a_value_longer_than_an_nginx_parameter_is_refused(annotations: dict[str, str]) -> None:
+    cfg, problems = parse_annotations(annotations, False)
+    assert [p for p in problems if not p.warning], cfg
+    assert all(len(str(p)) < 600 for p in problems)  # the value is not copied whole into logs and Events
+
+
+def _renders_or_is_refused(result: BuildResult, tmp_path: Path, name: str) -> None:
+    refused = [p for p in result.problems if p.name == name and not p.warning]
+    if refused:
+        return
+    prefix = tmp_path / "nginx"
+    for d in ("tmp", "logs", "certs"):
+        (prefix / d).mkdir(parents=True, exist_ok=True)
+    ensure_default_certificate(prefix / "certs" / "default.pem")
+    conf = prefix / "nginx.conf"
+    conf.write_text(Renderer().render(result.model, RenderContext(prefix=str(prefix), listen=("127.0.0.1:",))))
+    r = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(prefix), "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_default_backend_annotation_to_an_external_name_with_the_path_service_missing(tmp_path: Path) -> None:
+    result = run_build(ingress_class(), service("ext", type="ExternalName", externalName="api.example.com"),
+                       ingress("x", [("x.test", [path("/", "missing", 80)])],
+                               annotations={PREFIX + "default-backend": "ext"}))
+    _renders_or_is_refused(result, tmp_path, "x")
+
+
+def test_auth_signin_on_a_location_that_answers_503(tmp_path: Path) -> None:
+    ann = {PREFIX + "auth-url": "http://auth.example.com/check?u=$escaped_request_uri"}
+    result = run_build(ingress_class(), ingress("x", [("x.test", [path("/", "missing", 80)])], annotations=ann))
+    _renders_or_is_refused(result, tmp_path, "x")
+
+
+def test_auth_response_headers_with_a_spec_default_backend(tmp_path: Path) -> None:
+    ann = {PREFIX + "auth-url": "http://auth.example.com/check", PREFIX + "auth-response-headers": "X-User"}
+    result = run_build(ingress_class(), service("web"), endpoint_slice("web", ["10.1.0.1"]),
+                       ingress("x", [("x.test", [path("/api", "web", 80)])], annotations=ann,
+                               default_backend=("web", 80)),
+                       ingress("y", [], annotations=ann, default_backend=("web", 80)))
+    _renders_or_is_refused(result, tmp_path, "x")
+
+
+# -- Round 2 (d)8: every list in every object is bounded ---------------------------------------
+
+def test_an_endpoint_slice_over_the_api_servers_bounds_is_refused() -> None:
+    from ingressctl.objects import ObjectError
+
+    with pytest.raises(ObjectError, match="at most 1000"):
+        endpoint_slice("web", [f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i in range(1001)])
+    endpoint_slice("web", [f"10.0.{i // 256}.{i % 256}" for i in range(1000)])  # the API server's own bound
+
+
+def test_auth_response_headers_are_bounded_per_ingress() -> None:
+    many = ",".join(f"X-H{i}" for i in range(65))
+    _, problems = parse_annotations({PREFIX + "auth-url": "http://a.example.com/", PREFIX + "auth-response-headers":
+                                     many}, False)
+    assert [p for p in problems if not p.warning]
+    ann = {PREFIX + "auth-url": "http://a.example.com/", PREFIX + "auth-response-headers":
+           ",".join(f"X-H{i}" for i in range(64))}
+    result = run_build(ingress_class(), service(), endpoint_slice(),
+                       ingress("x", [("x.test", [path(f"/p{i}") for i in range(40)])], annotations=ann))
+    assert "InvalidIngress" in reasons(result)  # 40 paths x 64 headers > 2,000 auth_request_set lines
+
+
+def test_tls_hosts_count_with_paths_toward_the_per_ingress_bound() -> None:
+    hosts = [f"h{i}.test" for i in range(1001)]
+    result = run_build(ingress_class(), service(), endpoint_slice(),
+                       ingress("x", [("a.test", [path("/")])], tls=[{"hosts": hosts, "secretName": "s"}]))
+    assert "InvalidIngress" in reasons(result)
+
+
+def test_a_certificate_chain_is_bounded() -> None:
+    one = _secret("one", {"tls.crt": SM2["tls.crt"] * 11, "tls.key": SM2["tls.key"]})
+    result = run_build(ingress_class(), service(), endpoint_slice(), one, _tls_ingress("x", "x.test", "one"))
+    assert any(p.reason == "InvalidCertificate" and "at most 10" in p.message for p in result.problems), \
+        result.problems
+
+
+def test_server_aliases_are_bounded() -> None:
+    _, problems = parse_annotations({PREFIX + "server-alias": ",".join(f"a{i}.test" for i in range(65))}, False)
+    assert [p for p in problems if not p.warning]

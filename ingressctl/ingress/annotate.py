@@ -31,6 +31,12 @@ from .model import AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, U
 Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, warning
 
 
+def answering(loc: Location, status: int) -> Location:
+    """`loc` answering `status` itself: nothing is proxied, authenticated or mirrored there
+    (the internal auth and mirror locations would refer to variables only a proxied location sets)."""
+    return dataclasses.replace(loc, status=status, upstream="", auth_location="", mirror_location="", canary=None)
+
+
 def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = None) -> None:
     """Checks of one path (of a rule for `host`, "" = any host) against its annotations; raises
     InvalidValue."""
@@ -120,7 +126,8 @@ class AnnotationResolver:
         changes: dict[str, object] = {}
         fallback = self.default_backend(ing, cfg)
         if loc.status == 503 and fallback is not None:
-            changes.update(upstream=fallback.name, status=0)
+            changes.update(upstream=fallback.name, status=0, external_name=fallback.external_name,
+                           external_port=fallback.external_port)
         if cfg.custom_http_errors:
             pages = fallback or self._global_default_upstream()
             if pages is None or pages.external:
@@ -148,7 +155,8 @@ class AnnotationResolver:
             canary = self.canaries.attach(claim, upstream, self.report, ing.meta.namespace)
             if canary is not None:
                 changes["canary"] = canary
-        return dataclasses.replace(loc, **changes) if changes else loc  # type: ignore[arg-type]
+        out = dataclasses.replace(loc, **changes) if changes else loc  # type: ignore[arg-type]
+        return answering(out, out.status) if out.status else out
 
     def _next(self) -> int:
         self.counter += 1
@@ -213,8 +221,7 @@ class AnnotationResolver:
                 if name:
                     changes["client_ca"] = name
                 else:
-                    changes["locations"] = tuple(dataclasses.replace(loc, status=503, upstream="")
-                                                 for loc in server.locations)
+                    changes["locations"] = tuple(answering(loc, 503) for loc in server.locations)
                 break
         pages = {ErrorPage(code, loc.error_upstream) for loc in server.locations if loc.error_upstream
                  for code in loc.config.custom_http_errors}

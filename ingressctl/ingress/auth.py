@@ -60,11 +60,17 @@ def htpasswd_file(secret: Secret, cfg: IngressConfig) -> AuthFile:
     return AuthFile(f"{kind}-{secret.meta.namespace}-{secret.meta.name}", ("\n".join(lines) + "\n").encode())
 
 
+MAX_CA_CERTIFICATES = 200  # a public CA bundle holds about 150
+MAX_CA_BUNDLE = 512 << 10
+
+
 def client_ca_file(secret: Secret, cfg: IngressConfig) -> AuthFile:
     """auth-tls-secret: the PEM CA bundle in key 'ca.crt', re-encoded from parsed certificates."""
     raw = secret.data.get("ca.crt")
     if not raw:
         raise AuthError("has no key 'ca.crt'")
+    if len(raw) > MAX_CA_BUNDLE or raw.count(b"-----BEGIN CERTIFICATE-----") > MAX_CA_CERTIFICATES:
+        raise AuthError(f"ca.crt holds at most {MAX_CA_CERTIFICATES} certificates in {MAX_CA_BUNDLE >> 10} KiB")
     try:
         certs = x509.load_pem_x509_certificates(raw)
         pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)

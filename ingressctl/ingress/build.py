@@ -85,8 +85,13 @@ def ingress_routes(ing: Ingress, allow_snippets: bool) -> tuple[list[Route], lis
     try:
         v.k8s_name(ing.meta.namespace)
         v.k8s_name(ing.meta.name)
-        if sum(len(rule.paths) for rule in ing.rules) > v.MAX_PATHS_PER_INGRESS:
-            raise v.InvalidValue(f"more than {v.MAX_PATHS_PER_INGRESS} paths (split it into several Ingresses)")
+        paths = sum(len(rule.paths) for rule in ing.rules)
+        if paths + sum(len(t.hosts) for t in ing.tls) > v.MAX_PATHS_PER_INGRESS:
+            raise v.InvalidValue(f"more than {v.MAX_PATHS_PER_INGRESS} paths and TLS hosts together (split it "
+                                 "into several Ingresses)")
+        if cfg.auth_url is not None and paths * len(cfg.auth_response_headers) > v.MAX_AUTH_HEADER_LINES:
+            raise v.InvalidValue(f"{paths} paths x {len(cfg.auth_response_headers)} auth-response-headers: at most "
+                                 f"{v.MAX_AUTH_HEADER_LINES} (each is a directive in every location)")
         for rule in ing.rules:
             host = v.ingress_host(rule.host) if rule.host else ""
             for p in rule.paths:

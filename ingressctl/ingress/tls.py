@@ -59,10 +59,16 @@ def certificate_from_secret(secret: Secret, now: datetime) -> Certificate:
         raise TLSError(f"cannot be read ({type(e).__name__}: {e})") from None
 
 
+MAX_CHAIN = 10  # certificates in tls.crt (a real chain has 2-4)
+MAX_PEM = 64 << 10
+
+
 def _certificate(secret: Secret, now: datetime) -> Certificate:
     crt, key = secret.data.get("tls.crt"), secret.data.get("tls.key")
     if not crt or not key:
         raise TLSError("Secret has no tls.crt or tls.key")
+    if len(crt) > MAX_PEM or len(key) > MAX_PEM or crt.count(b"-----BEGIN CERTIFICATE-----") > MAX_CHAIN:
+        raise TLSError(f"tls.crt holds at most {MAX_CHAIN} certificates and each key at most {MAX_PEM >> 10} KiB")
     try:
         chain = x509.load_pem_x509_certificates(crt)
     except ValueError as e:

@@ -283,7 +283,8 @@ def cidr(value: str) -> str:
 
 # Cost bounds per object: nginx -t took 11 s on one Ingress with 20,000 paths, and the
 # directives of a CIDR list are repeated in every location of the Ingress.
-MAX_PATHS_PER_INGRESS = 1000
+MAX_PATHS_PER_INGRESS = 1000  # rule paths and TLS hosts together
+MAX_AUTH_HEADER_LINES = 2000  # paths x auth-response-headers of one Ingress
 MAX_CIDRS = 500
 
 

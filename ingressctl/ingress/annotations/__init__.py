@@ -55,10 +55,19 @@ class AnnotationProblem:
     warning: bool = False
 
     def __str__(self) -> str:
-        return f"annotation {self.annotation}={self.value!r}: {self.reason}"
+        shown = self.value if len(self.value) <= 400 else f"{self.value[:200]}... ({len(self.value)} characters)"
+        return f"annotation {self.annotation}={shown!r}: {self.reason}"
 
 
 REGISTRY: dict[str, Annotation] = {}
+# nginx reads at most 4,096 bytes per parameter ("too long parameter"); a value becomes at
+# most one parameter, with a few bytes of ours around it. Snippets have their own bound.
+MAX_VALUE = 3072
+# Values that become one parameter per item (allow lines, server names, ...): bounded by
+# their item counts instead.
+MANY_PARAMETERS = frozenset({"allowlist-source-range", "denylist-source-range", "whitelist-source-range",
+                             "limit-whitelist", "auth-response-headers", "server-alias", "custom-http-errors",
+                             "proxy-next-upstream"})
 
 # Checks across annotations (e.g. canary-weight <= canary-weight-total): each returns
 # (annotation name without prefix, reason) pairs for a parsed config.
@@ -120,6 +129,10 @@ def _parse(
             problems.append(AnnotationProblem(
                 full, raw, "snippet annotations are disabled (ConfigMap allow-snippet-annotations: false)"))
             continue
+        if len(raw) > MAX_VALUE and not spec.snippet and spec.name not in MANY_PARAMETERS:
+            problems.append(AnnotationProblem(full, raw, f"is longer than {MAX_VALUE} characters (nginx reads at "
+                                              "most 4,096 bytes per parameter)"))
+            continue
         try:
             values[spec.field] = spec.parse(raw)
         except v.InvalidValue as e:
@@ -136,3 +149,6 @@ _DEFAULT_CONFIG = IngressConfig()
 
 # Family modules register themselves on import.
 from . import access, canary, cors, errors, limits, proxy, routing, snippet  # noqa: F401
+
+if not REGISTRY.keys() >= MANY_PARAMETERS:
+    raise RuntimeError(f"MANY_PARAMETERS names unknown annotations: {sorted(MANY_PARAMETERS - REGISTRY.keys())}")

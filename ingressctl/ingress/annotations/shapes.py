@@ -187,10 +187,15 @@ def origin_regex(origins: tuple[str, ...]) -> str:
     return "^(" + "|".join(parts) + ")$"
 
 
+MAX_LIST_ITEMS = 64  # headers, aliases: each item is a directive or a server name of its own
+
+
 def header_list(value: str) -> tuple[str, ...]:
     items = tuple(x.strip() for x in value.split(",") if x.strip())
     if not items:
         raise InvalidValue("empty header list")
+    if len(items) > MAX_LIST_ITEMS:
+        raise InvalidValue(f"{len(items)} headers: at most {MAX_LIST_ITEMS}")
     return tuple(v.header_name(h) for h in items)
 
 
@@ -248,6 +253,8 @@ def host_list(value: str) -> tuple[str, ...]:
     items = tuple(x.strip().lower() for x in value.split(",") if x.strip())
     if not items:
         raise InvalidValue("empty host list")
+    if len(items) > MAX_LIST_ITEMS:
+        raise InvalidValue(f"{len(items)} hosts: at most {MAX_LIST_ITEMS}")
     return tuple(v.host(h) for h in items)
 
 
