@@ -20,6 +20,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,8 @@ def _request(body: bytes) -> Mapping[str, Any]:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadReview(f"body is not JSON: {e}") from None
+    except RecursionError:
+        raise BadReview("body is JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadReview("body is not a JSON object")
     if doc.get("kind") != "AdmissionReview":
@@ -99,9 +102,10 @@ class StoreCheck:
         self._validator: Validator | None = None
 
     def __call__(self, obj: Mapping[str, Any]) -> Verdict:
-        with self._lock:  # the host index is not thread-safe; a verdict takes milliseconds
+        with self._lock:  # choosing the validator only; the verdict runs beside others
             snap = self.store.snapshot()
-            return self._current(snap).check(snap, obj)
+            validator = self._current(snap)
+        return validator.check(snap, obj)
 
     def warm(self) -> None:
         """Build the host index now (~0.1 s at 10,000 Ingresses) rather than in the first verdict."""
@@ -161,25 +165,41 @@ class Limits:
     max_body: int = MAX_BODY
     socket_timeout: float = 10.0  # reading the request, writing the answer
     check_timeout: float = 5.0  # computing the verdict
+    max_connections: int = 128  # open at once; more are closed at accept
+    max_verdicts: int = 16  # computing at once, overdue ones included; more answer 503 at once
+    stuck_after: float = 30.0  # /healthz fails while a verdict has run this long
 
 
-class WebhookServer(ThreadingHTTPServer):
-    daemon_threads = True
+class Verdicts:
+    """Verdicts run each in a thread of its own, so one that overruns its deadline (a thread
+    cannot be cancelled) holds no lock and no pool slot another review needs; their number is
+    capped, and the overdue ones are visible to /healthz."""
 
-    def __init__(self, address: tuple[str, int], certs: CertificateFiles, check: Check,
-                 limits: Limits = Limits()) -> None:
-        self.certs, self.check, self.limits = certs, check, limits
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="admission")
-        super().__init__(address, _Handler)
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._lock = threading.Lock()
+        self._running: dict[int, float] = {}  # id -> monotonic start
+        self._next = 0
 
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = super().get_request()
-        sock.settimeout(self.limits.socket_timeout)
-        # The handshake runs in the request thread, so a slow client cannot stall accept().
-        return self.certs.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+    def run(self, body: bytes, check: Check) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if len(self._running) >= self.limits.max_verdicts:
+                return 503, {"error": f"{len(self._running)} verdicts are being computed; try again"}
+            self._next += 1
+            ident = self._next
+            self._running[ident] = time.monotonic()
+        future: concurrent.futures.Future[tuple[int, dict[str, Any]]] = concurrent.futures.Future()
 
-    def verdict(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        future = self.pool.submit(review, body, self.check)
+        def work() -> None:
+            try:
+                future.set_result(review(body, check))
+            except BaseException as e:  # noqa: BLE001 - handed to the waiting request
+                future.set_exception(e)
+            finally:
+                with self._lock:
+                    self._running.pop(ident, None)
+
+        threading.Thread(target=work, name=f"admission-{ident}", daemon=True).start()
         try:
             return future.result(timeout=self.limits.check_timeout)
         except concurrent.futures.TimeoutError:
@@ -188,9 +208,48 @@ class WebhookServer(ThreadingHTTPServer):
             log.exception("admission review failed")
             return 500, {"error": f"internal error: {type(e).__name__}: {e}"}
 
-    def server_close(self) -> None:
-        super().server_close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def stuck(self) -> int:
+        """How many verdicts have run longer than `stuck_after`."""
+        now = time.monotonic()
+        with self._lock:
+            return sum(1 for started in self._running.values() if now - started > self.limits.stuck_after)
+
+
+class WebhookServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], certs: CertificateFiles, check: Check,
+                 limits: Limits = Limits()) -> None:
+        self.certs, self.check, self.limits = certs, check, limits
+        self.verdicts = Verdicts(limits)
+        self.connections = threading.BoundedSemaphore(limits.max_connections)
+        super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        sock.settimeout(self.limits.socket_timeout)
+        # The handshake runs in the request thread, so a slow client cannot stall accept().
+        return self.certs.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.connections.acquire(blocking=False):  # refused fast: no thread, no handshake
+            log.debug("webhook connection from %s refused: %d open", client_address[0], self.limits.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+    def verdict(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        return self.verdicts.run(body, self.check)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -206,7 +265,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] == "/healthz":
-            self._send(200, {"status": "ok"})
+            stuck = self.server.verdicts.stuck()
+            if stuck:
+                self._send(503, {"status": f"{stuck} verdicts running for more than "
+                                           f"{self.server.limits.stuck_after:g}s"})
+            else:
+                self._send(200, {"status": "ok"})
         else:
             self._send(404, {"error": f"no such path {self.path.split('?')[0]}"})
 
@@ -218,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length is None or not length.isdigit():
             self._send(411, {"error": "Content-Length is required"})
             return
-        if int(length) > self.server.limits.max_body:
+        if len(length) > 12 or int(length) > self.server.limits.max_body:
             self._send(413, {"error": f"body larger than {self.server.limits.max_body} bytes"})
             return
         body = self.rfile.read(int(length))

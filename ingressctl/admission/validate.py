@@ -18,6 +18,7 @@ all that can change the servers it appears in.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,7 @@ class Validator:
         self.renderer = Renderer(self.options.template_dir)
         self.vocabulary = scan.template_vocabulary(self.renderer.sources())
         self.index = HostIndex(self.options.build.settings.allow_snippet_annotations)
+        self._index_lock = threading.Lock()  # the index is shared; a verdict's own work is not
 
     def check(self, snap: Snapshot, candidate: Ingress | Mapping[str, Any],
               only_older_conflicts: bool = False) -> Verdict:
@@ -154,8 +156,9 @@ class Validator:
         warnings = [_reason(p) for p in problems if p.warning]
         if reasons:
             return Verdict(key, False, tuple(reasons), tuple(warnings))
-        self.index.refresh(snap.ingresses)
-        related = self._related(snap, candidate)
+        with self._index_lock:
+            self.index.refresh(snap.ingresses)
+            related = self._related(snap, candidate)
         reasons += self._conflicts(candidate, routes, related, only_older_conflicts)
         if reasons:
             return Verdict(key, False, tuple(reasons), tuple(warnings))
@@ -214,8 +217,9 @@ class Validator:
 
     def render(self, snap: Snapshot, candidate: Ingress, ctx: RenderContext | None = None) -> tuple[Model, str]:
         """The configuration of the candidate's slice, as the controller would write it (tests, tools)."""
-        self.index.refresh(snap.ingresses)
-        ingresses = self._related(snap, candidate)
+        with self._index_lock:
+            self.index.refresh(snap.ingresses)
+            ingresses = self._related(snap, candidate)
         ingresses[candidate.meta.key] = candidate
         model = build(dataclasses.replace(snap, ingresses=ingresses), self.options.build).model
         return model, self.renderer.render(model, ctx or self.options.render)
