@@ -193,7 +193,7 @@ class Verdicts:
         def work() -> None:
             try:
                 future.set_result(review(body, check))
-            except BaseException as e:  # noqa: BLE001 - handed to the waiting request
+            except BaseException as e:
                 future.set_exception(e)
             finally:
                 with self._lock:
