@@ -159,6 +159,18 @@ def test_candidates_are_listed_in_nginx_order_with_the_winner_marked() -> None:
         ("= /api/x", False, False), ("= /api", False, False), ("/api/", True, True), ("/", True, False)]
 
 
+def test_server_level_annotations_come_from_the_hosts_oldest_ingress() -> None:
+    e = ask([ingress("owner", [("x.io", [path("/", "web")])], created=OLD,
+                     annotations={A + "server-alias": "alias.x.io", A + "proxy-body-size": "2m"}),
+             ingress("later", [("x.io", [path("/api", "api")])], created=NEW,
+                     annotations={A + "server-alias": "ignored.x.io", A + "proxy-body-size": "9m"})],
+            "http://x.io/api")
+    assert e.ingress == "default/later"
+    assert set(e.annotations) == {(A + "proxy-body-size", "9m", "default/later"),
+                                  (A + "server-alias", "alias.x.io", "default/owner")}
+    assert "server-level settings of x.io come from its oldest Ingress default/owner" in e.reasons
+
+
 def test_endpoints_show_ready_and_terminating() -> None:
     e = ask([ingress("a", [("x.io", [path("/", "old")])]),
              endpoint_slice("old", ["10.9.9.9"], name="old-term",

@@ -121,9 +121,31 @@ def explain(snap: Snapshot, result: BuildResult, req: Request, classes: ClassFil
     endpoints = _endpoints(snap, upstream.service, upstream.port, upstream) if upstream else ()
     if upstream is not None and upstream.external:
         reasons.append(f"ExternalName: nginx resolves {upstream.external_name} per request")
+    annotations = _annotations(snap, route, decision.canary, loc)
+    owner = _host_owner(snap, result, server.host)
+    if owner is not None and (route is None or owner.meta.key != route.key):
+        # the route's own server-level annotations are not in force here; the owner's are
+        annotations = tuple(a for a in annotations if a[0][len(PREFIX):] not in SERVER_LEVEL or a[2] == owner.meta.key)
+        annotations += tuple((a, v, owner.meta.key) for a, v in sorted(owner.meta.annotations.items())
+                             if a.startswith(PREFIX) and a[len(PREFIX):] in SERVER_LEVEL)
+        reasons.append(f"server-level settings of {server.host} come from its oldest Ingress {owner.meta.key}")
     return Explanation(req, server.host, server_why, location_label(loc) if loc else None, tuple(candidates), route,
                        decision.status, decision.redirect, backend, decision.upstream if backend else "",
-                       endpoints, _annotations(snap, route, decision.canary, loc), tuple(reasons))
+                       endpoints, annotations, tuple(reasons))
+
+
+# Annotations that act on the whole server block: the host's oldest Ingress sets them.
+SERVER_LEVEL = frozenset({"server-alias", "from-to-www-redirect", "server-snippet", "auth-tls-secret",
+                          "auth-tls-verify-client", "auth-tls-verify-depth"})
+
+
+def _host_owner(snap: Snapshot, result: BuildResult, host: str) -> Ingress | None:
+    """The oldest served Ingress with a rule for `host` (None for the default server)."""
+    if not host:
+        return None
+    served = {f"{s.namespace}/{s.name}" for s in result.statuses}
+    owners = [i for k, i in snap.ingresses.items() if k in served and any(r.host == host for r in i.rules)]
+    return min(owners, key=lambda i: i.meta.age_key, default=None)
 
 
 def _answer(status: int, why: str) -> Decision:
