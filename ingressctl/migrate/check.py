@@ -16,7 +16,8 @@ from typing import Any
 
 from ..admission.validate import ValidateOptions, Validator
 from ..ingress.annotations import PREFIX, REGISTRY, parse_annotations
-from ..ingress.build import BuildOptions
+from ..ingress.build import BuildOptions, build
+from ..ingress.model import Model
 from ..ingress.settings import KEYS, parse_settings
 from ..objects import ConfigMap, Ingress
 from ..store import Snapshot
@@ -89,6 +90,7 @@ def check(export: Export, source: Source, now: datetime) -> Report:
     validator = Validator(ValidateOptions(build=BuildOptions(classes=source.classes, settings=settings, now=now)))
     theirs = [i for _, i in sorted(snap.ingresses.items()) if source.classes.is_ours(i, snap.classes)]
     regex_hosts = _regex_hosts(theirs)
+    borrowed = _hostless_on_named_hosts(snap, build(snap, validator.options.build).model)
     reports = []
     for ing in theirs:
         verdict = validator.check(snap, ing, only_older_conflicts=True)
@@ -97,6 +99,10 @@ def check(export: Export, source: Source, now: datetime) -> Report:
             continue
         diffs = _annotation_differences(ing) + _warning_differences(verdict.warnings)
         diffs += _regex_spread(ing, regex_hosts)
+        if borrowed.get(ing.meta.key):
+            diffs.append(Difference(
+                "rule without host", "serves its paths only on the default server (a Host no rule names)",
+                f"also serves them on hosts of its namespace that lack those paths: {', '.join(borrowed[ing.meta.key])}"))
         reports.append(IngressReport(ing.meta.key, "differs" if diffs else "same", tuple(diffs)))
     others = tuple(k for k, i in sorted(snap.ingresses.items()) if not source.classes.is_ours(i, snap.classes))
     return Report(source, tuple(reports), others, _configmap_differences(snap, source.configmap),
@@ -124,6 +130,18 @@ def _warning_differences(warnings: tuple[str, ...]) -> list[Difference]:
             continue
         out.append(Difference(reason, INGRESS_NGINX_DOES.get(reason, "has no such restriction"), message))
     return out
+
+
+def _hostless_on_named_hosts(snap: Snapshot, model: Model) -> dict[str, list[str]]:
+    """Ingress -> named hosts whose server carries its host-less rules (ingressctl applies a rule
+    without host to the hosts of its namespace; ingress-nginx only to the default server)."""
+    out: dict[str, set[str]] = {}
+    for s in model.servers:
+        for loc in s.locations if s.host else ():
+            ing = snap.ingresses.get(loc.ingress) if loc.ingress else None
+            if ing is not None and any(not r.host for r in ing.rules) and all(r.host != s.host for r in ing.rules):
+                out.setdefault(loc.ingress, set()).add(s.host)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _regex_hosts(ingresses: list[Ingress]) -> dict[str, str]:
