@@ -102,6 +102,7 @@ BASE = [{"kind": "IngressClass", "metadata": {"name": "nginx"}, "spec": {"contro
     ([_ingress("re", {A + "use-regex": "true"}, path="/v[0-9]", ptype="ImplementationSpecific"), _ingress("pre", path="/guide")], "",
      {"ns/re": "same", "ns/pre": "differs"}, 1),
     ([_ingress("theirs", cls="public"), _ingress("ours")], "public", {"ns/theirs": "same"}, 0),
+    ([_ingress("re", {A + "use-regex": "true"}, path="/api")], "", {"ns/re": "differs"}, 1),
     ([_ingress("site"), _ingress("health", host="", path="/healthz")], "", {"ns/site": "same", "ns/health": "differs"}, 1),
 ])
 def test_verdicts_and_exit_codes(ingresses: list[dict[str, Any]], from_class: str, verdicts: dict[str, str],

@@ -158,7 +158,13 @@ def _regex_hosts(ingresses: list[Ingress]) -> dict[str, str]:
 def _regex_spread(ing: Ingress, regex_hosts: dict[str, str]) -> list[Difference]:
     cfg, _ = parse_annotations(ing.meta.annotations, allow_snippets=True)
     if cfg.regex:
-        return []
+        typed = sorted({p.path_type for r in ing.rules for p in r.paths} - {"ImplementationSpecific"})
+        if not typed:
+            return []
+        return [Difference(
+            f"use-regex (or rewrite-target) with {'/'.join(typed)} paths",
+            "matches those paths as case-insensitive regexes too (Prefix /api also matches /apix)",
+            f"keeps {'/'.join(typed)} paths as Kubernetes defines them (only ImplementationSpecific paths are regexes)")]
     out = []
     for host in sorted({r.host for r in ing.rules if r.host in regex_hosts and r.paths}):
         out.append(Difference(
