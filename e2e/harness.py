@@ -218,8 +218,10 @@ class LocalController:
         """Wait until the controller has declared live the configuration nginx's newest workers
         serve (README: "live" means no worker of an older configuration accepts connections)."""
         cid = self.serving_config_id()
-        self.wait_for(lambda: self.metric("ingressctl_config_hash") == int(cid[:12], 16), timeout,
-                      f"configuration {cid} declared live")
+        if not re.fullmatch(r"[0-9a-f]{16}", cid):
+            raise AssertionError(f"nginx answers config id {cid!r}")
+        wait_until(lambda: self.metric("ingressctl_config_hash") == int(cid[:12], 16), timeout,
+                   f"configuration {cid} declared live")
 
     def reloads(self) -> float:
         return self.metric("ingressctl_nginx_reloads_total")
@@ -229,7 +231,15 @@ class LocalController:
         return request(port, host, path, **kw)
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 5.0, what: str = "routing change") -> float:
-        return wait_until(check, timeout, what)
+        """Wait until check() holds, then until the configuration that made it hold is live:
+        one new worker answering is not enough, old ones may still accept for ~100 ms and
+        answer the previous way (issue 11, item 2)."""
+        took = wait_until(check, timeout, what)
+        try:
+            self.wait_live()
+        except OSError:  # nginx is not running (a test of that): nothing to settle
+            pass
+        return took
 
     def log(self) -> str:
         """The whole output of ingressctl and nginx (error messages show its end)."""
