@@ -163,6 +163,9 @@ def _written_port(label: str, number: int) -> int | str:
 
 
 def _origin(snap: Snapshot, server: Server, loc: Location) -> RouteRef | None:
+    """The Ingress rule and path a location came from. Another route kind (a Gateway HTTPRoute)
+    plugs in here: when its build marks its locations with their route, return a RouteRef of
+    that kind; everything else in explain works on locations and is kind-agnostic."""
     ing = snap.ingresses.get(loc.ingress) if loc.ingress else None
     if ing is None:
         return None
