@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
+from .cluster import ApiServer, ClusterController, api, cluster_controllers, start_controller
 from .harness import INGRESS_CLASS, INGRESSCTL, ROOT, LocalController, free_port, wait_until
+
+__all__ = ["api", "cluster_controllers"]  # fixtures
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -32,6 +36,22 @@ def test_a_second_instance_on_the_same_state_dir_refuses_with_one_line(tmp_path:
         assert first.status("/readyz")[0] == 200
     finally:
         first.stop()
+
+
+def test_cluster_mode_refuses_a_second_instance_on_the_same_state_dir(
+        tmp_path: Path, api: ApiServer, cluster_controllers: list[ClusterController]):
+    first = start_controller(cluster_controllers, tmp_path, api, "r1")
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    r = subprocess.run([*INGRESSCTL, "controller", "--kubeconfig", str(first.kubeconfig),
+                        "--state-dir", str(first.state_dir), "--listen-address", "127.0.0.1",
+                        "--http-port", str(free_port()), "--https-port", str(free_port()),
+                        "--status-port", str(free_port()), "--status-address", "127.0.0.1",
+                        "--election-namespace", "ingressctl", "--shutdown-grace-period", "0"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    lines = [ln for ln in r.stderr.strip().splitlines() if " WARNING " not in ln]  # (a 0700 pytest tmp dir)
+    assert len(lines) == 1 and "is in use by another ingressctl" in lines[0], r.stderr
+    assert first.status("/readyz")[0] == 200
 
 
 def test_a_port_in_use_at_start_is_named_and_exits_1(tmp_path: Path):
