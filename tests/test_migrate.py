@@ -125,6 +125,15 @@ def test_command_reads_stdin_and_prints_json(monkeypatch: pytest.MonkeyPatch, ca
                                                    "ingressctl": "ignores it (not supported)"}]
 
 
+def test_an_object_that_cannot_be_read_is_named_and_not_all_same(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump_all(BASE + [_ingress("plain")]))
+    (tmp_path / "broken.yaml").write_text("kind: Ingress\nmetadata: [not, a, mapping]\n")
+    assert main(["migrate", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "1 Ingress(es): 1 same" in out and "objects that could not be read:" in out and "broken.yaml" in out
+
+
 def test_command_reads_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "all.yaml").write_text(yaml.safe_dump_all(BASE + [_ingress("plain")]))

@@ -59,10 +59,11 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        """2: some Ingress refused; 1: something differs (an Ingress, a ConfigMap key, a flag); 0: all same."""
+        """2: some Ingress refused; 1: something differs (an Ingress, a ConfigMap key, a flag) or some
+        object could not be read (it was not checked); 0: all same."""
         if self.count("refused"):
             return 2
-        return 1 if self.count("differs") or self.configmap or self.flags else 0
+        return 1 if self.count("differs") or self.configmap or self.flags or self.read_problems else 0
 
     def to_json(self) -> dict[str, Any]:
         c = self.source.classes
