@@ -56,6 +56,7 @@ class ControllerOptions:
     debounce: float = 0.05
     dynamic_endpoints: bool = False  # endpoint changes through the Lua balancer, no reload
     lazy_default_certificate: bool = True  # False when nginx workers cannot reach the state dir
+    redirect_https_port: int = 0  # --redirect-https-port (0: redirects name no port)
     stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
 
     @property
@@ -68,7 +69,8 @@ class ControllerOptions:
         return RenderContext(prefix=str(self.prefix), http_port=self.http_port, https_port=self.https_port,
                              listen=self.listen, resolver=self.resolver, dynamic=self.dynamic_endpoints,
                              modules=modules, lua_modules=lua if lua_available() else (),
-                             lazy_default_certificate=self.lazy_default_certificate)
+                             lazy_default_certificate=self.lazy_default_certificate,
+                             redirect_https_port=self.redirect_https_port)
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ GOOD: list[tuple[str, str, Any]] = [
     ("use-regex", "true", True),
     ("ssl-redirect", "false", False),
     ("force-ssl-redirect", "true", True),
+    ("preserve-trailing-slash", "true", True),
     ("rewrite-target", "/$2", RewriteTarget("/$2")),
     ("rewrite-target", "/api/$1/x?y=$2", RewriteTarget("/api/$1/x?y=$2")),
     ("rewrite-target", "https://other.example.com/$1", RewriteTarget("https://other.example.com/$1")),
@@ -199,7 +200,7 @@ def test_bad_values_are_refused_naming_annotation_and_value(name: str, value: st
 
 
 def test_every_registered_annotation_has_good_and_bad_cases() -> None:
-    bad_exempt = {"ssl-redirect", "force-ssl-redirect", "from-to-www-redirect", "service-upstream",
+    bad_exempt = {"ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash", "from-to-www-redirect", "service-upstream",
                   "auth-tls-pass-certificate-to-upstream", "enable-cors", "cors-allow-credentials",
                   "mirror-request-body", "configuration-snippet", "server-snippet", "limit-connections",
                   "limit-burst-multiplier", "proxy-connect-timeout", "proxy-send-timeout",

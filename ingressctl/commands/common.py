@@ -25,6 +25,9 @@ def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: s
     g = p.add_argument_group("nginx")
     g.add_argument("--http-port", type=int, default=http, help=f"HTTP listen port (default {http})")
     g.add_argument("--https-port", type=int, default=https, help=f"HTTPS listen port (default {https})")
+    g.add_argument("--redirect-https-port", type=int, default=0, metavar="N",
+                   help="name port N in HTTP to HTTPS redirects (local mode on a port other than 443); "
+                        "by default redirects name no port, as ingress-nginx's")
     g.add_argument("--listen-address", action="append", default=None, metavar="ADDR",
                    help=f"address to listen on, repeatable; '*' for all IPv4, '::' for all IPv6 (default {listen})")
     g.add_argument("--state-dir", type=Path, default=None,
@@ -102,6 +105,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         dynamic_endpoints=_dynamic(getattr(args, "dynamic_endpoints", "off")),
         lazy_default_certificate=_workers_reach(Path(state)),
         stale_after=getattr(args, "stale_after", 60.0),
+        redirect_https_port=getattr(args, "redirect_https_port", 0),
     )
 
 

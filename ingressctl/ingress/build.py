@@ -276,9 +276,8 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
     tls = host in b.host_cert
     locations: list[Location] = []
     for r in merged:
-        redirect = _ssl_redirect(r.config, tls, b)
         locations.extend(dataclasses.replace(b.annotate.location(loc, r.ingress, r.kind, r.claim),
-                                             ssl_redirect=redirect)
+                                             ssl_redirect=_ssl_redirect(r.config, tls, b, loc.path))
                          for loc in _locations(r, b.target(r), explicit_exact))
     if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
         default = _default_location(b, routes)
@@ -292,8 +291,11 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
     return b.annotate.server(server, owners)
 
 
-def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Builder) -> bool:
-    """ssl-redirect (TLS hosts, default from the ConfigMap) or force-ssl-redirect (any host)."""
+def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Builder, path: str = "/") -> bool:
+    """ssl-redirect (TLS hosts, default from the ConfigMap) or force-ssl-redirect (any host);
+    never for no-tls-redirect-locations (cert-manager's HTTP-01 challenge path)."""
+    if any(path.startswith(p) for p in b.opts.settings.no_tls_redirect_locations):
+        return False
     wanted = cfg.ssl_redirect if cfg.ssl_redirect is not None else b.opts.settings.ssl_redirect
     return (tls and wanted) or cfg.force_ssl_redirect
 

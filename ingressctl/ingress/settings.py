@@ -40,11 +40,26 @@ class Settings:
         "$upstream_response_time $upstream_status"
     )
     use_forwarded_headers: bool = False
+    forwarded_for_header: str = "X-Forwarded-For"
+    proxy_real_ip_cidr: tuple[str, ...] = ("0.0.0.0/0",)
+    enable_real_ip: bool = False
+    compute_full_forwarded_for: bool = False
+    use_proxy_protocol: bool = False
+    use_port_in_redirects: bool = False
+    http_redirect_code: int = 308
+    no_tls_redirect_locations: tuple[str, ...] = ("/.well-known/acme-challenge",)
+    hsts_preload: bool = False
     server_tokens: bool = False
     upstream_keepalive_connections: int = 32
     keep_alive: v.Duration = v.Duration(75_000)
     use_http2: bool = True
     enable_access_log: bool = True
+
+
+    @property
+    def forwarded_for_header_variable(self) -> str:
+        """The header as an nginx variable name part: X-Forwarded-For -> x_forwarded_for."""
+        return self.forwarded_for_header.lower().replace("-", "_")
 
 
 @dataclass(frozen=True)
@@ -92,7 +107,23 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
         "replaced configurations whose workers may drain at once; the oldest is closed beyond (0: no bound)"),
     "allow-snippet-annotations": ("allow_snippet_annotations", v.boolean, "allow *-snippet annotations (off by default)"),
     "log-format-upstream": ("log_format_upstream", _log_format, "access log format"),
-    "use-forwarded-headers": ("use_forwarded_headers", v.boolean, "trust incoming X-Forwarded-* headers"),
+    "use-forwarded-headers": ("use_forwarded_headers", v.boolean,
+                              "trust incoming X-Forwarded-* headers: client address (real_ip), scheme, host, port"),
+    "forwarded-for-header": ("forwarded_for_header", v.header_name,
+                             "header with the client address when use-forwarded-headers is on"),
+    "proxy-real-ip-cidr": ("proxy_real_ip_cidr", v.cidr_list,
+                           "addresses whose forwarded client address is trusted (set_real_ip_from)"),
+    "enable-real-ip": ("enable_real_ip", v.boolean, "trust proxy-real-ip-cidr without the other forwarded headers"),
+    "compute-full-forwarded-for": ("compute_full_forwarded_for", v.boolean,
+                                   "append the client address to X-Forwarded-For instead of replacing it"),
+    "use-proxy-protocol": ("use_proxy_protocol", v.boolean, "expect the PROXY protocol on the HTTP and HTTPS ports"),
+    "use-port-in-redirects": ("use_port_in_redirects", v.boolean,
+                              "name nginx's listen port in redirects (port_in_redirect on)"),
+    "http-redirect-code": ("http_redirect_code", lambda s: int(v.enum(s.strip(), ("301", "302", "307", "308"))),
+                           "status of the HTTP to HTTPS redirect"),
+    "no-tls-redirect-locations": ("no_tls_redirect_locations", lambda s: tuple(
+        v.path(p.strip()) for p in s.split(",") if p.strip()), "path prefixes never redirected to HTTPS"),
+    "hsts-preload": ("hsts_preload", v.boolean, "add preload to Strict-Transport-Security"),
     "server-tokens": ("server_tokens", v.boolean, "send the nginx version in Server headers"),
     "upstream-keepalive-connections": (
         "upstream_keepalive_connections", lambda s: v.integer(s, 0, 10_000), "idle keepalive connections per upstream"),

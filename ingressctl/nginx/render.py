@@ -111,6 +111,7 @@ class RenderContext:
     lua_modules: tuple[str, ...] = LUA_MODULES  # added to `modules` when the model needs Lua; () = none
     dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
     lazy_default_certificate: bool = True  # workers load it per handshake (they can read it)
+    redirect_https_port: int = 0  # --redirect-https-port: the port HTTPS redirects name (0: none, as on 443)
 
     @property
     def lua_path(self) -> str:
@@ -129,8 +130,9 @@ class RenderContext:
         return f"{self.prefix}/certs/default.pem"
 
     @property
-    def https_port_suffix(self) -> str:
-        return "" if self.https_port == 443 else f":{self.https_port}"
+    def redirect_port_suffix(self) -> str:
+        """`:N` for --redirect-https-port N (local mode on 8443); "" otherwise, as ingress-nginx."""
+        return f":{self.redirect_https_port}" if self.redirect_https_port not in (0, 443) else ""
 
     def cert_path(self, file_name: str) -> str:
         return f"{self.prefix}/certs/{file_name}"

@@ -27,6 +27,7 @@ class IngressConfig:
     use_regex: bool = False
     ssl_redirect: bool | None = None
     force_ssl_redirect: bool = False
+    preserve_trailing_slash: bool = False
     rewrite_target: RewriteTarget | None = None
     app_root: str | None = None
     x_forwarded_prefix: str | None = None

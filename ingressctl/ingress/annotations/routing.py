@@ -18,6 +18,8 @@ ANNOTATIONS = (
                "Redirect HTTP to HTTPS (308) when the host has TLS."),
     Annotation("force-ssl-redirect", "force_ssl_redirect", v.boolean, "bool", "false",
                "Redirect HTTP to HTTPS (308) even when the host has no TLS section."),
+    Annotation("preserve-trailing-slash", "preserve_trailing_slash", v.boolean, "bool", "false",
+               "Keep a trailing '/' in the HTTPS redirect (by default one is dropped, as ingress-nginx does)."),
     Annotation("rewrite-target", "rewrite_target", rewrite_target, "URI with $1..$9", "",
                "Rewrite the request URI before proxying; $1..$9 are the path regex's capture groups. "
                "Implies use-regex.", risk="Medium"),
