@@ -9,6 +9,7 @@ protocol. Requests go to 127.0.0.1 from 127.0.0.x source addresses.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import socket
@@ -50,6 +51,9 @@ def _manifests(b: Backends, extra: dict[str, str] | None = None) -> dict[str, st
         "approot.yaml": ingress("approot", "approot.test", root, {"app-root": "/app"}),
         "allow.yaml": ingress("allow", "allow.test", root, {"allowlist-source-range": "10.0.0.0/8"}),
         "open.yaml": ingress("open", "open.test", root),
+        "svc-errors.yaml": service("errors", [b.start("errors")]),
+        "fallback.yaml": ingress("fallback", "fallback.test", [("/", "Prefix", "missing")],
+                                 {"default-backend": "errors"}),
         **(extra or {}),
     }
 
@@ -147,25 +151,41 @@ def test_the_clients_request_id_is_passed_on_and_generated_when_absent(plain: Lo
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
 
 
+def test_a_default_backend_answering_for_a_missing_service_gets_the_error_headers(plain: LocalController) -> None:
+    seen = echo(plain.get("fallback.test", "/some/page?x=1", headers={"Accept": "application/json",
+                                                                      "X-Request-ID": "rid-7"}))
+    h = seen["headers"]
+    assert seen["backend"] == "errors"
+    assert (h["x-code"], h["x-format"], h["x-original-uri"]) == ("503", "application/json", "/some/page?x=1")
+    assert (h["x-namespace"], h["x-ingress-name"], h["x-service-name"], h["x-service-port"]) == (
+        "default", "fallback", "missing", "80")
+    assert h["x-request-id"] == "rid-7"
+
+
 # -- PROXY protocol ---------------------------------------------------------------------------------
+
+def _get_with_proxy_protocol(port: int, host: str) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"PROXY TCP4 10.9.8.7 127.0.0.1 40000 80\r\n"
+                  + f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def _proxied_ok(port: int) -> bool:
+    return _get_with_proxy_protocol(port, "open.test")[0] == 200
+
 
 def test_proxy_protocol_gives_the_client_address() -> None:
     b = Backends()
     try:
         for ctl in started_controller(_manifests(b, {"configmap.yaml": PROXY_PROTOCOL}), lambda c: True,
                                       extra_args=["--configmap", "ingress/ingressctl"]):
-            def get(host: str) -> tuple[int, bytes]:
-                with socket.create_connection(("127.0.0.1", ctl.http_port), timeout=5) as s:
-                    s.sendall(b"PROXY TCP4 10.9.8.7 127.0.0.1 40000 80\r\n"
-                              + f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-                    data = b""
-                    while chunk := s.recv(65536):
-                        data += chunk
-                head, _, body = data.partition(b"\r\n\r\n")
-                return int(head.split()[1]), body
-
-            ctl.wait_for(lambda: get("open.test")[0] == 200, 10, "PROXY protocol listener")
-            status, body = get("allow.test")
+            ctl.wait_for(functools.partial(_proxied_ok, ctl.http_port), 10, "PROXY protocol listener")
+            status, body = _get_with_proxy_protocol(ctl.http_port, "allow.test")
             assert status == 200 and json.loads(body)["headers"]["x-real-ip"] == "10.9.8.7"
     finally:
         b.stop()

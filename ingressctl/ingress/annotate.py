@@ -127,7 +127,7 @@ class AnnotationResolver:
         fallback = self.default_backend(ing, cfg)
         if loc.status == 503 and fallback is not None:
             changes.update(upstream=fallback.name, status=0, external_name=fallback.external_name,
-                           external_port=fallback.external_port)
+                           external_port=fallback.external_port, fallback_code=503)
         if cfg.custom_http_errors:
             pages = fallback or self._global_default_upstream()
             if pages is None or pages.external:

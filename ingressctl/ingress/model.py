@@ -202,6 +202,7 @@ class Location:
     error_upstream: str = ""  # upstream answering custom-http-errors
     rate_limit: RateLimit | None = None
     ssl_redirect: bool = False  # plain HTTP gets 308 to HTTPS (ssl-redirect / force-ssl-redirect of its Ingress)
+    fallback_code: int = 0  # proxied to a default backend in place of this status (error-backend headers)
 
     @property
     def is_regex(self) -> bool:
@@ -225,6 +226,10 @@ class Location:
         return self.service.partition("/")[2].partition(":")[0]
 
     @property
+    def service_port(self) -> str:
+        return self.service.rpartition(":")[2] if ":" in self.service else ""
+
+    @property
     def auth_headers(self) -> tuple[AuthHeader, ...]:
         return tuple(AuthHeader(h, i) for i, h in enumerate(self.config.auth_response_headers))
 
@@ -240,7 +245,7 @@ class Location:
         nginx inherits proxy_set_header only into levels that define none)."""
         c = self.config
         return bool(self.external_name or c.upstream_vhost or c.x_forwarded_prefix or c.auth_response_headers
-                    or c.auth_tls_pass_certificate_to_upstream)
+                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
