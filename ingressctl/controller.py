@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .gateway.build import GatewayOptions
+from .gateway.merge import with_gateway
 from .ingress.backends import refresh_upstreams
 from .ingress.build import BuildOptions, BuildResult, build
 from .ingress.classes import ClassFilter
@@ -58,6 +60,7 @@ class ControllerOptions:
     lazy_default_certificate: bool = True  # False when nginx workers cannot reach the state dir
     redirect_https_port: int = 0  # --redirect-https-port (0: redirects name no port)
     stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)  # Gateway API (gateway/build.py)
 
     @property
     def prefix(self) -> Path:
@@ -151,7 +154,7 @@ class Controller:
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
                             lua=self._lua, exclude=exclude)
-        result = build(snap, opts)
+        result = with_gateway(build(snap, opts), snap, self.options.gateway)
         if self.quarantine.entries:
             result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())
         return result

@@ -16,7 +16,10 @@ import binascii
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    from .objects_gateway import Gateway, GatewayClass, HTTPRoute, Namespace, ReferenceGrant
 
 INGRESS_CLASS_DEFAULT_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -201,7 +204,8 @@ class Node:
     addresses: tuple[NodeAddress, ...]
 
 
-KubeObject = Union[Ingress, IngressClass, Service, EndpointSlice, Secret, ConfigMap, Node]
+KubeObject = Union[Ingress, IngressClass, Service, EndpointSlice, Secret, ConfigMap, Node,
+                   "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"]
 
 
 # --- parsing ---------------------------------------------------------------------------
@@ -518,7 +522,7 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], KubeObject]] = {
     "ConfigMap": parse_config_map,
     "Node": parse_node,
 }
-KINDS = tuple(PARSERS)
+KINDS: tuple[str, ...] = ()  # set at the end of this module, with the Gateway API kinds
 
 
 def _describe(raw: Mapping[str, Any]) -> str:
@@ -538,3 +542,9 @@ def parse_object(raw: Any) -> KubeObject:
     if parser is None:
         raise ObjectError(f"{_describe(raw)}: kind {kind!r} is not one ingressctl reads")
     return parser(raw)
+
+
+from .objects_gateway import GATEWAY_PARSERS
+
+PARSERS.update(GATEWAY_PARSERS)  # type: ignore[arg-type]
+KINDS = tuple(PARSERS)

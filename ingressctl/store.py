@@ -28,6 +28,7 @@ from .objects import (
     Secret,
     Service,
 )
+from .objects_gateway import Gateway, GatewayClass, HTTPRoute, Namespace, ReferenceGrant
 
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -61,6 +62,12 @@ class Snapshot:
     secrets: Mapping[str, Secret] = field(default_factory=dict)
     configmaps: Mapping[str, ConfigMap] = field(default_factory=dict)
     nodes: Mapping[str, Node] = field(default_factory=dict)
+    # Gateway API (objects_gateway.py): by "ns/name", or name for cluster-scoped kinds
+    gateway_classes: Mapping[str, GatewayClass] = field(default_factory=dict)
+    gateways: Mapping[str, Gateway] = field(default_factory=dict)
+    http_routes: Mapping[str, HTTPRoute] = field(default_factory=dict)
+    reference_grants: Mapping[str, ReferenceGrant] = field(default_factory=dict)
+    namespaces: Mapping[str, Namespace] = field(default_factory=dict)
 
     def service(self, namespace: str, name: str) -> Service | None:
         return self.services.get(f"{namespace}/{name}")
@@ -207,6 +214,11 @@ class Store:
             secrets=self._view("Secret"),  # type: ignore[arg-type]
             configmaps=self._view("ConfigMap"),  # type: ignore[arg-type]
             nodes=self._view("Node"),  # type: ignore[arg-type]
+            gateway_classes=self._view("GatewayClass"),  # type: ignore[arg-type]
+            gateways=self._view("Gateway"),  # type: ignore[arg-type]
+            http_routes=self._view("HTTPRoute"),  # type: ignore[arg-type]
+            reference_grants=self._view("ReferenceGrant"),  # type: ignore[arg-type]
+            namespaces=self._view("Namespace"),  # type: ignore[arg-type]
         )
 
     def _put(self, obj: KubeObject) -> bool:

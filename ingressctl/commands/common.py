@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import IO
 
 from ..controller import Controller, ControllerOptions
+from ..gateway.build import DEFAULT_CONTROLLER as DEFAULT_GATEWAY_CONTROLLER
+from ..gateway.build import GatewayOptions
 from ..ingress.classes import CONTROLLER_NAME, ClassFilter
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ def add_class_flags(p: argparse.ArgumentParser) -> None:
                    help=f"IngressClass spec.controller value we serve (default {CONTROLLER_NAME})")
     g.add_argument("--watch-ingress-without-class", action="store_true",
                    help="also serve Ingresses with no class when no default IngressClass exists")
+    g.add_argument("--gateway-controller-name", default=DEFAULT_GATEWAY_CONTROLLER, metavar="NAME",
+                   help=f"Gateway API: serve GatewayClasses with this controllerName (default {DEFAULT_GATEWAY_CONTROLLER})")
     g.add_argument("--configmap", default="", metavar="NS/NAME", help="controller ConfigMap with global settings")
     g.add_argument("--default-backend-service", default="", metavar="NS/NAME:PORT",
                    help="Service for requests no rule matches (default: answer 404)")
@@ -106,6 +110,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         lazy_default_certificate=_workers_reach(Path(state)),
         stale_after=getattr(args, "stale_after", 60.0),
         redirect_https_port=getattr(args, "redirect_https_port", 0),
+        gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER)),
     )
 
 

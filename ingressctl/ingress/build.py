@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ..objects import Ingress, IngressPath, ServiceBackend
 from ..store import Snapshot
@@ -44,6 +45,7 @@ class BuildResult:
     model: Model
     statuses: tuple[StatusUpdate, ...]
     problems: tuple[Problem, ...]
+    gateway: Any = None  # gateway.build.GatewayResult once gateway.merge added it (its status as data)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from ..gateway.model import Dispatch
 from .annotations import IngressConfig
 from .settings import Settings
 
@@ -203,6 +204,7 @@ class Location:
     rate_limit: RateLimit | None = None
     ssl_redirect: bool = False  # plain HTTP gets 308 to HTTPS (ssl-redirect / force-ssl-redirect of its Ingress)
     fallback_code: int = 0  # proxied to a default backend in place of this status (error-backend headers)
+    dispatch: str = ""  # Gateway API: the variable (gateway/model.py Dispatch) naming the upstream or a status
 
     @property
     def is_regex(self) -> bool:
@@ -280,6 +282,7 @@ class Server:
     redirect_to: str = ""  # from-to-www-redirect: this server only redirects (308) to that host
     client_ca: str = ""  # AuthFile.file_name of the CA for client certificates (auth-tls-secret)
     error_pages: tuple[ErrorPage, ...] = ()
+    any_depth_wildcard: bool = False  # Gateway API "*.a.b" matches any number of labels (nginx's own "*.")
 
     @property
     def ssl_redirect(self) -> bool:
@@ -300,6 +303,8 @@ class Server:
         """What nginx matches: exact name, or a regex limiting a wildcard to one label."""
         if not self.host:
             return "_"
+        if self.any_depth_wildcard:
+            return self.host
         return _server_name(self.host)
 
 
@@ -319,6 +324,7 @@ class Model:
     auth_files: tuple[AuthFile, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
     canaries: tuple[Canary, ...] = ()
+    dispatches: tuple[Dispatch, ...] = ()  # Gateway API request dispatch (gateway/model.py)
 
     def server(self, host: str) -> Server | None:
         for s in self.servers:

@@ -109,6 +109,19 @@ def regex_path(value: str, max_len: int = 256) -> str:
     return value
 
 
+def regex_value(value: str, what: str, max_len: int = 256) -> str:
+    """A regular expression matched against a request value (a Gateway API header or path
+    match): the same rules as `regex_path` without the leading '/'."""
+    if len(value) > max_len:
+        raise InvalidValue(f"{what} is longer than {max_len} characters")
+    bad = _REGEX_FORBIDDEN.search(_ALLOWED_ESCAPES.sub("", value))
+    if bad:
+        raise InvalidValue(f"{what} {value!r} contains {bad.group(0)!r}, which nginx could read as syntax")
+    pcre_compatible(value, what)
+    compiled_without_nested_repeats(value, what)
+    return value
+
+
 def compiled_without_nested_repeats(value: str, what: str) -> None:
     """The regex compiles and repeats no part that itself repeats or alternates ('(a+)+',
     '(a|aa)*'): nginx matches it on every request, and such a match backtracks exponentially."""

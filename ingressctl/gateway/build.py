@@ -1,0 +1,258 @@
+"""Gateway API objects -> the same Model parts `ingress.build` produces (servers, upstreams)
+plus request dispatch, and the status of every object as data.
+
+Pure: a snapshot in, a `GatewayResult` out. `merge.with_gateway` adds it to an Ingress build.
+
+Design choice: every host is one nginx server whose `location /` takes its target from a
+Dispatch (gateway/model.py); the choices are listed in the spec's precedence order:
+host specificity, Exact path, longest path (a PathPrefix before a RegularExpression of the
+same length: the spec leaves regexes to implementations), method, most header matches,
+most query matches, oldest route, route namespace/name, rule order, match order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..ingress import values as v
+from ..ingress.backends import BackendResolver
+from ..ingress.model import Location, Problem, Server, Upstream
+from ..objects import ServiceBackend
+from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef
+from ..store import Snapshot
+from .attach import Attachment, attach, gateway_status, listener_problems, parent_gateway, parent_status
+from .model import Choice, Condition, Dispatch
+from .status import Condition as StatusCondition
+from .status import ObjectStatus, ParentStatus
+
+DEFAULT_CONTROLLER = "ingressctl.io/gateway-controller"
+_QUERY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    controller_name: str = DEFAULT_CONTROLLER
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    servers: tuple[Server, ...] = ()
+    upstreams: tuple[Upstream, ...] = ()
+    dispatches: tuple[Dispatch, ...] = ()
+    statuses: tuple[ObjectStatus, ...] = ()
+    parents: tuple[ParentStatus, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+
+def literal(value: str) -> str:
+    """A regex matching exactly `value`: letters, digits, '/', '_' and '-' as they are, every
+    other byte as \\xHH (so nothing in it is regex or nginx syntax)."""
+    return "".join(chr(b) if chr(b).isalnum() and b < 128 or chr(b) in "/_-" else f"\\x{b:02x}"
+                   for b in value.encode())
+
+
+def match_conditions(m: HTTPMatch) -> list[tuple[str, str]]:
+    """(nginx variable, regex) pairs of one match; raises InvalidValue for what we cannot serve."""
+    out: list[tuple[str, str]] = []
+    if m.path_type == "Exact":
+        out.append(("$uri", f"^{literal(v.path(m.path))}$"))
+    elif m.path_type == "PathPrefix":
+        prefix = v.path(m.path).rstrip("/")
+        if prefix:
+            out.append(("$uri", f"^{literal(prefix)}(/|$)"))
+    elif m.path_type == "RegularExpression":
+        out.append(("$uri", f"^(?:{v.regex_path(m.path)})$"))
+    else:
+        raise v.InvalidValue(f"path type {m.path_type!r} is not Exact, PathPrefix or RegularExpression")
+    if m.method:
+        out.append(("$request_method", f"^{v.enum(m.method, _METHODS)}$"))
+    for typ, name, value in m.headers:
+        var = "$http_" + v.header_name(name).lower().replace("-", "_")
+        out.append((var, _value_regex(typ, value, f"header {name}")))
+    for typ, name, value in m.query:
+        if not _QUERY_NAME.match(name):
+            raise v.InvalidValue(f"query parameter name {name!r}: only letters, digits and '_' are served")
+        out.append((f"$arg_{name}", _value_regex(typ, value, f"query parameter {name}")))
+    return out
+
+
+def _value_regex(typ: str, value: str, what: str) -> str:
+    if typ == "Exact":
+        if len(value) > 4096 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise v.InvalidValue(f"{what}: value has control characters or is longer than 4096")
+        return f"^{literal(value)}$"
+    if typ == "RegularExpression":
+        return f"^(?:{v.regex_value(value, what + ' regex')})$"
+    raise v.InvalidValue(f"{what}: match type {typ!r} is not Exact or RegularExpression")
+
+
+def _route_valid(route: HTTPRoute) -> str:
+    """'' when every value of the route can be served, else why not."""
+    try:
+        for h in route.hostnames:
+            v.host(h)
+        for rule in route.rules:
+            for m in rule.matches:
+                match_conditions(m)
+            unsupported = [f for f in rule.filter_types]
+            if unsupported:
+                raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported yet")
+    except v.InvalidValue as e:
+        return str(e)
+    return ""
+
+
+@dataclass
+class _Candidate:
+    key: tuple[object, ...]
+    conditions: list[tuple[str, str]]
+    target: str
+    route: str
+
+
+@dataclass
+class _Builder:
+    snap: Snapshot
+    resolver: BackendResolver
+    problems: list[Problem] = field(default_factory=list)
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
+
+    def granted(self, route: HTTPRoute, ref: ObjectRef, ns: str) -> bool:
+        for grant in self.snap.reference_grants.values():
+            if grant.meta.namespace != ns:
+                continue
+            if any(f == (GATEWAY_GROUP, route.meta.kind, route.meta.namespace) for f in grant.from_) and \
+                    any(g == ref.group and k == ref.kind and n in ("", ref.name) for g, k, n in grant.to):
+                return True
+        return False
+
+    def backend(self, route: HTTPRoute, ref: ObjectRef) -> tuple[str, str]:
+        """(target, ResolvedRefs failure reason or '') of one backendRef."""
+        if ref.group != "" or ref.kind != "Service":
+            return "500", "InvalidKind"
+        ns = ref.namespace or route.meta.namespace
+        if ns != route.meta.namespace and not self.granted(route, ref, ns):
+            return "500", "RefNotPermitted"
+        if not ref.port:
+            return "500", "UnsupportedValue"
+        svc = self.snap.service(ns, ref.name)
+        if svc is None:
+            return "500", "BackendNotFound"
+        if svc.type == "ExternalName":
+            return "500", "UnsupportedValue"
+        res = self.resolver.resolve(ns, ServiceBackend(ref.name, ref.port))
+        if res.upstream is None:
+            reason = "BackendNotFound" if any(p[0] == "PortNotFound" for p in res.problems) else ""
+            return ("500", reason) if reason else ("503", "")
+        self.upstreams[res.upstream.name] = res.upstream
+        return res.upstream.name, ""
+
+    def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[str, list[str]]:
+        refs = [r for r in rule.backend_refs if r.weight > 0]
+        if not refs:
+            return "500", []
+        results = [self.backend(route, r) for r in refs]
+        failures = [reason for _, reason in results if reason]
+        if len(refs) > 1:
+            self.problems.append(Problem("HTTPRoute", route.meta.namespace, route.meta.name, "UnsupportedValue",
+                                         "weighted backendRefs are not split yet: the first one serves", True))
+        return results[0][0], failures
+
+
+def _host_rank(server_host: str, route_host: str) -> tuple[int, int]:
+    if route_host == server_host and not route_host.startswith("*."):
+        return (-len(route_host), -len(route_host))
+    return (0, -len(route_host))
+
+
+def _covers(route_host: str, server_host: str) -> bool:
+    if not route_host or route_host == server_host:
+        return True
+    return route_host.startswith("*.") and server_host.endswith(route_host[1:])
+
+
+def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
+    conds: dict[tuple[str, str], int] = {}
+    for c in cands:
+        for cond in c.conditions:
+            conds.setdefault(cond, len(conds))
+    conditions = tuple(Condition(var, rx, f"$gw_c_{did}_{i}") for (var, rx), i in conds.items())
+    choices = []
+    for c in sorted(cands, key=lambda c: c.key):
+        need = {conds[x] for x in c.conditions}
+        pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
+        choices.append(Choice(pattern, c.target, c.route))
+    return Dispatch(did, conditions, tuple(choices))
+
+
+def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> GatewayResult:
+    classes = {n: c for n, c in snap.gateway_classes.items() if c.controller_name == opts.controller_name}
+    statuses = [ObjectStatus("GatewayClass", "", c.meta.name, (StatusCondition("Accepted", True, "Accepted", "",
+                                                                                c.meta.generation),))
+                for c in classes.values()]
+    ours: dict[str, Gateway] = {k: g for k, g in snap.gateways.items() if g.class_name in classes}
+    listener_conds = {k: listener_problems(g) for k, g in ours.items()}
+    b = _Builder(snap, BackendResolver(snap))
+    parents: list[ParentStatus] = []
+    attached: dict[str, dict[str, int]] = {k: {} for k in ours}
+    by_host: dict[str, list[tuple[str, _Candidate]]] = {}
+    for route in sorted(snap.http_routes.values(), key=lambda r: r.meta.age_key):
+        invalid = _route_valid(route)
+        targets = [b.rule_target(route, rule) for rule in route.rules] if not invalid else []
+        failures = [f for _, fs in targets for f in fs]
+        g = route.meta.generation
+        resolved = StatusCondition("ResolvedRefs", not failures, failures[0] if failures else "ResolvedRefs", "", g)
+        for ref in route.parent_refs:
+            gw = parent_gateway(snap, route, ref, ours)
+            if gw is None:
+                continue
+            if invalid:
+                acc = StatusCondition("Accepted", False, "UnsupportedValue", invalid, g)
+                parents.append(parent_status(route, ref, gw, (acc, resolved)))
+                b.problems.append(Problem("HTTPRoute", route.meta.namespace, route.meta.name, "UnsupportedValue", invalid))
+                continue
+            atts, acc = attach(snap, route, ref, gw, listener_conds[gw.meta.key])
+            parents.append(parent_status(route, ref, gw, (acc, resolved)))
+            for a in atts:
+                counts = attached[gw.meta.key]
+                counts[a.listener.name] = counts.get(a.listener.name, 0) + 1
+                _add_candidates(by_host, a, [t for t, _ in targets])
+    hosts = sorted({h for h in by_host if h})
+    servers: list[Server] = []
+    dispatches: list[Dispatch] = []
+    for host in ([""] if "" in by_host else []) + hosts:
+        cands = _host_candidates(by_host, host)
+        d = _dispatch(len(dispatches), cands)
+        dispatches.append(d)
+        loc = Location("/", "", "", 0, "", "", dispatch=d.variable)
+        servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*.")))
+    statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
+    return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)), tuple(dispatches),
+                         tuple(statuses), tuple(parents), tuple(b.problems))
+
+
+def _add_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], a: Attachment, targets: list[str]) -> None:
+    r = a.route
+    for host in a.hostnames:
+        for ri, (rule, target) in enumerate(zip(r.rules, targets, strict=True)):
+            for mi, m in enumerate(rule.matches):
+                conds = match_conditions(m)
+                path_len = len(m.path.rstrip("/")) if m.path_type == "PathPrefix" else len(m.path)
+                key = (0 if m.path_type == "Exact" else 1, -path_len, m.path_type == "RegularExpression",
+                       0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
+                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key)))
+
+
+def _host_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], host: str) -> list[_Candidate]:
+    """The candidates serving `host`: its own, then wildcards covering it, then host-less ones,
+    host specificity first (the spec's first precedence rule); each route match once."""
+    out: dict[tuple[object, ...], _Candidate] = {}
+    for rh, cands in by_host.items():
+        if not _covers(rh, host):
+            continue
+        for _, c in cands:
+            key = (*_host_rank(host, rh), *c.key)
+            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route))
+    return list(out.values())

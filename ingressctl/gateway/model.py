@@ -1,0 +1,49 @@
+"""The part of the nginx model only Gateway API routes need: request dispatch by conditions.
+
+An HTTPRoute match can test the path, headers, query parameters and method together, and
+the spec orders matches across routes. nginx locations test only the path, so a Gateway
+host is one `location /` whose target comes from maps: one map per condition (a regex on
+one nginx variable, giving 1 or 0), and one map over the concatenated flags whose regexes
+are listed in the spec's precedence order (nginx tries map regexes in order of appearance).
+
+Design choice: every regex here is built by `gateway.build` from validated values (literal
+values are written byte by byte as `\\xHH` escapes), so templates only print fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`map <variable> <flag> { "~<regex>" 1; default 0; }`."""
+
+    variable: str  # an nginx variable: $uri, $request_method, $http_<name>, $arg_<name>
+    regex: str
+    flag: str  # $gw_c_<dispatch>_<index>
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One route match: the flags it needs (a regex over the concatenated flags) and its target."""
+
+    pattern: str  # e.g. "^1.1$": flags 0 and 2 must be 1
+    target: str  # an upstream name, or "404" / "500" / "503"
+    route: str  # "ns/name" of the HTTPRoute (comment for readers)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    id: int
+    conditions: tuple[Condition, ...]
+    choices: tuple[Choice, ...]  # in the spec's precedence order
+
+    @property
+    def variable(self) -> str:
+        return f"$gw_d_{self.id}"
+
+    @property
+    def key(self) -> str:
+        """The string the final map looks at: every flag, in order ("" when there are none)."""
+        return "".join(c.flag for c in self.conditions) or "x"

@@ -1,0 +1,251 @@
+"""Typed views of the Gateway API v1 objects (standard channel) and of Namespaces.
+
+Parsed like every other kind (`objects.parse_object`): frozen dataclasses, errors that name
+the field, only the fields the gateway build uses. Every list is bounded at the API
+server's own maxItems, so one object can never make the build do unbounded work.
+
+Design choice: the parse keeps values as written (types, strings); whether a value is
+*acceptable* (a regex nginx can run, a header name) is the build's decision, because the
+Gateway API reports that in the route's status instead of refusing the object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # objects.py imports this module at its end to register the parsers
+    from .objects import Meta, _Reader
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+MAX_LISTENERS = 64
+MAX_PARENT_REFS = 32
+MAX_HOSTNAMES = 16
+MAX_RULES = 16
+MAX_MATCHES = 64
+MAX_HEADER_MATCHES = 16
+MAX_BACKEND_REFS = 16
+MAX_FILTERS = 16
+MAX_CERT_REFS = 64
+MAX_KINDS = 8
+MAX_GRANT_ITEMS = 16
+
+
+@dataclass(frozen=True)
+class GatewayClass:
+    meta: Meta
+    controller_name: str
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    match_labels: Mapping[str, str]
+    expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # key, operator, values
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match_labels.items()):
+            return False
+        for key, op, values in self.expressions:
+            ok = {"In": key in labels and labels[key] in values,
+                  "NotIn": not (key in labels and labels[key] in values),
+                  "Exists": key in labels, "DoesNotExist": key not in labels}.get(op, False)
+            if not ok:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    group: str
+    kind: str
+    name: str
+    namespace: str = ""  # "" = the referring object's namespace
+    port: int = 0
+    weight: int = 1
+    section_name: str = ""
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    hostname: str  # "" = any
+    port: int
+    protocol: str
+    certificate_refs: tuple[ObjectRef, ...] = ()
+    namespaces_from: str = "Same"  # Same | All | Selector
+    selector: LabelSelector | None = None
+    kinds: tuple[tuple[str, str], ...] = ()  # (group, kind); () = the protocol's default kinds
+
+
+@dataclass(frozen=True)
+class Gateway:
+    meta: Meta
+    class_name: str
+    listeners: tuple[Listener, ...]
+
+
+@dataclass(frozen=True)
+class HTTPMatch:
+    path_type: str = "PathPrefix"  # Exact | PathPrefix | RegularExpression
+    path: str = "/"
+    headers: tuple[tuple[str, str, str], ...] = ()  # type, name, value
+    query: tuple[tuple[str, str, str], ...] = ()
+    method: str = ""
+
+
+@dataclass(frozen=True)
+class HTTPRule:
+    matches: tuple[HTTPMatch, ...]
+    backend_refs: tuple[ObjectRef, ...]
+    filter_types: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HTTPRoute:
+    meta: Meta
+    parent_refs: tuple[ObjectRef, ...]
+    hostnames: tuple[str, ...]
+    rules: tuple[HTTPRule, ...]
+
+
+@dataclass(frozen=True)
+class ReferenceGrant:
+    meta: Meta
+    from_: tuple[tuple[str, str, str], ...]  # group, kind, namespace
+    to: tuple[tuple[str, str, str], ...]  # group, kind, name ("" = any)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    meta: Meta
+
+
+def _ref(r: _Reader, raw: Any, path: str, group: str, kind: str) -> ObjectRef:
+    m = r.mapping(raw, path)
+    name = r.text(m.get("name"), f"{path}.name")
+    if not name:
+        raise r.fail(f"{path}.name", "is required")
+    return ObjectRef(group=r.text(m.get("group"), f"{path}.group", group),
+                     kind=r.text(m.get("kind"), f"{path}.kind", kind), name=name,
+                     namespace=r.text(m.get("namespace"), f"{path}.namespace"),
+                     port=r.integer(m.get("port"), f"{path}.port"),
+                     weight=r.integer(m.get("weight"), f"{path}.weight", 1),
+                     section_name=r.text(m.get("sectionName"), f"{path}.sectionName"))
+
+
+def _selector(r: _Reader, raw: Any, path: str) -> LabelSelector:
+    m = r.mapping(raw, path)
+    exprs = []
+    for i, e in enumerate(r.seq(m.get("matchExpressions"), f"{path}.matchExpressions", 16)):
+        em = r.mapping(e, f"{path}.matchExpressions[{i}]")
+        values = tuple(r.text(v, f"{path}.matchExpressions[{i}].values")
+                       for v in r.seq(em.get("values"), f"{path}.matchExpressions[{i}].values", 64))
+        exprs.append((r.text(em.get("key"), "key"), r.text(em.get("operator"), "operator"), values))
+    return LabelSelector(r.str_map(m.get("matchLabels"), f"{path}.matchLabels"), tuple(exprs))
+
+
+def _listener(r: _Reader, raw: Any, path: str) -> Listener:
+    m = r.mapping(raw, path)
+    tls = r.mapping(m.get("tls"), f"{path}.tls")
+    allowed = r.mapping(m.get("allowedRoutes"), f"{path}.allowedRoutes")
+    ns = r.mapping(allowed.get("namespaces"), f"{path}.allowedRoutes.namespaces")
+    kinds = tuple((r.text(r.mapping(k, "k").get("group"), f"{path}.kinds.group", GATEWAY_GROUP),
+                   r.text(r.mapping(k, "k").get("kind"), f"{path}.kinds.kind"))
+                  for k in r.seq(allowed.get("kinds"), f"{path}.allowedRoutes.kinds", MAX_KINDS))
+    sel = ns.get("selector")
+    return Listener(
+        name=r.text(m.get("name"), f"{path}.name"), hostname=r.text(m.get("hostname"), f"{path}.hostname"),
+        port=r.integer(m.get("port"), f"{path}.port"), protocol=r.text(m.get("protocol"), f"{path}.protocol"),
+        certificate_refs=tuple(_ref(r, c, f"{path}.tls.certificateRefs[{i}]", "", "Secret") for i, c in
+                               enumerate(r.seq(tls.get("certificateRefs"), f"{path}.tls.certificateRefs", MAX_CERT_REFS))),
+        namespaces_from=r.text(ns.get("from"), f"{path}.allowedRoutes.namespaces.from", "Same"),
+        selector=_selector(r, sel, f"{path}.allowedRoutes.namespaces.selector") if sel is not None else None,
+        kinds=kinds)
+
+
+def parse_gateway_class(raw: Mapping[str, Any]) -> GatewayClass:
+    from .objects import _describe, _meta, _Reader
+    r = _Reader(_describe(raw))
+    spec = r.mapping(raw.get("spec"), "spec")
+    return GatewayClass(_meta(r, "GatewayClass", raw, False), r.text(spec.get("controllerName"), "spec.controllerName"))
+
+
+def parse_gateway(raw: Mapping[str, Any]) -> Gateway:
+    from .objects import _describe, _meta, _Reader
+    r = _Reader(_describe(raw))
+    spec = r.mapping(raw.get("spec"), "spec")
+    listeners = tuple(_listener(r, x, f"spec.listeners[{i}]")
+                      for i, x in enumerate(r.seq(spec.get("listeners"), "spec.listeners", MAX_LISTENERS)))
+    return Gateway(_meta(r, "Gateway", raw, True), r.text(spec.get("gatewayClassName"), "spec.gatewayClassName"),
+                   listeners)
+
+
+def _pairs(r: _Reader, raw: Any, path: str) -> tuple[tuple[str, str, str], ...]:
+    return tuple((r.text(r.mapping(h, path).get("type"), f"{path}[{i}].type", "Exact"),
+                  r.text(r.mapping(h, path).get("name"), f"{path}[{i}].name"),
+                  r.text(r.mapping(h, path).get("value"), f"{path}[{i}].value"))
+                 for i, h in enumerate(r.seq(raw, path, MAX_HEADER_MATCHES)))
+
+
+def _match(r: _Reader, raw: Any, path: str) -> HTTPMatch:
+    m = r.mapping(raw, path)
+    p = r.mapping(m.get("path"), f"{path}.path")
+    return HTTPMatch(path_type=r.text(p.get("type"), f"{path}.path.type", "PathPrefix"),
+                     path=r.text(p.get("value"), f"{path}.path.value", "/"),
+                     headers=_pairs(r, m.get("headers"), f"{path}.headers"),
+                     query=_pairs(r, m.get("queryParams"), f"{path}.queryParams"),
+                     method=r.text(m.get("method"), f"{path}.method"))
+
+
+def _rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
+    m = r.mapping(raw, path)
+    matches = tuple(_match(r, x, f"{path}.matches[{i}]")
+                    for i, x in enumerate(r.seq(m.get("matches"), f"{path}.matches", MAX_MATCHES)))
+    refs = tuple(_ref(r, x, f"{path}.backendRefs[{i}]", "", "Service")
+                 for i, x in enumerate(r.seq(m.get("backendRefs"), f"{path}.backendRefs", MAX_BACKEND_REFS)))
+    filters = tuple(r.text(r.mapping(f, path).get("type"), f"{path}.filters[{i}].type")
+                    for i, f in enumerate(r.seq(m.get("filters"), f"{path}.filters", MAX_FILTERS)))
+    return HTTPRule(matches or (HTTPMatch(),), refs, filters)
+
+
+def parse_http_route(raw: Mapping[str, Any]) -> HTTPRoute:
+    from .objects import _describe, _meta, _Reader
+    r = _Reader(_describe(raw))
+    spec = r.mapping(raw.get("spec"), "spec")
+    parents = tuple(_ref(r, x, f"spec.parentRefs[{i}]", GATEWAY_GROUP, "Gateway")
+                    for i, x in enumerate(r.seq(spec.get("parentRefs"), "spec.parentRefs", MAX_PARENT_REFS)))
+    hostnames = tuple(r.text(h, "spec.hostnames") for h in r.seq(spec.get("hostnames"), "spec.hostnames", MAX_HOSTNAMES))
+    rules = tuple(_rule(r, x, f"spec.rules[{i}]") for i, x in enumerate(r.seq(spec.get("rules"), "spec.rules", MAX_RULES)))
+    if sum(len(x.matches) for x in rules) > 128:
+        raise r.fail("spec.rules", "more than 128 matches in all rules (the API server's bound)")
+    return HTTPRoute(_meta(r, "HTTPRoute", raw, True), parents, hostnames, rules or (HTTPRule((HTTPMatch(),), ()),))
+
+
+def parse_reference_grant(raw: Mapping[str, Any]) -> ReferenceGrant:
+    from .objects import _describe, _meta, _Reader
+    r = _Reader(_describe(raw))
+    spec = r.mapping(raw.get("spec"), "spec")
+    frm = tuple((r.text(r.mapping(x, "spec.from").get("group"), "spec.from.group"),
+                 r.text(r.mapping(x, "spec.from").get("kind"), "spec.from.kind"),
+                 r.text(r.mapping(x, "spec.from").get("namespace"), "spec.from.namespace"))
+                for x in r.seq(spec.get("from"), "spec.from", MAX_GRANT_ITEMS))
+    to = tuple((r.text(r.mapping(x, "spec.to").get("group"), "spec.to.group"),
+                r.text(r.mapping(x, "spec.to").get("kind"), "spec.to.kind"),
+                r.text(r.mapping(x, "spec.to").get("name"), "spec.to.name"))
+               for x in r.seq(spec.get("to"), "spec.to", MAX_GRANT_ITEMS))
+    return ReferenceGrant(_meta(r, "ReferenceGrant", raw, True), frm, to)
+
+
+def parse_namespace(raw: Mapping[str, Any]) -> Namespace:
+    from .objects import _describe, _meta, _Reader
+    return Namespace(_meta(_Reader(_describe(raw)), "Namespace", raw, False))
+
+
+GATEWAY_PARSERS = {
+    "GatewayClass": parse_gateway_class,
+    "Gateway": parse_gateway,
+    "HTTPRoute": parse_http_route,
+    "ReferenceGrant": parse_reference_grant,
+    "Namespace": parse_namespace,
+}

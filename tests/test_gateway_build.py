@@ -1,0 +1,188 @@
+"""Gateway API build: attachment, hostname intersection and status conditions as data
+(tables after the upstream conformance scenarios: HTTPRouteHostnameIntersection,
+GatewayInvalidRouteKind, HTTPRouteInvalidCrossNamespaceParentRef, HTTPRouteMatchingAcrossRoutes,
+HTTPRouteInvalidCrossNamespaceBackendRef, HTTPRouteInvalidNonExistentBackendRef)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from ingressctl.gateway.attach import intersect
+from ingressctl.gateway.build import build_gateway, literal
+from ingressctl.objects import parse_object
+from ingressctl.store import Snapshot
+
+BASE = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours, generation: 3}
+spec: {controllerName: ingressctl.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: theirs}
+spec: {controllerName: example.com/other}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra, generation: 2}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: same, protocol: HTTP, port: 80, hostname: "*.same.test"}
+  - {name: all, protocol: HTTP, port: 80, hostname: "all.test", allowedRoutes: {namespaces: {from: All}}}
+  - name: sel
+    protocol: HTTP
+    port: 80
+    hostname: sel.test
+    allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: blue}}}}
+  - {name: tcp, protocol: TCP, port: 9000}
+  - {name: grpc-only, protocol: HTTP, port: 81, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
+  - {name: dup1, protocol: HTTP, port: 82, hostname: dup.test}
+  - {name: dup2, protocol: HTTP, port: 82, hostname: dup.test}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: foreign, namespace: infra}
+spec:
+  gatewayClassName: theirs
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: blue, labels: {team: blue}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: app}
+spec: {ports: [{name: http, port: 80}]}
+"""
+
+
+def _route(ns: str, parent: str, hostnames: str = "[]", backend: str = "{name: svc, port: 80}") -> str:
+    return f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: r, namespace: {ns}, generation: 5}}
+spec:
+  parentRefs: [{parent}]
+  hostnames: {hostnames}
+  rules: [{{backendRefs: [{backend}]}}]
+"""
+
+
+def _build(extra: str):
+    objs = [parse_object(d) for d in yaml.safe_load_all(BASE + "---" + extra) if d]
+    return build_gateway(Snapshot.of(objs))
+
+
+@pytest.mark.parametrize("ns, parent, hostnames, reason", [
+    ("infra", "{name: gw, sectionName: same}", "[a.same.test]", "Accepted"),
+    ("app", "{name: gw, namespace: infra, sectionName: same}", "[]", "NotAllowedByListeners"),
+    ("app", "{name: gw, namespace: infra, sectionName: all}", "[]", "Accepted"),
+    ("app", "{name: gw, namespace: infra, sectionName: sel}", "[]", "NotAllowedByListeners"),
+    ("blue", "{name: gw, namespace: infra, sectionName: sel}", "[]", "Accepted"),
+    ("infra", "{name: gw, sectionName: same}", "[other.test]", "NoMatchingListenerHostname"),
+    ("infra", "{name: gw, sectionName: nosuch}", "[]", "NoMatchingParent"),
+    ("infra", "{name: gw, sectionName: grpc-only}", "[]", "NotAllowedByListeners"),
+    ("infra", "{name: gw, sectionName: tcp}", "[]", "NotAllowedByListeners"),
+    ("infra", "{name: gw, port: 80}", "[x.same.test]", "Accepted"),
+    ("infra", "{name: gw, port: 82}", "[]", "NotAllowedByListeners"),  # conflicted listeners serve nothing
+])
+def test_route_parent_accepted(ns, parent, hostnames, reason):
+    result = _build(_route(ns, parent, hostnames))
+    (p,) = result.parents
+    acc = p.condition("Accepted")
+    assert acc is not None and (acc.reason, acc.status, acc.observed_generation) == (reason, reason == "Accepted", 5)
+
+
+def test_route_of_a_foreign_gateway_gets_no_status_from_us():
+    assert _build(_route("infra", "{name: foreign}")).parents == ()
+
+
+@pytest.mark.parametrize("ns, backend, resolved", [
+    ("app", "{name: svc, port: 80}", "ResolvedRefs"),
+    ("app", "{name: nosuch, port: 80}", "BackendNotFound"),
+    ("app", "{name: svc, port: 80, kind: ConfigMap}", "InvalidKind"),
+    ("blue", "{name: svc, namespace: app, port: 80}", "RefNotPermitted"),
+])
+def test_route_resolved_refs(ns, backend, resolved):
+    result = _build(_route(ns, "{name: gw, namespace: infra, sectionName: all}", "[]", backend))
+    cond = result.parents[0].condition("ResolvedRefs")
+    assert cond is not None and (cond.reason, cond.status) == (resolved, resolved == "ResolvedRefs")
+
+
+def test_reference_grant_permits_cross_namespace_backend():
+    grant = """
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: app}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: blue}]
+  to: [{group: "", kind: Service}]
+---"""
+    result = _build(grant + _route("blue", "{name: gw, namespace: infra, sectionName: all}", "[]",
+                                   "{name: svc, namespace: app, port: 80}"))
+    cond = result.parents[0].condition("ResolvedRefs")
+    assert cond is not None and cond.status
+
+
+def test_gateway_and_listener_conditions():
+    result = _build(_route("infra", "{name: gw, sectionName: same}", "[a.same.test]"))
+    by = {(s.kind, s.name): s for s in result.statuses}
+    assert ("GatewayClass", "theirs") not in by and ("Gateway", "foreign") not in by
+    cls = by[("GatewayClass", "ours")].condition("Accepted")
+    assert cls is not None and cls.status and cls.observed_generation == 3
+    gw = by[("Gateway", "gw")]
+    prog = gw.condition("Programmed")
+    assert prog is not None and prog.status and prog.observed_generation == 2
+
+    def cond(listener: str, type_: str) -> tuple[bool, str]:
+        ls = gw.listener(listener)
+        assert ls is not None
+        c = next(c for c in ls.conditions if c.type == type_)
+        return c.status, c.reason
+    assert gw.listener("same").attached_routes == 1 and gw.listener("all").attached_routes == 0
+    assert cond("tcp", "Accepted") == (False, "UnsupportedProtocol")
+    assert cond("grpc-only", "ResolvedRefs") == (False, "InvalidRouteKinds")
+    assert cond("dup1", "Conflicted") == (True, "HostnameConflict")
+    assert cond("dup1", "Programmed") == (False, "Invalid")
+    assert cond("same", "Conflicted") == (False, "NoConflicts")
+
+
+@pytest.mark.parametrize("listener, route, expected", [
+    ("", (), ("",)),
+    ("", ("a.test",), ("a.test",)),
+    ("*.example.com", (), ("*.example.com",)),
+    ("*.example.com", ("foo.example.com", "bar.other.com"), ("foo.example.com",)),
+    ("*.example.com", ("a.b.example.com",), ("a.b.example.com",)),
+    ("foo.example.com", ("*.example.com",), ("foo.example.com",)),
+    ("*.example.com", ("*.foo.example.com",), ("*.foo.example.com",)),
+    ("*.foo.example.com", ("*.example.com",), ("*.foo.example.com",)),
+    ("foo.example.com", ("bar.example.com",), ()),
+    ("*.example.com", ("example.com",), ()),
+])
+def test_hostname_intersection(listener, route, expected):
+    assert intersect(listener, route) == expected
+
+
+def test_literal_escapes_everything_but_plain_characters():
+    assert literal('a/B_-"$;{ é') == "a/B_-\\x22\\x24\\x3b\\x7b\\x20\\xc3\\xa9"
+
+
+@pytest.mark.parametrize("match", [
+    "{path: {type: RegularExpression, value: '/(a+)+'}}",
+    "{headers: [{name: 'x y', value: v}]}",
+    "{headers: [{type: RegularExpression, name: x, value: 'a\"b'}]}",
+    "{queryParams: [{name: 'a-b', value: v}]}",
+    "{method: BREW}",
+    "{path: {type: PathPrefix, value: 'no-slash'}}",
+])
+def test_route_with_a_value_we_cannot_serve_is_not_accepted(match):
+    route = _route("infra", "{name: gw, sectionName: same}").replace(
+        "rules: [{backendRefs", "rules: [{matches: [" + match + "], backendRefs")
+    result = _build(route)
+    acc = result.parents[0].condition("Accepted")
+    assert acc is not None and (acc.status, acc.reason) == (False, "UnsupportedValue")
+    assert result.servers == ()
