@@ -52,6 +52,13 @@ def _manifests(b: Backends, extra: dict[str, str] | None = None) -> dict[str, st
         "allow.yaml": ingress("allow", "allow.test", root, {"allowlist-source-range": "10.0.0.0/8"}),
         "open.yaml": ingress("open", "open.test", root),
         "svc-errors.yaml": service("errors", [b.start("errors")]),
+        "svc-beta.yaml": service("beta", [b.start("beta")]),
+        "cookie-main.yaml": ingress("cookie-main", "cookie.test", root),
+        "cookie-canary.yaml": ingress("cookie-canary", "cookie.test", [("/", "Prefix", "beta")],
+                                      {"canary": "true", "canary-by-cookie": "Canary-By.Cookie"},
+                                      created="2026-01-03T00:00:00Z"),
+        "rewrite.yaml": ingress("rewrite", "rewrite.test", [("/something", "Prefix", "a")], {"rewrite-target": "/"}),
+        "exact.yaml": ingress("exact", "exact.test", [("/foo/", "Exact", "a")]),
         "fallback.yaml": ingress("fallback", "fallback.test", [("/", "Prefix", "missing")],
                                  {"default-backend": "errors"}),
         **(extra or {}),
@@ -119,6 +126,28 @@ def test_hsts_only_over_tls(plain: LocalController) -> None:
     assert "strict-transport-security" not in plain.get("tls.test", "/").headers
     r = plain.get("tls.test", "/", tls=True)
     assert r.status == 200 and r.headers["strict-transport-security"].startswith("max-age=")
+
+
+# -- routing details ----------------------------------------------------------------------------
+
+def test_a_canary_cookie_name_with_dashes_and_dots_is_read(plain: LocalController) -> None:
+    def backend(cookie: str) -> str:
+        return str(echo(plain.get("cookie.test", "/", headers={"Cookie": cookie}))["backend"])
+
+    assert backend("x=1; Canary-By.Cookie=always; y=2") == "beta"
+    assert backend("Canary-By.Cookie=never") == "a"
+    assert backend("Canary-By.Cookie=alwaysnot; Canary=always") == "a"
+
+
+def test_rewrite_target_paths_match_caselessly(plain: LocalController) -> None:
+    seen = echo(plain.get("rewrite.test", "/SomeThing/deep"))
+    assert seen["backend"] == "a" and seen["path"] == "/"
+    assert plain.get("rewrite.test", "/somethingelse").status == 404  # whole path elements still
+
+
+def test_an_exact_path_with_a_trailing_slash_does_not_serve_the_bare_path(plain: LocalController) -> None:
+    assert echo(plain.get("exact.test", "/foo/"))["backend"] == "a"
+    assert plain.get("exact.test", "/foo").status == 404  # not nginx's 301 to /foo/
 
 
 # -- the client's address -------------------------------------------------------------------------

@@ -35,8 +35,8 @@ UP = "default-web-80"
                  id="prefix-trailing-slash-ignored"),
     pytest.param([path("/foo", ptype="Exact")], [("=", "/foo", UP, 0), ("", "/", "", 404)],
                  id="exact-only-that-path"),
-    pytest.param([path("/foo/", ptype="Exact")], [("=", "/foo/", UP, 0), ("", "/", "", 404)],
-                 id="exact-keeps-trailing-slash"),
+    pytest.param([path("/foo/", ptype="Exact")], [("=", "/foo/", UP, 0), ("=", "/foo", "", 404), ("", "/", "", 404)],
+                 id="exact-keeps-trailing-slash"),  # /foo is not /foo/: 404, not nginx's 301
     pytest.param([path("/")], [("", "/", UP, 0)], id="prefix-root"),
     pytest.param([path("/foo"), path("/foo", svc="other", ptype="Exact")],
                  [("=", "/foo", "", 503), ("", "/foo/", UP, 0), ("", "/", "", 404)],
@@ -265,3 +265,40 @@ def test_ingress_needing_lua_is_skipped_without_it_and_others_served():
     assert r.model.server("lua.com") is None and routes(r, "plain.com") == [("", "/", UP, 0)]
     assert "LuaRequired" in reasons(r)
     assert run_build(*objs).model.server("lua.com") is not None
+
+
+# -- Issue 12 §4: routing details ----------------------------------------------------------------
+
+def test_an_exact_path_with_a_trailing_slash_does_not_serve_the_path_without_it() -> None:
+    # nginx answers 301 to /foo/ for a request of /foo when `location = /foo/` proxies; the
+    # Ingress spec says /foo does not match Exact /foo/: it goes where the host sends /foo.
+    result = run_build(ingress_class(), service("web"), service("other"), endpoint_slice("web"),
+                       endpoint_slice("other", ["10.0.0.2"]),
+                       ingress("x", [("a.test", [path("/foo/", "web", 80, "Exact"), path("/", "other", 80)])]))
+    got = {(m, p): up for m, p, up, _ in routes(result, "a.test")}
+    assert got[("=", "/foo/")] == "default-web-80"
+    assert got[("=", "/foo")] == "default-other-80"  # what / serves
+
+
+def test_the_extra_exact_location_keeps_the_auth_of_the_one_it_copies() -> None:
+    ann = {"nginx.ingress.kubernetes.io/auth-url": "http://auth.example.com/check"}
+    result = run_build(ingress_class(), service("web"), endpoint_slice("web"),
+                       ingress("x", [("a.test", [path("/foo/", "web", 80, "Exact"), path("/", "web", 80)])],
+                               annotations=ann))
+    server = result.model.server("a.test")
+    assert server is not None
+    copy = next(loc for loc in server.locations if (loc.modifier, loc.path) == ("=", "/foo"))
+    assert copy.auth_location and len({loc.auth_location for loc in server.auth_subrequests}) == len(
+        server.auth_subrequests)
+
+
+def test_rewrite_target_makes_every_prefix_path_of_the_host_a_caseless_regex() -> None:
+    ann = {"nginx.ingress.kubernetes.io/rewrite-target": "/"}
+    result = run_build(ingress_class(), service("web"), endpoint_slice("web"),
+                       ingress("x", [("a.test", [path("/something", "web", 80), path("/v1.0+x", "web", 80),
+                                                 path("/exact", "web", 80, "Exact")])], annotations=ann),
+                       ingress("plain", [("b.test", [path("/something", "web", 80)])]))
+    got = {(m, p) for m, p, _, _ in routes(result, "a.test")}
+    assert ("~*", "/something(/|$)") in got and ("~*", "/v1\\.0\\+x(/|$)") in got
+    assert ("=", "/exact") in got  # Exact stays exact (the Ingress spec), and beats regexes in nginx
+    assert ("=", "/something") in {(m, p) for m, p, _, _ in routes(result, "b.test")}  # other hosts keep theirs

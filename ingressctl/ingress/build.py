@@ -12,6 +12,7 @@ for a host's TLS certificate, and the result does not depend on the order object
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,7 +128,7 @@ def _location(path: str, modifier: str, target: Target, ingress: str, cfg: Ingre
     return Location(path, modifier, up.name, 0, ingress, service, cfg, up.external_name, up.external_port)
 
 
-def _locations(route: Route, target: Target, explicit_exact: set[str]) -> list[Location]:
+def _locations(route: Route, target: Target, explicit_exact: set[str], regex_host: bool = False) -> list[Location]:
     ing = route.ingress.meta.key
     if route.kind == "regex":
         forms = [("~*", route.path)]
@@ -135,10 +136,15 @@ def _locations(route: Route, target: Target, explicit_exact: set[str]) -> list[L
         forms = [("=", route.path)]
     elif route.path == "/":
         forms = [("", "/")]
+    elif regex_host:  # rewrite-target / use-regex on the host: caseless, as ingress-nginx
+        forms = [("~*", _PREFIX_REGEX_ESCAPE.sub(r"\\\1", route.path) + "(/|$)")]
     else:
         forms = [("=", route.path)] if route.path not in explicit_exact else []
         forms.append(("", route.path + "/"))
     return [_location(path, mod, target, ing, route.config) for mod, path in forms]
+
+
+_PREFIX_REGEX_ESCAPE = re.compile(r"([.+])")  # the regex metacharacters a valid Prefix path may hold
 
 
 class _Builder:
@@ -276,21 +282,56 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
     merged = routes + [r for r in fallback if (r.kind, r.path) not in claimed and r.kind != "regex"]
     explicit_exact = {r.path for r in merged if r.kind == "exact"}
     tls = host in b.host_cert
+    # ingress-nginx makes every path of a server a caseless regex when one of its Ingresses
+    # sets rewrite-target or use-regex; only the host owner's Ingresses decide that here.
+    regex_host = any((r.config.rewrite_target is not None or r.config.use_regex)
+                     and (not host or b.owner.get(host) == r.ingress.meta.namespace) for r in merged)
     locations: list[Location] = []
     for r in merged:
         locations.extend(dataclasses.replace(b.annotate.location(loc, r.ingress, r.kind, r.claim),
                                              ssl_redirect=_ssl_redirect(r.config, tls, b, loc.path))
-                         for loc in _locations(r, b.target(r), explicit_exact))
+                         for loc in _locations(r, b.target(r), explicit_exact, regex_host))
     if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
         default = _default_location(b, routes)
         if routes:  # unmatched paths follow the host's oldest Ingress
             default = dataclasses.replace(default, ssl_redirect=_ssl_redirect(routes[0].config, tls, b))
         locations.append(default)
+    locations += _no_auto_redirect(locations)
     server = Server(host=host, locations=tuple(sorted(locations, key=lambda loc: loc.sort_key)), tls=tls,
                     certificate=b.host_cert.get(host, ""))
     owners = list({id(r.ingress): (r.ingress, r.config) for r in routes
                    if not host or b.owner.get(host) == r.ingress.meta.namespace}.values())
     return b.annotate.server(server, owners)
+
+
+def _no_auto_redirect(locations: list[Location]) -> list[Location]:
+    """For each `location = /p/` (an Exact path with a trailing slash), `location = /p` serving
+    what the host serves for /p: nginx would otherwise answer /p with a 301 to /p/ (its
+    auto-redirect for locations ending in '/'), and the Ingress spec says /p does not match.
+    A regex location that matches /p would take it first: then no copy is made."""
+    taken = {(loc.modifier, loc.path) for loc in locations}
+    out = []
+    for loc in locations:
+        bare = loc.path[:-1]
+        if loc.modifier != "=" or not loc.path.endswith("/") or not bare or ("=", bare) in taken:
+            continue
+        if any(loc.is_regex and _regex_matches(loc, bare) for loc in locations):
+            continue
+        prefixes = [p for p in locations if p.modifier == "" and bare.startswith(p.path)]
+        if prefixes:
+            best = max(prefixes, key=lambda p: len(p.path))
+            out.append(dataclasses.replace(best, modifier="=", path=bare))
+            taken.add(("=", bare))
+    return out
+
+
+def _regex_matches(loc: Location, uri: str) -> bool:
+    import re
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.match(loc.regex_match, uri, re.IGNORECASE if loc.modifier == "~*" else 0) is not None
 
 
 def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Builder, path: str = "/") -> bool:

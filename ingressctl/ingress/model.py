@@ -68,9 +68,10 @@ class Canary:
     def header_variable(self) -> str:
         return "$http_" + self.header.lower().replace("-", "_")
 
-    @property
-    def cookie_variable(self) -> str:
-        return "$cookie_" + self.cookie
+    def cookie_is(self, value: str) -> str:
+        """A map regex over $http_cookie for `<cookie>=<value>`: `$cookie_<name>` ends the name
+        at the first character outside [A-Za-z0-9_], so `Canary-By-Cookie` would never match."""
+        return "~(^|;\\s*)" + self.cookie.replace(".", "\\.") + "=" + value + "(;|$)"
 
     @property
     def variable(self) -> str:
@@ -288,6 +289,15 @@ class Server:
     def ssl_redirect(self) -> bool:
         """Some location redirects plain HTTP (decided per Ingress, as ingress-nginx does)."""
         return any(loc.ssl_redirect for loc in self.locations)
+
+    @property
+    def auth_subrequests(self) -> tuple[Location, ...]:
+        """One location per internal auth location (copies of a location share theirs)."""
+        return tuple({loc.auth_location: loc for loc in self.locations if loc.auth_location}.values())
+
+    @property
+    def mirror_subrequests(self) -> tuple[Location, ...]:
+        return tuple({loc.mirror_location: loc for loc in self.locations if loc.mirror_location}.values())
 
     @property
     def alias_names(self) -> tuple[str, ...]:
