@@ -61,6 +61,17 @@ spec:
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
+metadata: {name: split, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ["w.gw.test"]
+  rules:
+  - backendRefs: [{name: a, port: 80, weight: 3}, {name: b, port: 80, weight: 1}, {name: c, port: 80, weight: 0}]
+  - matches: [{path: {type: PathPrefix, value: /half}}]
+    backendRefs: [{name: a, port: 80}, {name: nosuch, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
 metadata: {name: tenant, namespace: other, creationTimestamp: "2025-01-01T00:00:00Z"}
 spec:
   parentRefs: [{name: gw, namespace: default}]
@@ -114,3 +125,25 @@ def test_gateway_routing(gw, host, path, kw, expected):
     r = gw.get(host, path, **kw)
     assert (r.backend if isinstance(expected, str) else r.status) == expected, (r.status, r.body[:200])
 
+
+
+def _counts(gw, path: str, n: int = 400) -> dict[object, int]:
+    out: dict[object, int] = {}
+    for _ in range(n):
+        r = gw.get("w.gw.test", path)
+        key = r.backend or r.status
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_weighted_backend_refs_split_by_weight(gw):
+    """weights 3:1:0 over 400 requests: ~300/~100/0 (bounds are > 5 standard deviations wide)."""
+    counts = _counts(gw, "/")
+    assert set(counts) == {"a", "b"}, counts
+    assert 250 <= counts["a"] <= 350, counts
+
+
+def test_a_missing_backend_keeps_its_share_and_answers_500(gw):
+    counts = _counts(gw, "/half")
+    assert set(counts) == {"a", 500}, counts
+    assert 140 <= counts["a"] <= 260, counts

@@ -22,12 +22,13 @@ from ..objects import ServiceBackend
 from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef
 from ..store import Snapshot
 from .attach import Attachment, attach, gateway_status, listener_problems, parent_gateway, parent_status
-from .model import Choice, Condition, Dispatch
+from .model import Choice, Condition, Dispatch, Split
 from .status import Condition as StatusCondition
 from .status import ObjectStatus, ParentStatus
 
 DEFAULT_CONTROLLER = "ingressctl.io/gateway-controller"
 _QUERY_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+Target = tuple[tuple[str, int], ...]  # (upstream name or "500"/"503", weight) of one rule
 _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
 
 
@@ -108,7 +109,7 @@ def _route_valid(route: HTTPRoute) -> str:
 class _Candidate:
     key: tuple[object, ...]
     conditions: list[tuple[str, str]]
-    target: str
+    target: Target
     route: str
 
 
@@ -149,16 +150,16 @@ class _Builder:
         self.upstreams[res.upstream.name] = res.upstream
         return res.upstream.name, ""
 
-    def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[str, list[str]]:
-        refs = [r for r in rule.backend_refs if r.weight > 0]
-        if not refs:
-            return "500", []
-        results = [self.backend(route, r) for r in refs]
-        failures = [reason for _, reason in results if reason]
-        if len(refs) > 1:
-            self.problems.append(Problem("HTTPRoute", route.meta.namespace, route.meta.name, "UnsupportedValue",
-                                         "weighted backendRefs are not split yet: the first one serves", True))
-        return results[0][0], failures
+    def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[Target, list[str]]:
+        """Where one rule sends requests: (target, weight) pairs (a forbidden or missing backend
+        keeps its share and answers 500, as the spec says), and the ResolvedRefs failures."""
+        results = [(self.backend(route, r), r.weight) for r in rule.backend_refs]
+        failures = [reason for (_, reason), _ in results if reason]
+        weighted: dict[str, int] = {}
+        for (target, _), weight in results:
+            if weight > 0:
+                weighted[target] = weighted.get(target, 0) + min(weight, 1_000_000)
+        return tuple(weighted.items()) or (("500", 1),), failures
 
 
 def _host_rank(server_host: str, route_host: str) -> tuple[int, int]:
@@ -175,6 +176,7 @@ def _covers(route_host: str, server_host: str) -> bool:
 
 def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
     conds: dict[tuple[str, str], int] = {}
+    splits: dict[Target, Split] = {}
     for c in cands:
         for cond in c.conditions:
             conds.setdefault(cond, len(conds))
@@ -183,8 +185,19 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
     for c in sorted(cands, key=lambda c: c.key):
         need = {conds[x] for x in c.conditions}
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
-        choices.append(Choice(pattern, c.target, c.route))
-    return Dispatch(did, conditions, tuple(choices))
+        target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
+        choices.append(Choice(pattern, target, c.route))
+    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()))
+
+
+def _split(did: int, target: Target, splits: dict[Target, Split]) -> str:
+    """A split_clients variable sharing requests by weight (shares in 0.01 %, the rest to the last)."""
+    split = splits.get(target)
+    if split is None:
+        total = sum(w for _, w in target)
+        shares = tuple((f"{w * 10000 // total / 100:.2f}%", t) for t, w in target[:-1] if w * 10000 // total)
+        split = splits[target] = Split(f"$gw_w_{did}_{len(splits)}", shares, target[-1][0])
+    return split.variable
 
 
 def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> GatewayResult:
@@ -233,7 +246,7 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
                          tuple(statuses), tuple(parents), tuple(b.problems))
 
 
-def _add_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], a: Attachment, targets: list[str]) -> None:
+def _add_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], a: Attachment, targets: list[Target]) -> None:
     r = a.route
     for host in a.hostnames:
         for ri, (rule, target) in enumerate(zip(r.rules, targets, strict=True)):

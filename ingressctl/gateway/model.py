@@ -29,15 +29,25 @@ class Choice:
     """One route match: the flags it needs (a regex over the concatenated flags) and its target."""
 
     pattern: str  # e.g. "^1.1$": flags 0 and 2 must be 1
-    target: str  # an upstream name, or "404" / "500" / "503"
+    target: str  # an upstream name, "404" / "500" / "503", or a Split variable
     route: str  # "ns/name" of the HTTPRoute (comment for readers)
+
+
+@dataclass(frozen=True)
+class Split:
+    """`split_clients $request_id <variable> { <percent> <target>; ... * <last>; }`: weighted backendRefs."""
+
+    variable: str  # $gw_w_<dispatch>_<index>
+    shares: tuple[tuple[str, str], ...]  # ("37.50%", target)
+    last: str  # takes the rest
 
 
 @dataclass(frozen=True)
 class Dispatch:
     id: int
     conditions: tuple[Condition, ...]
-    choices: tuple[Choice, ...]  # in the spec's precedence order
+    choices: tuple[Choice, ...]  # in the spec's precedence order; a target may be a Split variable
+    splits: tuple[Split, ...] = ()
 
     @property
     def variable(self) -> str:
