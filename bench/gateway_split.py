@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from e2e.harness import INGRESS_CLASS, Backends, LocalController, manifests_for_backends  # noqa: E402
+from e2e.harness import INGRESS_CLASS, Backends, LocalController, manifests_for_backends
 
 WEIGHTS = [(1, 1), (3, 1), (9, 1), (99, 1)]
 
