@@ -72,6 +72,23 @@ spec:
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
+metadata: {name: redirects, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ["r.gw.test"]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {hostname: new.test, statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /new}}
+  - matches: [{path: {type: PathPrefix, value: /tls}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+  - matches: [{path: {type: PathPrefix, value: /port}}]
+    filters: [{type: RequestRedirect, requestRedirect: {port: 8443}}]
+  - backendRefs: [{name: b, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
 metadata: {name: tenant, namespace: other, creationTimestamp: "2025-01-01T00:00:00Z"}
 spec:
   parentRefs: [{name: gw, namespace: default}]
@@ -147,3 +164,16 @@ def test_a_missing_backend_keeps_its_share_and_answers_500(gw):
     counts = _counts(gw, "/half")
     assert set(counts) == {"a", 500}, counts
     assert 140 <= counts["a"] <= 260, counts
+
+
+@pytest.mark.parametrize("path, status, location", [
+    ("/old/x?q=1", 301, "http://new.test/new"),
+    ("/tls/x?q=1", 302, "https://r.gw.test/tls/x?q=1"),  # the scheme's well-known port is left out
+    ("/port", 302, "http://r.gw.test:8443/port"),
+    ("/other", 200, None),
+])
+def test_request_redirect(gw, path, status, location):
+    r = gw.get("r.gw.test", path)
+    assert (r.status, r.headers.get("location")) == (status, location)
+    if location is None:
+        assert r.backend == "b"

@@ -95,10 +95,23 @@ class HTTPMatch:
 
 
 @dataclass(frozen=True)
+class Redirect:
+    """A RequestRedirect filter as written ("" / 0 = not set)."""
+
+    scheme: str = ""
+    hostname: str = ""
+    port: int = 0
+    status_code: int = 302
+    path_type: str = ""  # ReplaceFullPath | ReplacePrefixMatch
+    path: str = ""
+
+
+@dataclass(frozen=True)
 class HTTPRule:
     matches: tuple[HTTPMatch, ...]
     backend_refs: tuple[ObjectRef, ...]
     filter_types: tuple[str, ...] = ()
+    redirect: Redirect | None = None
 
 
 @dataclass(frozen=True)
@@ -204,9 +217,23 @@ def _rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
                     for i, x in enumerate(r.seq(m.get("matches"), f"{path}.matches", MAX_MATCHES)))
     refs = tuple(_ref(r, x, f"{path}.backendRefs[{i}]", "", "Service")
                  for i, x in enumerate(r.seq(m.get("backendRefs"), f"{path}.backendRefs", MAX_BACKEND_REFS)))
+    raw_filters = r.seq(m.get("filters"), f"{path}.filters", MAX_FILTERS)
     filters = tuple(r.text(r.mapping(f, path).get("type"), f"{path}.filters[{i}].type")
-                    for i, f in enumerate(r.seq(m.get("filters"), f"{path}.filters", MAX_FILTERS)))
-    return HTTPRule(matches or (HTTPMatch(),), refs, filters)
+                    for i, f in enumerate(raw_filters))
+    redirect = next((_redirect(r, r.mapping(f, path).get("requestRedirect"), f"{path}.filters[{i}].requestRedirect")
+                     for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "RequestRedirect"), None)
+    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect)
+
+
+def _redirect(r: _Reader, raw: Any, path: str) -> Redirect:
+    m = r.mapping(raw, path)
+    p = r.mapping(m.get("path"), f"{path}.path")
+    kind = r.text(p.get("type"), f"{path}.path.type")
+    value = p.get("replaceFullPath") if kind == "ReplaceFullPath" else p.get("replacePrefixMatch")
+    return Redirect(scheme=r.text(m.get("scheme"), f"{path}.scheme"), hostname=r.text(m.get("hostname"), f"{path}.hostname"),
+                    port=r.integer(m.get("port"), f"{path}.port"),
+                    status_code=r.integer(m.get("statusCode"), f"{path}.statusCode", 302),
+                    path_type=kind, path=r.text(value, f"{path}.path"))
 
 
 def parse_http_route(raw: Mapping[str, Any]) -> HTTPRoute:

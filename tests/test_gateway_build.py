@@ -186,3 +186,28 @@ def test_route_with_a_value_we_cannot_serve_is_not_accepted(match):
     acc = result.parents[0].condition("Accepted")
     assert acc is not None and (acc.status, acc.reason) == (False, "UnsupportedValue")
     assert result.servers == ()
+
+
+@pytest.mark.parametrize("redirect, listener_port, expected", [
+    (dict(), 80, "http://$host$request_uri"),
+    (dict(), 8080, "http://$host:8080$request_uri"),  # no scheme: the listener's port
+    (dict(scheme="https"), 8080, "https://$host$request_uri"),  # a scheme: its well-known port
+    (dict(scheme="http", port=443), 80, "http://$host:443$request_uri"),
+    (dict(hostname="a.test", path_type="ReplaceFullPath", path="/x"), 80, "http://a.test/x"),
+])
+def test_redirect_location(redirect, listener_port, expected):
+    from ingressctl.gateway.build import redirect_location
+    from ingressctl.objects_gateway import Redirect
+    assert redirect_location(Redirect(**redirect), listener_port) == expected
+
+
+@pytest.mark.parametrize("redirect", [
+    dict(status_code=307), dict(scheme="ftp"), dict(hostname="a;b"), dict(port=70000),
+    dict(path_type="ReplacePrefixMatch", path="/x"), dict(path_type="ReplaceFullPath", path="/a b"),
+])
+def test_redirect_values_we_cannot_serve(redirect):
+    from ingressctl.gateway.build import redirect_location
+    from ingressctl.ingress.values import InvalidValue
+    from ingressctl.objects_gateway import Redirect
+    with pytest.raises(InvalidValue):
+        redirect_location(Redirect(**redirect), 80)

@@ -19,7 +19,7 @@ from ..ingress import values as v
 from ..ingress.backends import BackendResolver
 from ..ingress.model import Location, Problem, Server, Upstream
 from ..objects import ServiceBackend
-from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef
+from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef, Redirect
 from ..store import Snapshot
 from .attach import Attachment, attach, gateway_status, listener_problems, parent_gateway, parent_status
 from .model import Choice, Condition, Dispatch, Split
@@ -79,6 +79,30 @@ def match_conditions(m: HTTPMatch) -> list[tuple[str, str]]:
     return out
 
 
+_WELL_KNOWN = {"http": 80, "https": 443}
+
+
+def redirect_location(r: Redirect, listener_port: int) -> str:
+    """The Location of a RequestRedirect on an HTTP listener, as the spec derives it: the
+    scheme's well-known port when a scheme is given, else the listener's port; no port in
+    the URL when it is the scheme's well-known one. Raises InvalidValue."""
+    scheme = v.enum(r.scheme, ("http", "https")) if r.scheme else "http"
+    if r.status_code not in (301, 302):
+        raise v.InvalidValue(f"redirect statusCode {r.status_code}: only 301 and 302 are served")
+    if r.port and not 1 <= r.port <= 65535:
+        raise v.InvalidValue(f"redirect port {r.port} is out of range")
+    port = r.port or (_WELL_KNOWN[scheme] if r.scheme else listener_port)
+    host = v.host(r.hostname) if r.hostname else "$host"
+    if r.path_type == "ReplaceFullPath":
+        path = v.path(r.path)
+    elif r.path_type:
+        raise v.InvalidValue(f"redirect path type {r.path_type!r}: only ReplaceFullPath is served yet")
+    else:
+        path = "$request_uri"
+    suffix = "" if _WELL_KNOWN[scheme] == port else f":{port}"
+    return f"{scheme}://{host}{suffix}{path}"
+
+
 def _value_regex(typ: str, value: str, what: str) -> str:
     if typ == "Exact":
         if len(value) > 4096 or any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -97,9 +121,11 @@ def _route_valid(route: HTTPRoute) -> str:
         for rule in route.rules:
             for m in rule.matches:
                 match_conditions(m)
-            unsupported = [f for f in rule.filter_types]
+            unsupported = [f for f in rule.filter_types if f != "RequestRedirect"]
             if unsupported:
                 raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported yet")
+            if rule.redirect is not None:
+                redirect_location(rule.redirect, 80)
     except v.InvalidValue as e:
         return str(e)
     return ""
@@ -111,6 +137,7 @@ class _Candidate:
     conditions: list[tuple[str, str]]
     target: Target
     route: str
+    redirect: str = ""  # Location of a RequestRedirect rule
 
 
 @dataclass
@@ -153,6 +180,8 @@ class _Builder:
     def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[Target, list[str]]:
         """Where one rule sends requests: (target, weight) pairs (a forbidden or missing backend
         keeps its share and answers 500, as the spec says), and the ResolvedRefs failures."""
+        if rule.redirect is not None:
+            return ((str(rule.redirect.status_code), 1),), []
         results = [(self.backend(route, r), r.weight) for r in rule.backend_refs]
         failures = [reason for (_, reason), _ in results if reason]
         weighted: dict[str, int] = {}
@@ -186,7 +215,7 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
         need = {conds[x] for x in c.conditions}
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
         target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
-        choices.append(Choice(pattern, target, c.route))
+        choices.append(Choice(pattern, target, c.route, c.redirect))
     return Dispatch(did, conditions, tuple(choices), tuple(splits.values()))
 
 
@@ -239,7 +268,8 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
         cands = _host_candidates(by_host, host)
         d = _dispatch(len(dispatches), cands)
         dispatches.append(d)
-        loc = Location("/", "", "", 0, "", "", dispatch=d.variable)
+        loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
+                       dispatch_redirect=d.location_variable if d.redirects else "")
         servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*.")))
     statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
     return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)), tuple(dispatches),
@@ -255,7 +285,8 @@ def _add_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], a: Attachm
                 path_len = len(m.path.rstrip("/")) if m.path_type == "PathPrefix" else len(m.path)
                 key = (0 if m.path_type == "Exact" else 1, -path_len, m.path_type == "RegularExpression",
                        0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
-                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key)))
+                redirect = redirect_location(rule.redirect, a.listener.port) if rule.redirect else ""
+                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect)))
 
 
 def _host_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], host: str) -> list[_Candidate]:
@@ -267,5 +298,5 @@ def _host_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], host: str
             continue
         for _, c in cands:
             key = (*_host_rank(host, rh), *c.key)
-            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route))
+            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route, c.redirect))
     return list(out.values())

@@ -31,6 +31,7 @@ class Choice:
     pattern: str  # e.g. "^1.1$": flags 0 and 2 must be 1
     target: str  # an upstream name, "404" / "500" / "503", or a Split variable
     route: str  # "ns/name" of the HTTPRoute (comment for readers)
+    redirect: str = ""  # Location of a RequestRedirect (target is then "301" or "302")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,15 @@ class Dispatch:
     @property
     def variable(self) -> str:
         return f"$gw_d_{self.id}"
+
+    @property
+    def redirects(self) -> bool:
+        return any(ch.redirect for ch in self.choices)
+
+    @property
+    def location_variable(self) -> str:
+        """The redirect Location, from a second map with the same patterns in the same order."""
+        return f"$gw_l_{self.id}"
 
     @property
     def key(self) -> str:

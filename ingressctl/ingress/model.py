@@ -206,6 +206,7 @@ class Location:
     ssl_redirect: bool = False  # plain HTTP gets 308 to HTTPS (ssl-redirect / force-ssl-redirect of its Ingress)
     fallback_code: int = 0  # proxied to a default backend in place of this status (error-backend headers)
     dispatch: str = ""  # Gateway API: the variable (gateway/model.py Dispatch) naming the upstream or a status
+    dispatch_redirect: str = ""  # Gateway API: the variable holding a RequestRedirect's Location
 
     @property
     def is_regex(self) -> bool:
