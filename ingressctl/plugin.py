@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("--selector", default="app.kubernetes.io/name=ingressctl,app.kubernetes.io/component=controller")
         c.add_argument("--status-port", type=int, default=10254)
         c.add_argument("--kubeconfig", default=None)
+        c.add_argument("--context", default="", help="kubeconfig context (default: the current one)")
     return p
 
 
@@ -133,7 +134,8 @@ def _conf(ns: argparse.Namespace) -> int:
 
 
 def _kubectl(ns: argparse.Namespace, *words: str) -> list[str]:
-    return ["kubectl", *(["--kubeconfig", ns.kubeconfig] if ns.kubeconfig else []), "-n", ns.namespace, *words]
+    return ["kubectl", *(["--kubeconfig", ns.kubeconfig] if ns.kubeconfig else []),
+            *(["--context", ns.context] if ns.context else []), "-n", ns.namespace, *words]
 
 
 def _pick_pod(ns: argparse.Namespace) -> str:

@@ -34,6 +34,7 @@ def add_source_flags(p: argparse.ArgumentParser) -> None:
     src.add_argument("--manifests", type=Path, metavar="DIR", help="directory of YAML manifests (local mode)")
     src.add_argument("--kubeconfig", metavar="FILE",
                      help="read the cluster's objects (list only; default: the current kubeconfig context)")
+    g.add_argument("--context", default="", metavar="NAME", help="kubeconfig context (default: the current one)")
     g.add_argument("--service-cidr", default=DEFAULT_SERVICE_CIDR, help=argparse.SUPPRESS)
     add_class_flags(p)
 
@@ -48,16 +49,17 @@ def load_snapshot(args: argparse.Namespace) -> tuple[Snapshot, list[str]]:
                                    on_problems=lambda _: None)
         problems = [str(p) for p in source.load()]
         return store.snapshot(), problems
-    return _from_cluster(args.kubeconfig, args.configmap, store)
+    return _from_cluster(args.kubeconfig, args.configmap, store, args.context)
 
 
-def _from_cluster(kubeconfig: str | None, configmap: str, store: Store) -> tuple[Snapshot, list[str]]:
+def _from_cluster(kubeconfig: str | None, configmap: str, store: Store, context: str = "") -> tuple[Snapshot, list[str]]:
     from ..kube.client import KubeClient, KubeUnavailable, load_configuration
     from ..sources.kube import KubeSource, default_specs
 
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
-        source = KubeSource(KubeClient(load_configuration(kubeconfig)), store, default_specs(configmap=configmap))
+        source = KubeSource(KubeClient(load_configuration(kubeconfig, context)), store,
+                            default_specs(configmap=configmap))
         source.initial_sync()
     except KubeUnavailable as e:
         raise UserError(str(e)) from None
@@ -101,7 +103,8 @@ def read_raw_inputs(paths: list[str]) -> tuple[list[tuple[str, Any]], list[str]]
     return docs, problems
 
 
-def list_raw_from_cluster(kubeconfig: str | None, extra: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+def list_raw_from_cluster(kubeconfig: str | None, extra: tuple[str, ...] = (),
+                          context: str = "") -> list[tuple[str, Any]]:
     """Every object of the kinds ingressctl reads, listed once (read-only), as raw dicts; `extra`
     API paths (e.g. /apis/apps/v1/deployments) are listed too and skipped when refused."""
     from ..kube.client import RESOURCES, KubeClient, KubeUnavailable, describe_failure, load_configuration
@@ -109,7 +112,7 @@ def list_raw_from_cluster(kubeconfig: str | None, extra: tuple[str, ...] = ()) -
 
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
-        client = KubeClient(load_configuration(kubeconfig))
+        client = KubeClient(load_configuration(kubeconfig, context))
     except Exception as e:  # kubeconfig missing or unreadable
         raise UserError(f"--kubeconfig: {e}") from None
     out: list[tuple[str, Any]] = []

@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "same; 1: something differs; 2: some Ingress would be refused.")
     c.add_argument("inputs", nargs="*", metavar="FILE|DIR|-", help="exported objects (default: --kubeconfig)")
     c.add_argument("--kubeconfig", metavar="FILE", help="read the cluster instead (list requests only)")
+    c.add_argument("--context", default="", metavar="NAME", help="kubeconfig context (default: the current one)")
     c.add_argument("--from-class", default="", metavar="NAME",
                    help="the IngressClass to migrate from (default: what ingress-nginx's flags say, else "
                         "controller k8s.io/ingress-nginx and class annotation 'nginx')")
@@ -45,7 +46,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.inputs:
         docs, problems = read_raw_inputs(args.inputs)
     else:
-        docs, problems = list_raw_from_cluster(args.kubeconfig, WORKLOAD_PATHS), []
+        docs, problems = list_raw_from_cluster(args.kubeconfig, WORKLOAD_PATHS, args.context), []
     export = read_export(docs)
     if problems:
         export = export.__class__(export.objects, export.controllers, tuple(problems) + export.problems,

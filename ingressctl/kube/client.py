@@ -62,19 +62,21 @@ RESOURCES = {r.kind: r for r in (
 )}
 
 
-def load_configuration(kubeconfig: str | None = None) -> Configuration:
-    """--kubeconfig, $KUBECONFIG, in-cluster service account, ~/.kube/config; else KubeUnavailable."""
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
+    """--kubeconfig, $KUBECONFIG, in-cluster service account, ~/.kube/config; else KubeUnavailable.
+    `context` picks a kubeconfig context other than the current one."""
     cfg = Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
     try:
         if path:
             if not Path(path).is_file():
                 raise KubeUnavailable(f"kubeconfig {path} does not exist")
-            kube_config.load_kube_config(config_file=path, client_configuration=cfg, persist_config=False)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            kube_config.load_kube_config(config_file=path, context=context or None, client_configuration=cfg,
+                                         persist_config=False)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST") and not context:
             kube_config.load_incluster_config(client_configuration=cfg)
         elif Path("~/.kube/config").expanduser().is_file():
-            kube_config.load_kube_config(client_configuration=cfg, persist_config=False)
+            kube_config.load_kube_config(context=context or None, client_configuration=cfg, persist_config=False)
         else:
             raise KubeUnavailable("no cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a "
                                   "pod with a service account")
