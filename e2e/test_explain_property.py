@@ -94,6 +94,7 @@ PATHS = ("/", "/api", "/api/", "/apix", "/api/v1/status", "/api/v1/status/", "/a
          "/V3/items/x", "/v1/items/special/long/x", "/vx/items", "/empty", "/empty/a", "/only-new", "/fallback",
          "/fallback/x", "/a/../api/x", "//api//x", "/%61pi", "/x?q=1")
 HEADERS = ((), ("X-Canary: always",), ("X-Canary: never",), ("Cookie: beta=always",), ("X-Canary: Always",),
+           ("Cookie: a=1; beta=Always",), ("Cookie: beta=never; x=y",),
            ("Cookie: beta=never", "X-Canary: maybe"))
 
 

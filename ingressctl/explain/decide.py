@@ -118,8 +118,8 @@ def _access(deny: tuple[str, ...], allow: tuple[str, ...], client: str) -> str:
 
 
 def _canary(c: Canary, req: Request, d: Decision) -> None:
-    """header, then cookie, then weight (the maps of http_annotations.j2; map values match
-    case-insensitively)."""
+    """header, then cookie, then weight (the maps of http_annotations.j2: header values match
+    case-insensitively, the cookie regexes case-sensitively)."""
     if c.header:
         got = req.headers.get(c.header.lower())
         if got is not None:
@@ -135,7 +135,9 @@ def _canary(c: Canary, req: Request, d: Decision) -> None:
                                                               f"{got!r} decides nothing"))
     if c.cookie:
         got = req.cookie(c.cookie)
-        flag = {"always": "1", "never": "0"}.get((got or "").lower(), "")
+        header = req.headers.get("cookie", "")  # the map's regexes over $http_cookie, as rendered
+        flag = "1" if re.search(c.cookie_is("always")[1:], header) else \
+            "0" if re.search(c.cookie_is("never")[1:], header) else ""
         if flag:
             _pick(d, c, flag == "1", f"canary-by-cookie {c.cookie}={got}")
             return

@@ -169,16 +169,26 @@ def _origin(snap: Snapshot, server: Server, loc: Location) -> RouteRef | None:
     ing = snap.ingresses.get(loc.ingress) if loc.ingress else None
     if ing is None:
         return None
-    want = loc.path.rstrip("/") or "/" if not loc.is_regex else loc.path
-    for host in (server.host, ""):
-        for ri, rule in enumerate(ing.rules):
-            if rule.host != host:
-                continue
-            for pi, p in enumerate(rule.paths):
-                got = p.path if loc.is_regex else (p.path.rstrip("/") or "/")
-                if got == want and (loc.modifier == "=") <= (p.path_type == "Exact" or p.path.rstrip("/") == want):
-                    return RouteRef("Ingress", ing.meta.namespace, ing.meta.name, ri, pi)
+    candidates = [(ri, pi, p) for host in (server.host, "") for ri, rule in enumerate(ing.rules) if rule.host == host
+                  for pi, p in enumerate(rule.paths)]
+    for ri, pi, p in candidates:
+        if loc.path in _forms(p.path, p.path_type):
+            return RouteRef("Ingress", ing.meta.namespace, ing.meta.name, ri, pi)
+    # a copy the build made (an exact /p beside an Exact /p/): the longest Prefix path it falls under
+    under = [(len(p.path), ri, pi) for ri, pi, p in candidates if p.path_type != "Exact"
+             and _path_matches(p.path, "Prefix", loc.path, False)]
+    if under:
+        _, ri, pi = max(under)
+        return RouteRef("Ingress", ing.meta.namespace, ing.meta.name, ri, pi)
     return RouteRef("Ingress", ing.meta.namespace, ing.meta.name, None, None)
+
+
+def _forms(path: str, path_type: str) -> set[str]:
+    """The location paths the build makes from one Ingress path (see ingress.build._locations)."""
+    base = path.rstrip("/") or "/"
+    if path_type == "Exact":
+        return {path}
+    return {path, base, base + "/", re.sub(r"([.+])", r"\\\1", base) + "(/|$)"}
 
 
 def _annotations(snap: Snapshot, route: RouteRef | None, canary: bool,

@@ -156,22 +156,22 @@ def _regex_hosts(ingresses: list[Ingress]) -> dict[str, str]:
     return out
 
 
+REGEX_NGINX = ("matches this Ingress's paths on the host as case-insensitive regexes with any continuation "
+               "(Prefix /cart also matches /cartoon; Exact paths too)")
+REGEX_OURS = ("matches Prefix paths case-insensitively by whole path elements (/CART/x yes, /cartoon no) and Exact "
+              "paths exactly; only a use-regex Ingress of the host owner's namespace has this effect")
+
+
 def _regex_spread(ing: Ingress, regex_hosts: dict[str, str]) -> list[Difference]:
     cfg, _ = parse_annotations(ing.meta.annotations, allow_snippets=True)
     if cfg.regex:
         typed = sorted({p.path_type for r in ing.rules for p in r.paths} - {"ImplementationSpecific"})
         if not typed:
             return []
-        return [Difference(
-            f"use-regex (or rewrite-target) with {'/'.join(typed)} paths",
-            "matches those paths as case-insensitive regexes too (Prefix /api also matches /apix)",
-            f"keeps {'/'.join(typed)} paths as Kubernetes defines them (only ImplementationSpecific paths are regexes)")]
+        return [Difference(f"use-regex (or rewrite-target) with {'/'.join(typed)} paths", REGEX_NGINX, REGEX_OURS)]
     out = []
     for host in sorted({r.host for r in ing.rules if r.host in regex_hosts and r.paths}):
-        out.append(Difference(
-            f"use-regex of Ingress {regex_hosts[host]} on host {host or '*'}",
-            "treats this Ingress's paths on the host as case-insensitive regexes too (/foo also matches /foobar)",
-            "keeps this Ingress's paths Prefix/Exact (use-regex applies to its own Ingress only)"))
+        out.append(Difference(f"use-regex of Ingress {regex_hosts[host]} on host {host or '*'}", REGEX_NGINX, REGEX_OURS))
     return out
 
 
