@@ -157,13 +157,23 @@ def test_nginx_killed_is_restarted_and_counted(tmp_path: Path):
         backends.stop()
 
 
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
 def test_a_restart_that_fails_is_retried_with_a_backoff_and_reports_nginx_error(mini: MiniNginx, caplog):
     mini.apply("gen-1")
     os.killpg(mini.nginx.proc.pid, signal.SIGKILL)  # type: ignore[union-attr]
     mini.nginx.proc.wait(timeout=5)  # type: ignore[union-attr]
     with socket.socket() as thief:  # someone took the port meanwhile
         thief.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        thief.bind(("127.0.0.1", mini.port))
+        # The killed workers close their listening sockets a moment after the master is
+        # reaped: bind once the last of them is gone (bounded).
+        wait_until(lambda: _bound(thief, mini.port), 5, "the killed workers to release the port")
         thief.listen()
         assert mini.nginx.ensure_running()  # tried, and failed
         assert not mini.nginx.running()
