@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import INGRESS_CLASS, Backends, LocalController, manifests_for_backends
+from .harness import INGRESS_CLASS, Backends, LocalController, Response, free_port, manifests_for_backends, request
 
 GATEWAY = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -19,8 +19,8 @@ metadata: {name: gw, namespace: default}
 spec:
   gatewayClassName: ours
   listeners:
-  - {name: wild, protocol: HTTP, port: 80, hostname: "*.gw.test"}
-  - {name: other, protocol: HTTP, port: 80, hostname: "other.test"}
+  - {name: wild, protocol: HTTP, port: PORT, hostname: "*.gw.test"}
+  - {name: other, protocol: HTTP, port: PORT, hostname: "other.test"}
 """
 
 ROUTES = """\
@@ -98,19 +98,31 @@ spec:
 """
 
 
+class Listener:
+    """Requests to the Gateway listener's own port (not the Ingress --http-port)."""
+
+    def __init__(self, port: int, controller: LocalController) -> None:
+        self.port, self.controller = port, controller
+
+    def get(self, host: str, path: str = "/", **kw: object) -> Response:
+        return request(self.port, host, path, **kw)  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
+    port = free_port()
     backends = Backends()
     controller = LocalController(tmp_path_factory.mktemp("gateway"))
     controller.write("00-class.yaml", INGRESS_CLASS)
     controller.start()
     for name in ("a", "b", "c"):
         controller.write(f"svc-{name}.yaml", manifests_for_backends("default", name, [backends.start(name)]))
-    controller.write("gw.yaml", GATEWAY)
+    controller.write("gw.yaml", GATEWAY.replace("PORT", str(port)))
     controller.write("routes.yaml", ROUTES)
+    listener = Listener(port, controller)
     try:
-        controller.wait_for(lambda: controller.get("z.gw.test", "/new").backend == "c", what="routes live")
-        yield controller
+        controller.wait_for(lambda: listener.get("z.gw.test", "/new").backend == "c", what="routes live")
+        yield listener
     finally:
         controller.stop()
         backends.stop()
@@ -137,6 +149,7 @@ def gw(tmp_path_factory):
     ("b.elsewhere.test", "/", {}, 404),  # outside the listener's hostname: not served
     ("other.test", "/new", {}, "c"),
     ("other.test", "/", {}, 404),
+    ("unknown.test", "/new", {}, 404),  # the listener port's own default server
 ])
 def test_gateway_routing(gw, host, path, kw, expected):
     r = gw.get(host, path, **kw)
@@ -167,13 +180,19 @@ def test_a_missing_backend_keeps_its_share_and_answers_500(gw):
 
 
 @pytest.mark.parametrize("path, status, location", [
-    ("/old/x?q=1", 301, "http://new.test/new"),
+    ("/old/x?q=1", 301, "http://new.test:PORT/new"),  # no scheme: the listener's port
     ("/tls/x?q=1", 302, "https://r.gw.test/tls/x?q=1"),  # the scheme's well-known port is left out
     ("/port", 302, "http://r.gw.test:8443/port"),
     ("/other", 200, None),
 ])
 def test_request_redirect(gw, path, status, location):
     r = gw.get("r.gw.test", path)
-    assert (r.status, r.headers.get("location")) == (status, location)
+    assert (r.status, r.headers.get("location")) == (status, location and location.replace("PORT", str(gw.port)))
     if location is None:
         assert r.backend == "b"
+
+
+def test_gateway_routes_are_not_on_the_ingress_port(gw):
+    """A listener is served on its declared port only: the Ingress --http-port does not serve it."""
+    assert gw.controller.get("z.gw.test", "/new").status == 404
+    assert gw.get("z.gw.test", "/new").backend == "c"

@@ -211,3 +211,48 @@ def test_redirect_values_we_cannot_serve(redirect):
     from ingressctl.objects_gateway import Redirect
     with pytest.raises(InvalidValue):
         redirect_location(Redirect(**redirect), 80)
+
+
+def test_listeners_get_servers_on_their_own_ports():
+    """Port 80 = the Ingress HTTP port here: shared servers (ports=()); 8081 gets servers of its
+    own (a 404 default server, no route yet); 443 (the Ingress HTTPS port) is refused."""
+    from ingressctl.gateway.build import GatewayOptions
+    objs = [parse_object(d) for d in yaml.safe_load_all(BASE + "---" + _route("infra", "{name: gw, sectionName: same}",
+                                                                                   "[a.same.test]")) if d]
+    gw443 = yaml.safe_load("""
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls, namespace: infra}
+spec: {gatewayClassName: ours, listeners: [{name: h, protocol: HTTP, port: 443}, {name: p, protocol: HTTP, port: 8081}]}""")
+    result = build_gateway(Snapshot.of([*objs, parse_object(gw443)]), GatewayOptions(ingress_http_port=80))
+    assert {(s.host, s.ports) for s in result.servers} == {("a.same.test", ()), ("", (8081,))}
+    tls = next(s for s in result.statuses if s.name == "tls").listener("h")
+    assert tls is not None and any(c.reason == "PortUnavailable" for c in tls.conditions)
+
+
+def test_an_ingress_keeps_a_host_both_claim_on_the_same_port():
+    from ingressctl.gateway.build import GatewayOptions
+    from ingressctl.gateway.merge import with_gateway
+    from ingressctl.ingress.build import build
+    docs = [d for d in yaml.safe_load_all(BASE + "---" + _route("infra", "{name: gw, sectionName: same}", "[a.same.test]")
+                                          + "---\n" + INGRESS) if d]
+    snap = Snapshot.of([parse_object(d) for d in docs])
+    result = with_gateway(build(snap), snap, GatewayOptions(ingress_http_port=80))
+    server = result.model.server("a.same.test")
+    assert server is not None and not any(loc.dispatch for loc in server.locations)
+    assert any(p.reason == "HostConflict" for p in result.problems)
+
+
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: ingressctl.io/ingress-controller}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: i, namespace: app}
+spec:
+  ingressClassName: nginx
+  rules: [{host: a.same.test, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: svc, port: {number: 80}}}}]}}]
+"""

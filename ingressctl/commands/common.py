@@ -110,7 +110,8 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         lazy_default_certificate=_workers_reach(Path(state)),
         stale_after=getattr(args, "stale_after", 60.0),
         redirect_https_port=getattr(args, "redirect_https_port", 0),
-        gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER)),
+        gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER),
+                               ingress_http_port=http, ingress_https_port=https),
     )
 
 

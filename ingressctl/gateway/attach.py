@@ -30,8 +30,9 @@ class Attachment:
     hostnames: tuple[str, ...]  # "" = every host
 
 
-def listener_problems(gw: Gateway) -> dict[str, tuple[Condition, ...]]:
-    """Conditions of every listener of one Gateway, by listener name."""
+def listener_problems(gw: Gateway, reserved: frozenset[int] = frozenset()) -> dict[str, tuple[Condition, ...]]:
+    """Conditions of every listener of one Gateway, by listener name (`reserved`: ports that
+    cannot serve plain HTTP, the Ingress HTTPS port)."""
     g = gw.meta.generation
     by_port: dict[int, list[Listener]] = {}
     for lst in gw.listeners:
@@ -47,8 +48,8 @@ def listener_problems(gw: Gateway) -> dict[str, tuple[Condition, ...]]:
         accepted, reason, message = True, "Accepted", ""
         if lst.protocol not in SUPPORTED_PROTOCOLS:
             accepted, reason, message = False, "UnsupportedProtocol", f"protocol {lst.protocol} is not served"
-        elif not 1 <= lst.port <= 65535:
-            accepted, reason, message = False, "PortUnavailable", f"port {lst.port} is out of range"
+        elif not 1 <= lst.port <= 65535 or lst.port in reserved:
+            accepted, reason, message = False, "PortUnavailable", f"port {lst.port} is out of range or taken"
         elif lst.hostname:
             try:
                 v.host(lst.hostname)

@@ -35,6 +35,8 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE
 @dataclass(frozen=True)
 class GatewayOptions:
     controller_name: str = DEFAULT_CONTROLLER
+    ingress_http_port: int = 80  # a listener on this port shares the Ingress servers (merge.py)
+    ingress_https_port: int = 443  # TLS for Ingress: an HTTP listener cannot share it
 
 
 @dataclass(frozen=True)
@@ -235,11 +237,11 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
                                                                                 c.meta.generation),))
                 for c in classes.values()]
     ours: dict[str, Gateway] = {k: g for k, g in snap.gateways.items() if g.class_name in classes}
-    listener_conds = {k: listener_problems(g) for k, g in ours.items()}
+    listener_conds = {k: listener_problems(g, frozenset({opts.ingress_https_port})) for k, g in ours.items()}
     b = _Builder(snap, BackendResolver(snap))
     parents: list[ParentStatus] = []
     attached: dict[str, dict[str, int]] = {k: {} for k in ours}
-    by_host: dict[str, list[tuple[str, _Candidate]]] = {}
+    by_port: dict[int, ByHost] = {}
     for route in sorted(snap.http_routes.values(), key=lambda r: r.meta.age_key):
         invalid = _route_valid(route)
         targets = [b.rule_target(route, rule) for rule in route.rules] if not invalid else []
@@ -260,23 +262,40 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
             for a in atts:
                 counts = attached[gw.meta.key]
                 counts[a.listener.name] = counts.get(a.listener.name, 0) + 1
-                _add_candidates(by_host, a, [t for t, _ in targets])
-    hosts = sorted({h for h in by_host if h})
-    servers: list[Server] = []
-    dispatches: list[Dispatch] = []
-    for host in ([""] if "" in by_host else []) + hosts:
-        cands = _host_candidates(by_host, host)
-        d = _dispatch(len(dispatches), cands)
-        dispatches.append(d)
-        loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
-                       dispatch_redirect=d.location_variable if d.redirects else "")
-        servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*.")))
+                _add_candidates(by_port.setdefault(a.listener.port, {}), a, [t for t, _ in targets])
+    for g in ours.values():  # a programmed listener's port is served even before a route attaches
+        for lst in g.listeners:
+            if any(c.type == "Programmed" and c.status for c in listener_conds[g.meta.key][lst.name]):
+                by_port.setdefault(lst.port, {})
+    servers, dispatches = _servers(by_port, opts)
     statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
     return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)), tuple(dispatches),
                          tuple(statuses), tuple(parents), tuple(b.problems))
 
 
-def _add_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], a: Attachment, targets: list[Target]) -> None:
+ByHost = dict[str, list[tuple[str, "_Candidate"]]]
+
+
+def _servers(by_port: dict[int, ByHost], opts: GatewayOptions) -> tuple[list[Server], list[Dispatch]]:
+    """One server per (listener port, host). A listener on the Ingress HTTP port shares the
+    Ingress servers (ports=()); any other port gets its own servers and a 404 default server."""
+    servers: list[Server] = []
+    dispatches: list[Dispatch] = []
+    for port in sorted(by_port):
+        by_host = by_port[port]
+        ports = () if port == opts.ingress_http_port else (port,)
+        if ports and "" not in by_host:
+            servers.append(Server(host="", locations=(Location("/", "", "", 404, "", ""),), ports=ports))
+        for host in ([""] if "" in by_host else []) + sorted(h for h in by_host if h):
+            d = _dispatch(len(dispatches), _host_candidates(by_host, host))
+            dispatches.append(d)
+            loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
+                           dispatch_redirect=d.location_variable if d.redirects else "")
+            servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports))
+    return servers, dispatches
+
+
+def _add_candidates(by_host: ByHost, a: Attachment, targets: list[Target]) -> None:
     r = a.route
     for host in a.hostnames:
         for ri, (rule, target) in enumerate(zip(r.rules, targets, strict=True)):
@@ -289,7 +308,7 @@ def _add_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], a: Attachm
                 by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect)))
 
 
-def _host_candidates(by_host: dict[str, list[tuple[str, _Candidate]]], host: str) -> list[_Candidate]:
+def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
     """The candidates serving `host`: its own, then wildcards covering it, then host-less ones,
     host specificity first (the spec's first precedence rule); each route match once."""
     out: dict[tuple[object, ...], _Candidate] = {}

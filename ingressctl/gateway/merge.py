@@ -1,6 +1,8 @@
 """Adding the Gateway API build to an Ingress build: one Model, one nginx.
 
-Rule when both claim a host (on the same address and port): the Ingress server keeps the
+Gateway listeners on their own ports get servers of their own (`Server.ports`); a listener
+on the Ingress HTTP port shares the Ingress servers. Rule when both claim a host on the
+same address and port: the Ingress server keeps the
 host and the Gateway routes for that host are left out and reported (Ingress came first
 on this controller; a migration moves a host by deleting its Ingress). Host-less Gateway
 routes take the default server only when no Ingress serves it (it answers 404).
@@ -27,11 +29,11 @@ def merge(result: BuildResult, gw: GatewayResult) -> BuildResult:
         return result
     model = result.model
     servers = list(model.servers)
-    index = {s.host: i for i, s in enumerate(servers)}
+    index = {(s.host, s.ports): i for i, s in enumerate(servers)}
     problems = list(gw.problems)
     added: list[Server] = []
     for s in gw.servers:
-        i = index.get(s.host)
+        i = index.get((s.host, s.ports))
         if i is None:
             added.append(s)
         elif not s.host and _free_default(servers[i]):

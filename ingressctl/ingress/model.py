@@ -285,6 +285,7 @@ class Server:
     client_ca: str = ""  # AuthFile.file_name of the CA for client certificates (auth-tls-secret)
     error_pages: tuple[ErrorPage, ...] = ()
     any_depth_wildcard: bool = False  # Gateway API "*.a.b" matches any number of labels (nginx's own "*.")
+    ports: tuple[int, ...] = ()  # Gateway API listener ports (plain HTTP); () = the Ingress HTTP and HTTPS ports
 
     @property
     def ssl_redirect(self) -> bool:
