@@ -140,7 +140,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     try:
         client = connect(args.kubeconfig)
         source = KubeSource(client, Store(), default_specs(args.watch_namespace, args.configmap,
-                                                          args.secret_selector))
+                                                          args.secret_selector, gateway=True))
         versions = source.initial_sync()
     except KubeUnavailable as e:
         raise UserError(str(e)) from None

@@ -59,6 +59,12 @@ RESOURCES = {r.kind: r for r in (
     Resource("Node", "v1", "nodes", False),
     Resource("Lease", "coordination.k8s.io/v1", "leases", True),
     Resource("Event", "v1", "events", True),
+    # Gateway API (standard channel CRDs; optional: see sources/kube.py) and Namespaces (allowedRoutes selectors)
+    Resource("GatewayClass", "gateway.networking.k8s.io/v1", "gatewayclasses", False),
+    Resource("Gateway", "gateway.networking.k8s.io/v1", "gateways", True),
+    Resource("HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes", True),
+    Resource("ReferenceGrant", "gateway.networking.k8s.io/v1beta1", "referencegrants", True),
+    Resource("Namespace", "v1", "namespaces", False),
 )}
 
 

@@ -47,17 +47,25 @@ class WatchSpec:
     namespace: str = ""  # "" = every namespace (or a cluster-scoped kind)
     field_selector: str = ""
     label_selector: str = ""
+    optional: bool = False  # a kind whose CRD may be absent (404): left out, the rest is served
+
+
+GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
 
 
 def default_specs(watch_namespace: str = "", configmap: str = "",
-                  secret_selector: str = DEFAULT_SECRET_SELECTOR) -> list[WatchSpec]:
-    """What `ingressctl controller` watches: one spec per kind."""
+                  secret_selector: str = DEFAULT_SECRET_SELECTOR, gateway: bool = False) -> list[WatchSpec]:
+    """What `ingressctl controller` watches: one spec per kind (`gateway`: the Gateway API
+    kinds too, optional, and Namespaces for allowedRoutes selectors)."""
     ns = watch_namespace
     specs = [WatchSpec("IngressClass"), WatchSpec("Ingress", ns), WatchSpec("Service", ns),
              WatchSpec("EndpointSlice", ns), WatchSpec("Secret", ns, secret_selector)]
     if configmap:
         cm_ns, _, cm_name = configmap.partition("/")
         specs.append(WatchSpec("ConfigMap", cm_ns, f"metadata.name={cm_name}"))
+    if gateway:
+        specs += [WatchSpec(k, "" if k == "GatewayClass" else ns, optional=True) for k in GATEWAY_KINDS]
+        specs.append(WatchSpec("Namespace"))
     return specs
 
 
@@ -141,13 +149,23 @@ class KubeSource:
         """List every kind, fill the Store in one step; returns resourceVersion per kind."""
         objects: list[KubeObject] = []
         versions: dict[str, str] = {}
+        absent: list[WatchSpec] = []
         try:
             for spec in self.specs:
-                objs, rv = self.list_kind(spec)
+                try:
+                    objs, rv = self.list_kind(spec)
+                except ApiException as e:
+                    if not (spec.optional and e.status == 404):
+                        raise
+                    log.warning("%s: the API server does not serve this kind (CRD not installed?); "
+                                "left out until the controller restarts", spec.kind)
+                    absent.append(spec)
+                    continue
                 objects += objs
                 versions[spec.kind] = rv
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeUnavailable(describe_failure(self.client.host, e)) from None
+        self.specs = [s for s in self.specs if s not in absent]
         self.store.replace({s.kind for s in self.specs}, objects)
         return versions
 
