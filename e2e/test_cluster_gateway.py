@@ -72,3 +72,36 @@ def test_without_the_gateway_api_crds_ingresses_are_still_served(
     ctl = start_controller(cluster_controllers, tmp_path, api, "c1")
     wait_until(lambda: ctl.get("app.example.com").backend == "a", 10, "the Ingress served")
     assert "does not serve this kind" in ctl.log_path.read_text(errors="replace")
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in obj.get("conditions") or []}
+
+
+def test_the_leader_writes_gateway_api_status(tmp_path: Path, api: ApiServer, backends: Backends,
+                                             cluster_controllers: list[ClusterController]) -> None:
+    a = backends.start("a")
+    port = free_port()
+    other = {"parentRef": {"name": "elsewhere"}, "controllerName": "example.com/other", "conditions": []}
+    api.apply(service("a"), endpoint_slice("a", [a]), *_gateway_objects(port, "a"),
+              {**_route("a"), "status": {"parents": [other]}})
+    start_controller(cluster_controllers, tmp_path, api, "c1")
+
+    def route_parents() -> list[dict[str, Any]]:
+        return list((api.get("HTTPRoute", "default", "r").get("status") or {}).get("parents") or [])
+    wait_until(lambda: len(route_parents()) == 2, 10, "HTTPRoute status written")
+    theirs, ours = route_parents()
+    assert theirs == other  # another controller's entry is kept
+    assert ours["controllerName"] == "ingressctl.io/gateway-controller"
+    assert ours["parentRef"] == {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "default",
+                                 "name": "gw"}
+    assert _conditions(ours) == {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("True", "ResolvedRefs")}
+    gw = api.get("Gateway", "default", "gw")["status"]
+    assert _conditions(gw)["Programmed"] == ("True", "Programmed")
+    assert gw["listeners"][0]["attachedRoutes"] == 1
+    assert gw["listeners"][0]["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]
+    assert _conditions(api.get("GatewayClass", "", "ours")["status"]) == {"Accepted": ("True", "Accepted")}
+
+    api.apply(_route("nosuch"))  # the route changes: ResolvedRefs follows
+    wait_until(lambda: _conditions(route_parents()[-1]).get("ResolvedRefs") == ("False", "BackendNotFound"), 10,
+               "ResolvedRefs=False/BackendNotFound")

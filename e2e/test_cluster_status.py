@@ -22,7 +22,8 @@ from .cluster import (
     service,
     start_controller,
 )
-from .harness import Backends, wait_until
+from .harness import Backends, free_port, wait_until
+from .test_cluster_gateway import _gateway_objects
 
 PUBLISHED = objects("""
     apiVersion: v1
@@ -59,11 +60,13 @@ def test_status_sources_class_change_configmap_namespace_and_rbac(
     api.apply(CLASS, PUBLISHED, NODE, service("web"), endpoint_slice("web", [a]),
               ingress("app", "app.example.com", "web"), ingress("broken", "broken.example.com", "missing"),
               _configmap({"proxy-body-size": "100", "no-such-key": "x"}),
-              service("web", "team-b"), endpoint_slice("web", [a], "team-b"), other)
+              service("web", "team-b"), endpoint_slice("web", [a], "team-b"), other,
+              *_gateway_objects(free_port(), "web"))  # Gateway API status: the gateway.networking.k8s.io rules
     ctl = start_controller(cluster_controllers, tmp_path, api, "pub", "--publish-service", "default/ingressctl",
                            "--configmap", "default/ingressctl", "--watch-namespace", "default",
                            "--event-interval", "1")
     wait_until(lambda: ingress_status(api, "default", "app") == [{"ip": "192.0.2.20"}], 10, "publish-service IP")
+    wait_until(lambda: bool(api.get("HTTPRoute", "default", "r").get("status")), 10, "HTTPRoute status")
     assert ingress_status(api, "team-b", "elsewhere") == []  # outside --watch-namespace: not ours
     assert ctl.get("elsewhere.example.com").status == 404
 

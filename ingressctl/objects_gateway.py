@@ -120,6 +120,7 @@ class HTTPRoute:
     parent_refs: tuple[ObjectRef, ...]
     hostnames: tuple[str, ...]
     rules: tuple[HTTPRule, ...]
+    status_parents: tuple[Mapping[str, Any], ...] = ()  # as read: other controllers' entries are kept
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,10 @@ def parse_http_route(raw: Mapping[str, Any]) -> HTTPRoute:
     rules = tuple(_rule(r, x, f"spec.rules[{i}]") for i, x in enumerate(r.seq(spec.get("rules"), "spec.rules", MAX_RULES)))
     if sum(len(x.matches) for x in rules) > 128:
         raise r.fail("spec.rules", "more than 128 matches in all rules (the API server's bound)")
-    return HTTPRoute(_meta(r, "HTTPRoute", raw, True), parents, hostnames, rules or (HTTPRule((HTTPMatch(),), ()),))
+    status = r.mapping(raw.get("status"), "status")
+    status_parents = tuple(r.mapping(p, "status.parents") for p in r.seq(status.get("parents"), "status.parents", 32))
+    return HTTPRoute(_meta(r, "HTTPRoute", raw, True), parents, hostnames, rules or (HTTPRule((HTTPMatch(),), ()),),
+                     status_parents)
 
 
 def parse_reference_grant(raw: Mapping[str, Any]) -> ReferenceGrant:

@@ -26,6 +26,7 @@ from ..health import StatusServer, all_of
 from ..ingress.model import Problem
 from ..kube.client import KubeUnavailable, connect
 from ..kube.events import EventRecorder
+from ..kube.gateway_status import GatewayStatusWriter
 from ..kube.leader import LeaderElector
 from ..kube.status import AddressSource, StatusPublisher
 from ..nginx.process import Nginx, NginxError
@@ -162,12 +163,15 @@ def cmd_controller(args: argparse.Namespace) -> int:
                            extra=lambda: tuple(Problem(k, ns, n, "InvalidIngress", msg)
                                                for k, ns, n, msg in source.invalid_objects() if k == "Ingress"))
 
+    gateway_status = GatewayStatusWriter(client, source.store, opts.gateway.controller_name, lambda: elector.is_leader)
+
     def leadership_changed(leader: bool) -> None:
         status.poke()
+        gateway_status.poke()
         events.poke()
 
     elector.on_change = leadership_changed
-    ctl.observers += [status.observe, events.observe]
+    ctl.observers += [status.observe, events.observe, gateway_status.observe]
     try:
         health = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
                               registry=ctl.metrics.registry,
@@ -178,7 +182,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     health.start()
     ctl.start()
     source.start(versions)
-    for part in (elector, status, events):
+    for part in (elector, status, events, gateway_status):
         part.start()
     log.warning("controller %s watching %s at %s; status on :%d", me, args.watch_namespace or "all namespaces",
                 client.host, health.port)
@@ -188,7 +192,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     finally:
         def stop_inputs() -> None:
             source.stop()
-            for part in (status, events):
+            for part in (status, events, gateway_status):
                 part.stop()
             elector.stop(release=True)
             if webhook is not None:

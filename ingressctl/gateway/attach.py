@@ -137,7 +137,12 @@ def gateway_status(gw: Gateway, listeners: dict[str, tuple[Condition, ...]], att
     return ObjectStatus("Gateway", gw.meta.namespace, gw.meta.name, (
         Condition("Accepted", True, "Accepted", "", g),
         Condition("Programmed", programmed, "Programmed" if programmed else "Invalid", "", g),
-    ), tuple(ListenerStatus(x.name, attached.get(x.name, 0), listeners[x.name]) for x in gw.listeners))
+    ), tuple(ListenerStatus(x.name, attached.get(x.name, 0), listeners[x.name], _supported(x)) for x in gw.listeners))
+
+
+def _supported(lst: Listener) -> tuple[str, ...]:
+    own = ROUTE_KINDS.get(lst.protocol, ())
+    return tuple(k for k in own if not lst.kinds or (GATEWAY_GROUP, k) in lst.kinds)
 
 
 def parent_status(route: HTTPRoute, ref: ObjectRef, gw: Gateway, conds: tuple[Condition, ...]) -> ParentStatus:
