@@ -208,3 +208,116 @@ def test_concurrent_store_writes_are_safe():
     for t in threads:
         t.join()
     assert len(store.snapshot().ingresses) == 200
+
+
+# -- issue 11 item 6: local mode keeps following its directory -------------------------------
+
+def _wait(cond, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())
+
+
+def test_a_file_truncated_while_being_written_keeps_its_objects_until_it_settles(tmp_path: Path):
+    f = tmp_path / "svc.yaml"
+    f.write_text(SVC % "a" + "---\n" + SVC % "b")
+    store = Store()
+    src = ManifestDirectory(tmp_path, store, settle=0.6)
+    src.load()
+    f.write_text("")  # `cat > f` truncates first
+    src.load()
+    assert sorted(store.snapshot().services) == ["d/a", "d/b"]
+    f.write_text(SVC % "a")  # cut at a document boundary (still shorter than before)
+    src.load()
+    assert sorted(store.snapshot().services) == ["d/a", "d/b"]
+    time.sleep(0.7)  # the size stayed the same for longer than the bound: the edit is real
+    src.load()
+    assert sorted(store.snapshot().services) == ["d/a"]
+
+
+def test_a_shrunk_file_is_applied_by_itself_once_it_settles(tmp_path: Path):
+    f = tmp_path / "svc.yaml"
+    f.write_text(SVC % "a" + "---\n" + SVC % "b")
+    store = Store()
+    src = ManifestDirectory(tmp_path, store, settle=0.3, debounce=0.05)
+    src.load()
+    src.watch()
+    try:
+        f.write_text(SVC % "a")
+        assert _wait(lambda: sorted(store.snapshot().services) == ["d/a"]), "applied after settling, unprompted"
+    finally:
+        src.stop()
+
+
+def test_the_directory_removed_and_recreated_is_followed_again(tmp_path: Path):
+    import shutil
+
+    root = tmp_path / "manifests"
+    root.mkdir()
+    (root / "a.yaml").write_text(SVC % "a")
+    store = Store()
+    src = ManifestDirectory(root, store, debounce=0.05, rescan=0.2)
+    src.load()
+    src.watch()
+    try:
+        shutil.rmtree(root)
+        assert _wait(lambda: not src.health()[0]), "healthz fails while the directory is gone"
+        assert list(store.snapshot().services) == ["d/a"]  # the last objects stay served
+        root.mkdir()
+        (root / "b.yaml").write_text(SVC % "b")
+        assert _wait(lambda: list(store.snapshot().services) == ["d/b"])
+        assert src.health()[0]
+        (root / "c.yaml").write_text(SVC % "c")  # and later edits are seen too
+        assert _wait(lambda: sorted(store.snapshot().services) == ["d/b", "d/c"])
+    finally:
+        src.stop()
+
+
+def test_a_manifests_symlink_swapped_like_git_sync_is_followed_every_time(tmp_path: Path):
+    import os
+
+    link = tmp_path / "current"
+    for rev in ("r1", "r2", "r3"):
+        (tmp_path / rev).mkdir()
+        (tmp_path / rev / "svc.yaml").write_text(SVC % rev)
+    link.symlink_to(tmp_path / "r1")
+    store = Store()
+    src = ManifestDirectory(link, store, debounce=0.05, rescan=0.2)
+    src.load()
+    src.watch()
+    try:
+        for rev in ("r2", "r3"):
+            tmp = tmp_path / "current.tmp"
+            tmp.symlink_to(tmp_path / rev)
+            os.replace(tmp, link)  # atomic swap
+            assert _wait(lambda rev=rev: list(store.snapshot().services) == [f"d/{rev}"]), rev
+        (tmp_path / "r3" / "more.yaml").write_text(SVC % "more")  # an edit inside the new target
+        assert _wait(lambda: sorted(store.snapshot().services) == ["d/more", "d/r3"])
+    finally:
+        src.stop()
+
+
+def test_a_file_over_the_size_bound_is_reported_and_not_read(tmp_path: Path):
+    from ingressctl.sources import files
+
+    (tmp_path / "ok.yaml").write_text(SVC % "ok")
+    (tmp_path / "huge.yaml").write_text(SVC % "huge" + "#" * (files.MAX_FILE_BYTES + 1))
+    store = Store()
+    problems = ManifestDirectory(tmp_path, store).load()
+    assert any(p.path.endswith("huge.yaml") and "bound" in p.message for p in problems)
+    assert list(store.snapshot().services) == ["d/ok"]
+
+
+def test_a_symlink_loop_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "loop").symlink_to(tmp_path)
+    (tmp_path / "a.yaml").write_text(SVC % "a")
+    store = Store()
+    src = ManifestDirectory(tmp_path, store)
+    src.load()
+    src.load()
+    assert list(store.snapshot().services) == ["d/a"]
+    assert caplog.text.count("symlink loop") == 1

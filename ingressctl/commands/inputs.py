@@ -46,7 +46,7 @@ def load_snapshot(args: argparse.Namespace) -> tuple[Snapshot, list[str]]:
         if not args.manifests.is_dir():
             raise UserError(f"--manifests {args.manifests}: not a directory")
         source = ManifestDirectory(args.manifests, store, AddressAllocator(service_cidr=args.service_cidr),
-                                   on_problems=lambda _: None)
+                                   on_problems=lambda _: None, max_file_bytes=1 << 30)  # exports are big
         problems = [str(p) for p in source.load()]
         return store.snapshot(), problems
     return _from_cluster(args.kubeconfig, args.configmap, store, args.context)

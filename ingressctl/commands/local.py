@@ -97,7 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     ctl = Controller(store, opts, nginx)
     try:
-        status = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
+        status = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health, source.health),
+                              ready=ctl.readiness,
                               registry=ctl.metrics.registry,
                               pages=debug_pages(lambda: ctl.live_model, opts.prefix / "nginx.conf"))
     except OSError as e:

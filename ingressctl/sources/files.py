@@ -13,7 +13,9 @@ cache keyed by size and mtime), so deletes, renames and edits need no special ca
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,8 @@ from .allocate import AddressAllocator
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml", ".json")
+# libyaml's parser when PyYAML has it (about ten times faster on large files)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class FileProblem:
 
 def _documents(text: str, path: str) -> Iterator[tuple[int, Any]]:
     """(line, raw object) for every object in a file, flattening `kind: List`."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
@@ -92,8 +96,20 @@ def parse_file(path: Path) -> tuple[list[KubeObject], list[FileProblem], list[Fi
     return objects, errors, notices
 
 
+MAX_FILE_BYTES = 4 << 20  # a manifest file larger than this is reported and not read
+SETTLE = 1.0  # seconds a file that shrank must keep its size and mtime before its objects go
+RESCAN = 2.0  # seconds between full checks (directory identity, file sizes and mtimes)
+
+
 class ManifestDirectory:
-    """Loads a directory into a Store; `watch()` keeps it in sync."""
+    """Loads a directory into a Store; `watch()` keeps it in sync.
+
+    Besides watchdog's events, a rescan every `rescan` seconds re-establishes the watch when
+    the directory was removed and recreated or a `--manifests` symlink now points elsewhere
+    (git-sync swaps one), and reloads when a file's size or mtime changed unseen. While the
+    directory is gone its last objects stay served and `health()` fails. A file that shrank
+    (`cat > f` truncates first; a writer may stop at a document boundary) keeps its previous
+    objects until its size and mtime held for `settle` seconds."""
 
     def __init__(
         self,
@@ -102,16 +118,29 @@ class ManifestDirectory:
         allocator: AddressAllocator | None = None,
         on_problems: Callable[[list[FileProblem]], None] | None = None,
         debounce: float = 0.15,
+        settle: float = SETTLE,
+        rescan: float = RESCAN,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         self.root = Path(root)
         self.store = store
         self.allocator = allocator or AddressAllocator()
         self.on_problems = on_problems or self._log_problems
-        self.debounce = debounce
+        self.debounce, self.settle, self.rescan = debounce, settle, rescan
+        self.max_file_bytes = max_file_bytes
         self._cache: dict[Path, tuple[tuple[int, int], list[KubeObject], list[FileProblem]]] = {}
         self._last_good: dict[Path, list[KubeObject]] = {}
+        self._good_size: dict[Path, int] = {}
+        self._settling: dict[Path, tuple[tuple[int, int], float]] = {}  # path -> (signature, first seen)
+        self._signatures: dict[Path, tuple[int, int]] = {}
+        self._loops: set[str] = set()
         self._lock = threading.Lock()
         self._watch: DebouncedWatch | None = None
+        self._identity: tuple[str, int, int] | None = None
+        self._stopped = threading.Event()
+        self._rescanner: threading.Thread | None = None
+        self.loaded = False
+        self.lost = False
         self.problems: list[FileProblem] = []
 
     @staticmethod
@@ -119,18 +148,46 @@ class ManifestDirectory:
         for p in problems:
             log.warning("manifest %s", p)
 
+    def health(self) -> tuple[bool, str]:
+        if self.lost:
+            return False, f"manifest directory {self.root} is gone; serving the objects it held"
+        return True, "ok"
+
     def files(self) -> list[Path]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"manifest directory {self.root} does not exist")
-        return sorted(
-            p for p in self.root.rglob("*")
-            if p.suffix in SUFFIXES and p.is_file() and not any(part.startswith(".") for part in p.parts[-1:])
-        )
+        out: list[Path] = []
+        seen: set[tuple[int, int]] = set()
+        for top, dirs, names in os.walk(self.root, followlinks=True):
+            st = os.stat(top)
+            if (st.st_dev, st.st_ino) in seen:  # a symlink back up the tree
+                if top not in self._loops:
+                    self._loops.add(top)
+                    log.warning("manifest directory %s: symlink loop at %s, not followed", self.root, top)
+                dirs[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            dirs.sort()
+            out += [Path(top) / n for n in names if n.endswith(SUFFIXES) and not n.startswith(".")
+                    and (Path(top) / n).is_file()]
+        return sorted(out)
 
     def load(self) -> list[FileProblem]:
-        """Read the directory and replace the Store's contents; returns this load's problems."""
+        """Read the directory and replace the Store's contents; returns this load's problems.
+
+        FileNotFoundError if the directory is missing before anything was loaded; later, a
+        missing directory keeps the Store as it is and makes `health()` fail."""
         with self._lock:
+            if not self.root.is_dir() and self.loaded:
+                if not self.lost:
+                    log.error("manifest directory %s is gone; serving the objects it held until it is back",
+                              self.root)
+                self.lost = True
+                return []
             objects, problems = self._read_all()
+            if self.lost:
+                log.warning("manifest directory %s is back", self.root)
+            self.lost, self.loaded = False, True
             services, alloc_problems = self.allocator.assign([o for o in objects if isinstance(o, Service)])
             by_key = {(o.meta.kind, o.meta.namespace, o.meta.name): o for o in objects}
             for s in services:
@@ -167,6 +224,8 @@ class ManifestDirectory:
         for gone in set(self._last_good) - present:
             del self._last_good[gone]
             self._cache.pop(gone, None)
+            self._good_size.pop(gone, None)
+        self._signatures = {p: self._cache[p][0] for p in present if p in self._cache}
         return objects, problems
 
     def _read(self, path: Path) -> tuple[list[KubeObject], list[FileProblem]]:
@@ -178,24 +237,103 @@ class ManifestDirectory:
         cached = self._cache.get(path)
         if cached and cached[0] == sig:
             return cached[1], cached[2]
+        if st.st_size > self.max_file_bytes:
+            return [], [FileProblem(str(path), 0, f"{st.st_size} bytes, over the bound of {self.max_file_bytes} bytes "
+                                                  "per manifest file; not read (split it)")]
+        if self._still_settling(path, sig, st.st_size):
+            return self._last_good.get(path, []), []
         objs, errs, notices = parse_file(path)
         for n in notices:
             log.info("manifest %s", n)
+        if not errs and cached and cached[2]:
+            log.info("manifest %s is readable again", path)
         self._cache[path] = (sig, objs, errs)
+        if not errs:
+            self._good_size[path] = st.st_size
         return objs, errs
+
+    def _still_settling(self, path: Path, sig: tuple[int, int], size: int) -> bool:
+        """A file smaller than its last good content is in progress until it held still."""
+        if size >= self._good_size.get(path, 0):
+            self._settling.pop(path, None)
+            return False
+        now = time.monotonic()
+        first = self._settling.get(path)
+        if first is None or first[0] != sig:
+            self._settling[path] = (sig, now)
+            self._settle_later()
+            return True
+        if now - first[1] < self.settle:
+            self._settle_later()
+            return True
+        del self._settling[path]
+        return False
+
+    def _settle_later(self) -> None:
+        if self._watch is not None and not self._stopped.is_set():
+            timer = threading.Timer(self.settle + 0.05, self._reload)
+            timer.daemon = True
+            timer.start()
 
     # -- watching -------------------------------------------------------------------------
     def watch(self) -> None:
-        self._watch = DebouncedWatch([self.root], self._reload, self.debounce, recursive=True,
-                                     relevant=_manifest_event).start()
+        self._identity = self._current_identity()
+        self._start_watch()
+        self._rescanner = threading.Thread(target=self._rescan_loop, name="manifest-rescan", daemon=True)
+        self._rescanner.start()
+
+    def _start_watch(self) -> None:
+        try:
+            self._watch = DebouncedWatch([self.root.resolve()], self._reload, self.debounce, recursive=True,
+                                         relevant=_manifest_event).start()
+        except OSError as e:  # gone again meanwhile: the next rescan tries again
+            log.warning("cannot watch %s: %s", self.root, e)
+
+    def _current_identity(self) -> tuple[str, int, int] | None:
+        try:
+            st = self.root.stat()
+        except OSError:
+            return None
+        return (os.path.realpath(self.root), st.st_dev, st.st_ino)
+
+    def _rescan_loop(self) -> None:
+        while not self._stopped.wait(self.rescan):
+            try:
+                self._rescan()
+            except Exception:  # the rescan must outlive any surprise
+                log.exception("rescanning %s failed", self.root)
+
+    def _rescan(self) -> None:
+        identity = self._current_identity()
+        if identity != self._identity:
+            self._identity = identity
+            if self._watch is not None:
+                self._watch.stop()
+                self._watch = None
+            if identity is not None:
+                log.info("manifest directory %s was replaced; watching %s", self.root, identity[0])
+                self._start_watch()
+            self._reload()
+            return
+        if identity is None:
+            return
+        try:
+            now = {p: (st.st_size, st.st_mtime_ns) for p in self.files() if (st := p.stat())}
+        except OSError:
+            return
+        if now != self._signatures:
+            self._reload()
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._watch is not None:
             self._watch.stop()
 
     def _reload(self) -> None:
         try:
             self.load()
+        except FileNotFoundError:
+            pass  # gone before it was ever loaded: the rescan reports nothing new
         except Exception:  # a reload must never kill the watcher thread
             log.exception("reloading %s failed", self.root)
 
