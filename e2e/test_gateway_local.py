@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from .harness import INGRESS_CLASS, Backends, LocalController, Response, free_port, manifests_for_backends, request
+from tests.factory import tls_secret
+
+from .harness import (
+    INGRESS_CLASS,
+    Backends,
+    LocalController,
+    Response,
+    free_port,
+    manifests_for_backends,
+    request,
+    wait_until,
+)
 
 GATEWAY = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -98,6 +109,44 @@ spec:
 """
 
 
+TLS_GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls, namespace: default}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - name: https
+    protocol: HTTPS
+    port: TLSPORT
+    hostname: secure.gw.test
+    tls: {certificateRefs: [{name: cert, namespace: certs}]}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: gateways-read-certs, namespace: certs}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: default}]
+  to: [{group: "", kind: Secret}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: secure, namespace: default}
+spec:
+  parentRefs: [{name: tls}]
+  rules: [{backendRefs: [{name: c, port: 80}]}]
+"""
+
+
+def _secret_yaml(secret) -> str:  # type: ignore[no-untyped-def]
+    import base64
+
+    import yaml
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                           "metadata": {"name": secret.meta.name, "namespace": secret.meta.namespace},
+                           "data": {k: base64.b64encode(v).decode() for k, v in secret.data.items()}})
+
+
 class Listener:
     """Requests to the Gateway listener's own port (not the Ingress --http-port)."""
 
@@ -110,7 +159,7 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
-    port = free_port()
+    port, tls_port = free_port(), free_port()
     backends = Backends()
     controller = LocalController(tmp_path_factory.mktemp("gateway"))
     controller.write("00-class.yaml", INGRESS_CLASS)
@@ -118,8 +167,11 @@ def gw(tmp_path_factory):
     for name in ("a", "b", "c"):
         controller.write(f"svc-{name}.yaml", manifests_for_backends("default", name, [backends.start(name)]))
     controller.write("gw.yaml", GATEWAY.replace("PORT", str(port)))
+    controller.write("tls.yaml", _secret_yaml(tls_secret("cert", "secure.gw.test", ns="certs")) + "---\n"
+                     + TLS_GATEWAY.replace("TLSPORT", str(tls_port)))
     controller.write("routes.yaml", ROUTES)
     listener = Listener(port, controller)
+    listener.tls_port = tls_port
     try:
         controller.wait_for(lambda: listener.get("z.gw.test", "/new").backend == "c", what="routes live")
         yield listener
@@ -196,3 +248,11 @@ def test_gateway_routes_are_not_on_the_ingress_port(gw):
     """A listener is served on its declared port only: the Ingress --http-port does not serve it."""
     assert gw.controller.get("z.gw.test", "/new").status == 404
     assert gw.get("z.gw.test", "/new").backend == "c"
+
+
+def test_https_listener_terminates_tls_with_a_certificate_granted_across_namespaces(gw):
+    wait_until(lambda: request(gw.tls_port, "secure.gw.test", tls=True).backend == "c", 10, "HTTPS listener live")
+    r = request(gw.tls_port, "secure.gw.test", tls=True)
+    assert (r.backend, r.peer_cn) == ("c", "secure.gw.test")
+    other = request(gw.tls_port, "other.gw.test", tls=True)  # the port's default server, default certificate
+    assert other.status == 404 and other.peer_cn != "secure.gw.test"

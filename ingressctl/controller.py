@@ -154,7 +154,7 @@ class Controller:
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
                             lua=self._lua, exclude=exclude)
-        result = with_gateway(build(snap, opts), snap, self.options.gateway)
+        result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         if self.quarantine.entries:
             result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())
         return result

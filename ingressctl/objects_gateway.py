@@ -76,6 +76,7 @@ class Listener:
     namespaces_from: str = "Same"  # Same | All | Selector
     selector: LabelSelector | None = None
     kinds: tuple[tuple[str, str], ...] = ()  # (group, kind); () = the protocol's default kinds
+    tls_mode: str = "Terminate"
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _listener(r: _Reader, raw: Any, path: str) -> Listener:
                                enumerate(r.seq(tls.get("certificateRefs"), f"{path}.tls.certificateRefs", MAX_CERT_REFS))),
         namespaces_from=r.text(ns.get("from"), f"{path}.allowedRoutes.namespaces.from", "Same"),
         selector=_selector(r, sel, f"{path}.allowedRoutes.namespaces.selector") if sel is not None else None,
-        kinds=kinds)
+        kinds=kinds, tls_mode=r.text(tls.get("mode"), f"{path}.tls.mode", "Terminate"))
 
 
 def parse_gateway_class(raw: Mapping[str, Any]) -> GatewayClass:

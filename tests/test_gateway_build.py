@@ -256,3 +256,40 @@ spec:
   ingressClassName: nginx
   rules: [{host: a.same.test, http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: svc, port: {number: 80}}}}]}}]
 """
+
+
+@pytest.mark.parametrize("cert_ref, with_grant, reason", [
+    ("{name: cert}", False, "ResolvedRefs"),
+    ("{name: nosuch}", False, "InvalidCertificateRef"),
+    ("{name: cert, kind: ConfigMap}", False, "InvalidCertificateRef"),
+    ("{name: cert, namespace: app}", False, "RefNotPermitted"),
+    ("{name: cert, namespace: app}", True, "ResolvedRefs"),
+])
+def test_https_listener_certificate_refs(cert_ref, with_grant, reason):
+    from tests.factory import tls_secret
+    gw = yaml.safe_load(f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tls, namespace: infra}}
+spec:
+  gatewayClassName: ours
+  listeners: [{{name: h, protocol: HTTPS, port: 8443, tls: {{certificateRefs: [{cert_ref}]}}}}]""")
+    grant = yaml.safe_load("""
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g, namespace: app}
+spec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}], to: [{group: "", kind: Secret}]}""")
+    objs = [parse_object(d) for d in yaml.safe_load_all(BASE) if d]
+    objs += [parse_object(gw), tls_secret("cert", "a.test", ns="infra"), tls_secret("cert", "a.test", ns="app")]
+    if with_grant:
+        objs.append(parse_object(grant))
+    from ingressctl.gateway.build import GatewayOptions
+    from tests.factory import NOW
+    result = build_gateway(Snapshot.of(objs), GatewayOptions(now=NOW))
+    status = next(s for s in result.statuses if s.name == "tls").listener("h")
+    assert status is not None
+    conds = {c.type: (c.status, c.reason) for c in status.conditions}
+    assert conds["ResolvedRefs"] == (reason == "ResolvedRefs", reason)
+    assert conds["Programmed"][0] == (reason == "ResolvedRefs")
+    served = [s for s in result.servers if s.ports == (8443,)]
+    assert bool(served) == (reason == "ResolvedRefs") and all(s.tls and s.certificate for s in served)

@@ -11,6 +11,7 @@ widen what the Gateway owner opened to it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..ingress import values as v
@@ -18,8 +19,8 @@ from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPRoute, Listener, Objec
 from ..store import Snapshot
 from .status import Condition, ListenerStatus, ObjectStatus, ParentStatus
 
-SUPPORTED_PROTOCOLS = ("HTTP",)
-ROUTE_KINDS = {"HTTP": ("HTTPRoute",)}
+SUPPORTED_PROTOCOLS = ("HTTP", "HTTPS")
+ROUTE_KINDS = {"HTTP": ("HTTPRoute",), "HTTPS": ("HTTPRoute",)}
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,11 @@ class Attachment:
     hostnames: tuple[str, ...]  # "" = every host
 
 
-def listener_problems(gw: Gateway, reserved: frozenset[int] = frozenset()) -> dict[str, tuple[Condition, ...]]:
-    """Conditions of every listener of one Gateway, by listener name (`reserved`: ports that
-    cannot serve plain HTTP, the Ingress HTTPS port)."""
+def listener_problems(gw: Gateway, reserved: Mapping[str, frozenset[int]] | None = None,
+                      cert_failures: dict[str, tuple[str, str]] | None = None) -> dict[str, tuple[Condition, ...]]:
+    """Conditions of every listener of one Gateway, by listener name (`reserved`: the Ingress
+    ports; `cert_failures`: listener name -> (reason, message) of unusable certificateRefs)."""
+    cert_failures, reserved = cert_failures or {}, reserved or {}
     g = gw.meta.generation
     by_port: dict[int, list[Listener]] = {}
     for lst in gw.listeners:
@@ -48,20 +51,25 @@ def listener_problems(gw: Gateway, reserved: frozenset[int] = frozenset()) -> di
         accepted, reason, message = True, "Accepted", ""
         if lst.protocol not in SUPPORTED_PROTOCOLS:
             accepted, reason, message = False, "UnsupportedProtocol", f"protocol {lst.protocol} is not served"
-        elif not 1 <= lst.port <= 65535 or lst.port in reserved:
+        elif not 1 <= lst.port <= 65535 or lst.port in reserved.get(lst.protocol, ()):
             accepted, reason, message = False, "PortUnavailable", f"port {lst.port} is out of range or taken"
         elif lst.hostname:
             try:
                 v.host(lst.hostname)
             except v.InvalidValue as e:
                 accepted, reason, message = False, "UnsupportedValue", str(e)
+        elif lst.protocol == "HTTPS" and lst.tls_mode != "Terminate":
+            accepted, reason, message = False, "UnsupportedValue", f"tls mode {lst.tls_mode} is not served"
         bad_kinds = [k for grp, k in lst.kinds if grp != GATEWAY_GROUP or k not in ROUTE_KINDS.get(lst.protocol, ())]
-        refs_ok = not bad_kinds
-        programmed = accepted and not conflict and (refs_ok or len(bad_kinds) < len(lst.kinds))
+        refs_ok = not bad_kinds and lst.name not in cert_failures
+        refs_reason, refs_message = cert_failures.get(lst.name, ("ResolvedRefs", ""))
+        if bad_kinds:
+            refs_reason, refs_message = "InvalidRouteKinds", f"route kinds {', '.join(bad_kinds)} are not supported"
+        programmed = (accepted and not conflict and lst.name not in cert_failures
+                      and (not bad_kinds or len(bad_kinds) < len(lst.kinds)))
         out[lst.name] = (
             Condition("Accepted", accepted, reason, message, g),
-            Condition("ResolvedRefs", refs_ok, "ResolvedRefs" if refs_ok else "InvalidRouteKinds",
-                      "" if refs_ok else f"route kinds {', '.join(bad_kinds)} are not supported", g),
+            Condition("ResolvedRefs", refs_ok, refs_reason, refs_message, g),
             Condition("Programmed", programmed, "Programmed" if programmed else "Invalid", "", g),
             Condition("Conflicted", bool(conflict), conflict or "NoConflicts", "", g),
         )

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ..ingress import values as v
 from ..ingress.backends import BackendResolver
-from ..ingress.model import Location, Problem, Server, Upstream
+from ..ingress.model import Certificate, Location, Problem, Server, Upstream
+from ..ingress.tls import TLSError, certificate_from_secret
 from ..objects import ServiceBackend
 from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef, Redirect
 from ..store import Snapshot
@@ -37,12 +39,14 @@ class GatewayOptions:
     controller_name: str = DEFAULT_CONTROLLER
     ingress_http_port: int = 80  # a listener on this port shares the Ingress servers (merge.py)
     ingress_https_port: int = 443  # TLS for Ingress: an HTTP listener cannot share it
+    now: datetime = datetime(2000, 1, 1, tzinfo=UTC)  # certificate validity is checked against it
 
 
 @dataclass(frozen=True)
 class GatewayResult:
     servers: tuple[Server, ...] = ()
     upstreams: tuple[Upstream, ...] = ()
+    certificates: tuple[Certificate, ...] = ()
     dispatches: tuple[Dispatch, ...] = ()
     statuses: tuple[ObjectStatus, ...] = ()
     parents: tuple[ParentStatus, ...] = ()
@@ -84,11 +88,11 @@ def match_conditions(m: HTTPMatch) -> list[tuple[str, str]]:
 _WELL_KNOWN = {"http": 80, "https": 443}
 
 
-def redirect_location(r: Redirect, listener_port: int) -> str:
+def redirect_location(r: Redirect, listener_port: int, listener_scheme: str = "http") -> str:
     """The Location of a RequestRedirect on an HTTP listener, as the spec derives it: the
     scheme's well-known port when a scheme is given, else the listener's port; no port in
     the URL when it is the scheme's well-known one. Raises InvalidValue."""
-    scheme = v.enum(r.scheme, ("http", "https")) if r.scheme else "http"
+    scheme = v.enum(r.scheme, ("http", "https")) if r.scheme else listener_scheme
     if r.status_code not in (301, 302):
         raise v.InvalidValue(f"redirect statusCode {r.status_code}: only 301 and 302 are served")
     if r.port and not 1 <= r.port <= 65535:
@@ -148,12 +152,14 @@ class _Builder:
     resolver: BackendResolver
     problems: list[Problem] = field(default_factory=list)
     upstreams: dict[str, Upstream] = field(default_factory=dict)
+    certificates: dict[str, Certificate] = field(default_factory=dict)
 
-    def granted(self, route: HTTPRoute, ref: ObjectRef, ns: str) -> bool:
+    def granted(self, from_kind: str, from_ns: str, ref: ObjectRef, ns: str) -> bool:
+        """A ReferenceGrant in `ns` lets `from_kind` objects of `from_ns` refer to `ref`."""
         for grant in self.snap.reference_grants.values():
             if grant.meta.namespace != ns:
                 continue
-            if any(f == (GATEWAY_GROUP, route.meta.kind, route.meta.namespace) for f in grant.from_) and \
+            if any(f == (GATEWAY_GROUP, from_kind, from_ns) for f in grant.from_) and \
                     any(g == ref.group and k == ref.kind and n in ("", ref.name) for g, k, n in grant.to):
                 return True
         return False
@@ -163,7 +169,7 @@ class _Builder:
         if ref.group != "" or ref.kind != "Service":
             return "500", "InvalidKind"
         ns = ref.namespace or route.meta.namespace
-        if ns != route.meta.namespace and not self.granted(route, ref, ns):
+        if ns != route.meta.namespace and not self.granted(route.meta.kind, route.meta.namespace, ref, ns):
             return "500", "RefNotPermitted"
         if not ref.port:
             return "500", "UnsupportedValue"
@@ -178,6 +184,35 @@ class _Builder:
             return ("500", reason) if reason else ("503", "")
         self.upstreams[res.upstream.name] = res.upstream
         return res.upstream.name, ""
+
+    def listener_certificates(self, gw: Gateway, now: datetime) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+        """HTTPS listeners: certificate file by listener name, and why a listener has none.
+        The first certificateRef serves (one certificate per listener)."""
+        certs: dict[str, str] = {}
+        failures: dict[str, tuple[str, str]] = {}
+        for lst in gw.listeners:
+            if lst.protocol != "HTTPS":
+                continue
+            if not lst.certificate_refs:
+                failures[lst.name] = ("InvalidCertificateRef", "an HTTPS listener needs a certificateRef")
+                continue
+            ref = lst.certificate_refs[0]
+            ns = ref.namespace or gw.meta.namespace
+            if ref.group != "" or ref.kind != "Secret":
+                failures[lst.name] = ("InvalidCertificateRef", f"{ref.kind} is not a Secret")
+            elif ns != gw.meta.namespace and not self.granted("Gateway", gw.meta.namespace, ref, ns):
+                failures[lst.name] = ("RefNotPermitted", f"no ReferenceGrant in {ns} allows Secret {ref.name}")
+            elif (secret := self.snap.secret(ns, ref.name)) is None:
+                failures[lst.name] = ("InvalidCertificateRef", f"Secret {ns}/{ref.name} not found")
+            else:
+                try:
+                    cert = certificate_from_secret(secret, now)
+                except TLSError as e:
+                    failures[lst.name] = ("InvalidCertificateRef", f"Secret {ns}/{ref.name}: {e}")
+                    continue
+                self.certificates[cert.file_name] = cert
+                certs[lst.name] = cert.file_name
+        return certs, failures
 
     def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[Target, list[str]]:
         """Where one rule sends requests: (target, weight) pairs (a forbidden or missing backend
@@ -237,8 +272,14 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
                                                                                 c.meta.generation),))
                 for c in classes.values()]
     ours: dict[str, Gateway] = {k: g for k, g in snap.gateways.items() if g.class_name in classes}
-    listener_conds = {k: listener_problems(g, frozenset({opts.ingress_https_port})) for k, g in ours.items()}
     b = _Builder(snap, BackendResolver(snap))
+    certs = {k: b.listener_certificates(g, opts.now) for k, g in ours.items()}
+    # nginx makes a port TLS for every server when one server's listen says ssl
+    reserved = {"HTTP": frozenset({opts.ingress_https_port}),
+                "HTTPS": frozenset({opts.ingress_http_port, opts.ingress_https_port})}
+    listener_conds = {k: listener_problems(g, reserved, certs[k][1]) for k, g in ours.items()}
+    tls: dict[int, bool] = {}  # listener port -> HTTPS
+    host_certs: dict[tuple[int, str], str] = {}  # (port, host) -> certificate file
     parents: list[ParentStatus] = []
     attached: dict[str, dict[str, int]] = {k: {} for k in ours}
     by_port: dict[int, ByHost] = {}
@@ -263,35 +304,46 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
                 counts = attached[gw.meta.key]
                 counts[a.listener.name] = counts.get(a.listener.name, 0) + 1
                 _add_candidates(by_port.setdefault(a.listener.port, {}), a, [t for t, _ in targets])
-    for g in ours.values():  # a programmed listener's port is served even before a route attaches
-        for lst in g.listeners:
-            if any(c.type == "Programmed" and c.status for c in listener_conds[g.meta.key][lst.name]):
+                for host in a.hostnames:
+                    host_certs.setdefault((a.listener.port, host), certs[gw.meta.key][0].get(a.listener.name, ""))
+    for k, gway in ours.items():  # a programmed listener's port is served even before a route attaches
+        for lst in gway.listeners:
+            if any(c.type == "Programmed" and c.status for c in listener_conds[k][lst.name]):
                 by_port.setdefault(lst.port, {})
-    servers, dispatches = _servers(by_port, opts)
+                tls[lst.port] = lst.protocol == "HTTPS"
+                if not lst.hostname:
+                    host_certs.setdefault((lst.port, ""), certs[k][0].get(lst.name, ""))
+    servers, dispatches = _servers(by_port, opts, tls, host_certs)
     statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
-    return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)), tuple(dispatches),
+    return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)),
+                         tuple(b.certificates[k] for k in sorted(b.certificates)), tuple(dispatches),
                          tuple(statuses), tuple(parents), tuple(b.problems))
 
 
 ByHost = dict[str, list[tuple[str, "_Candidate"]]]
 
 
-def _servers(by_port: dict[int, ByHost], opts: GatewayOptions) -> tuple[list[Server], list[Dispatch]]:
+def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bool],
+             certs: dict[tuple[int, str], str]) -> tuple[list[Server], list[Dispatch]]:
     """One server per (listener port, host). A listener on the Ingress HTTP port shares the
-    Ingress servers (ports=()); any other port gets its own servers and a 404 default server."""
+    Ingress servers (ports=()); any other port gets its own servers and a 404 default server
+    (HTTPS: with the certificate of a hostname-less listener, else the default certificate)."""
     servers: list[Server] = []
     dispatches: list[Dispatch] = []
     for port in sorted(by_port):
         by_host = by_port[port]
-        ports = () if port == opts.ingress_http_port else (port,)
+        ssl = tls.get(port, False)
+        ports = () if port == opts.ingress_http_port and not ssl else (port,)
         if ports and "" not in by_host:
-            servers.append(Server(host="", locations=(Location("/", "", "", 404, "", ""),), ports=ports))
+            servers.append(Server(host="", locations=(Location("/", "", "", 404, "", ""),), ports=ports, tls=ssl,
+                                  certificate=certs.get((port, ""), "")))
         for host in ([""] if "" in by_host else []) + sorted(h for h in by_host if h):
             d = _dispatch(len(dispatches), _host_candidates(by_host, host))
             dispatches.append(d)
             loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
                            dispatch_redirect=d.location_variable if d.redirects else "")
-            servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports))
+            servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports,
+                                  tls=ssl, certificate=certs.get((port, host), "")))
     return servers, dispatches
 
 
@@ -304,7 +356,8 @@ def _add_candidates(by_host: ByHost, a: Attachment, targets: list[Target]) -> No
                 path_len = len(m.path.rstrip("/")) if m.path_type == "PathPrefix" else len(m.path)
                 key = (0 if m.path_type == "Exact" else 1, -path_len, m.path_type == "RegularExpression",
                        0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
-                redirect = redirect_location(rule.redirect, a.listener.port) if rule.redirect else ""
+                redirect = redirect_location(rule.redirect, a.listener.port, a.listener.protocol.lower()) \
+                    if rule.redirect else ""
                 by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect)))
 
 

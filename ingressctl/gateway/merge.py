@@ -43,9 +43,11 @@ def merge(result: BuildResult, gw: GatewayResult) -> BuildResult:
                                     f"host {s.host or '(default server)'} is served by an Ingress; "
                                     "its Gateway API routes are left out", True))
     upstreams = {u.name: u for u in (*model.upstreams, *gw.upstreams)}
+    certs = {c.file_name: c for c in (*model.certificates, *gw.certificates)}
     model = dataclasses.replace(
         model, servers=tuple(servers[:1] + sorted(servers[1:] + added, key=lambda s: s.host)),
-        upstreams=tuple(upstreams[k] for k in sorted(upstreams)), dispatches=gw.dispatches)
+        upstreams=tuple(upstreams[k] for k in sorted(upstreams)), dispatches=gw.dispatches,
+        certificates=tuple(certs[k] for k in sorted(certs)))
     return dataclasses.replace(result, model=model, problems=result.problems + tuple(problems),
                                gateway=gw)
 
