@@ -54,3 +54,17 @@ def test_validate_reports_and_exits_1(tmp_path, capsys):
     assert main(["validate", "--manifests", str(tmp_path / "m")]) == 1
     out = capsys.readouterr().out
     assert "demo/bad" in out and "/x;}" in out
+
+
+def test_validate_checks_httproutes_too(tmp_path, capsys):
+    shutil.copytree(ROOT / "examples/gateway", tmp_path / "m")
+    assert main(["validate", "--manifests", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    (tmp_path / "m" / "bad.yaml").write_text(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: bad, namespace: demo}\n"
+        "spec:\n  parentRefs: [{name: web, namespace: default}]\n  rules:\n"
+        "  - matches: [{headers: [{type: RegularExpression, name: x, value: 'a\";b'}]}]\n"
+        "    backendRefs: [{name: web, port: 80}]\n")
+    assert main(["validate", "--manifests", str(tmp_path / "m")]) == 1
+    out = capsys.readouterr().out
+    assert "HTTPRoute demo/bad" in out and "nginx could read as syntax" in out

@@ -12,6 +12,7 @@ from ..admission.validate import validate_snapshot
 from ..cli import UserError
 from ..controller import Controller
 from ..debug import debug_pages
+from ..gateway.build import route_invalid
 from ..health import StatusServer, all_of
 from ..nginx.process import Nginx, NginxError, write_files
 from ..nginx.render import RenderError
@@ -143,6 +144,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     verdicts = validate_snapshot(snap, validate_options(controller_options(args), snap))
     errors = [str(p) for p in source.problems]
     errors += [f"Ingress {v.ingress}: {r}" for v in verdicts for r in v.reasons]
+    errors += [f"HTTPRoute {key}: {why}" for key, route in sorted(snap.http_routes.items())
+               if (why := route_invalid(route))]  # the Gateway API checks gateway/build.py makes
     warnings = [f"Ingress {v.ingress}: {w}" for v in verdicts for w in v.warnings]
     for w in warnings:
         print(f"warning: {w}")

@@ -119,7 +119,7 @@ def _value_regex(typ: str, value: str, what: str) -> str:
     raise v.InvalidValue(f"{what}: match type {typ!r} is not Exact or RegularExpression")
 
 
-def _route_valid(route: HTTPRoute) -> str:
+def route_invalid(route: HTTPRoute) -> str:
     """'' when every value of the route can be served, else why not."""
     try:
         for h in route.hostnames:
@@ -284,7 +284,7 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
     attached: dict[str, dict[str, int]] = {k: {} for k in ours}
     by_port: dict[int, ByHost] = {}
     for route in sorted(snap.http_routes.values(), key=lambda r: r.meta.age_key):
-        invalid = _route_valid(route)
+        invalid = route_invalid(route)
         targets = [b.rule_target(route, rule) for rule in route.rules] if not invalid else []
         failures = [f for _, fs in targets for f in fs]
         g = route.meta.generation
