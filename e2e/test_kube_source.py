@@ -5,6 +5,7 @@ was down are all picked up, and `--watch-namespace` / the ConfigMap selector sco
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,5 +86,73 @@ def test_namespace_and_configmap_scope(tmp_path: Path, api: ApiServer) -> None:
         wait_until(lambda: "team-a/a2" in store.snapshot().ingresses, 5, "watched namespace change")
         assert len(changes) == before + 1  # the other namespace and the other ConfigMap never arrived
         assert all(r[4] in ("", "team-a", "infra") for r in api.requests)
+    finally:
+        source.stop()
+
+
+# -- issue 11 item 7: after the API comes back -------------------------------------------------
+
+def _restore_older_backup(api: ApiServer, *objects: dict) -> None:  # type: ignore[type-arg]
+    """An etcd restore: every object again, resourceVersions far behind the ones seen."""
+    from .apistore import ApiStore
+
+    api.store = ApiStore(start_rv=10)
+    api.apply(*objects)
+
+
+def test_a_control_plane_restored_from_a_backup_is_relisted(tmp_path: Path, api: ApiServer) -> None:
+    base = [CLASS, service("web"), endpoint_slice("web", [8080])]
+    api.apply(*base, ingress("keep", "keep.example.com", "web"))
+    for i in range(30):  # resourceVersions move on
+        api.apply(ingress("gone", f"gone{i}.example.com", "web"))
+    store = Store()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url, TOKEN, api.ca_path)  # type: ignore[attr-defined]
+    source = KubeSource(connect(str(kubeconfig)), store, default_specs(), watch_seconds=5, backoff_cap=0.5,
+                        relist_after=0.5)
+    source.start(source.initial_sync())
+    try:
+        api.stop()
+        _restore_older_backup(api, *base, ingress("keep", "keep.example.com", "web"))  # "gone" is not in it
+        time.sleep(1.0)  # longer than relist_after
+        api.start()
+        wait_until(lambda: sorted(store.snapshot().ingresses) == ["default/keep"], 10,
+                   "the Ingress missing from the restored store removed")
+    finally:
+        source.stop()
+
+
+def test_the_periodic_resync_repairs_what_the_watches_missed(tmp_path: Path, api: ApiServer) -> None:
+    base = [CLASS, service("web"), endpoint_slice("web", [8080])]
+    api.apply(*base, ingress("keep", "keep.example.com", "web"), ingress("gone", "gone.example.com", "web"))
+    store = Store()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url, TOKEN, api.ca_path)  # type: ignore[attr-defined]
+    source = KubeSource(connect(str(kubeconfig)), store, default_specs(), watch_seconds=5, backoff_cap=0.5,
+                        resync=1.0)
+    source.start(source.initial_sync())
+    try:
+        with api.store.cond:  # lost without an event (a store the watches do not see): no 410, no outage
+            for key in [k for k in api.store.objects if k[1] == "ingresses" and k[3] == "gone"]:
+                del api.store.objects[key]
+        wait_until(lambda: sorted(store.snapshot().ingresses) == ["default/keep"], 10, "the resync")
+        assert source.stats.resyncs > 0
+    finally:
+        source.stop()
+
+
+def test_the_watch_comes_back_when_the_api_answers_not_when_the_backoff_ends(tmp_path: Path, api: ApiServer) -> None:
+    api.apply(CLASS, service("web"), endpoint_slice("web", [8080]))
+    store = Store()
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api.url, TOKEN, api.ca_path)  # type: ignore[attr-defined]
+    # the first retry waits 10-20 s: coming back within 5 s means the probe found the API
+    source = KubeSource(connect(str(kubeconfig)), store, default_specs(), watch_seconds=5, backoff_base=20,
+                        backoff_cap=60, relist_after=60)
+    source.start(source.initial_sync())
+    try:
+        api.stop()
+        wait_until(lambda: source.stats.errors >= 1, 10, "the watches failing")
+        time.sleep(1.0)  # every watch has noticed by now, and is in its 10-20 s backoff
+        api.start()
+        api.apply(ingress("new", "new.example.com", "web"))
+        wait_until(lambda: "default/new" in store.snapshot().ingresses, 5, "the watch back within a probe")
     finally:
         source.stop()

@@ -30,7 +30,7 @@ from ..kube.gateway_status import GatewayStatusWriter
 from ..kube.leader import LeaderElector
 from ..kube.status import AddressSource, StatusPublisher
 from ..nginx.process import Nginx, NginxError
-from ..sources.kube import DEFAULT_SECRET_SELECTOR, KubeSource, default_specs
+from ..sources.kube import DEFAULT_SECRET_SELECTOR, RESYNC, KubeSource, default_specs
 from ..store import Store
 from .common import (
     add_class_flags,
@@ -58,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="kubeconfig file (default: $KUBECONFIG, else the in-cluster service account, else "
                    "~/.kube/config)")
     g.add_argument("--watch-namespace", default="", metavar="NS", help="only watch this namespace (default all)")
+    g.add_argument("--resync-period", type=float, default=RESYNC, metavar="S",
+                   help=f"relist every kind this often, whatever the watches said (default {RESYNC:g}; 0: never)")
     g.add_argument("--secret-selector", default=DEFAULT_SECRET_SELECTOR, metavar="FIELDS",
                    help="field selector for the Secrets we read (default: all but service-account tokens, "
                    "Helm releases and image pull secrets); 'type=kubernetes.io/tls' if no auth annotations are used")
@@ -141,7 +143,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     try:
         client = connect(args.kubeconfig)
         source = KubeSource(client, Store(), default_specs(args.watch_namespace, args.configmap,
-                                                          args.secret_selector, gateway=True))
+                                                          args.secret_selector, gateway=True),
+                            resync=args.resync_period)
         versions = source.initial_sync()
     except KubeUnavailable as e:
         raise UserError(str(e)) from None

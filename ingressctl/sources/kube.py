@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,13 @@ class Backoff:
         self.attempts = 0
 
 
+RESYNC = 600.0  # --resync-period: every kind is relisted this often (0: never)
+RELIST_AFTER_OUTAGE = 5.0  # an API unreachable for longer may have been restored: relist
+
+
+PROBE_INTERVAL = 0.5  # while backing off, how often a cheap request checks whether the API is back
+
+
 class WatchExpired(Exception):
     """The resourceVersion we resume from is gone (410): relist."""
 
@@ -94,7 +102,8 @@ class WatchExpired(Exception):
 @dataclass
 class SourceStats:
     lists: int = 0
-    relists: int = 0  # after 410
+    relists: int = 0  # after 410, a long outage or a resourceVersion that went back
+    resyncs: int = 0  # periodic (--resync-period)
     reconnects: int = 0
     errors: int = 0
     invalid: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (kind, ns, name) -> error
@@ -102,10 +111,13 @@ class SourceStats:
 
 class KubeSource:
     def __init__(self, client: KubeClient, store: Store, specs: list[WatchSpec],
-                 watch_seconds: int = 300, backoff_cap: float = 30.0) -> None:
+                 watch_seconds: int = 300, backoff_cap: float = 30.0, backoff_base: float = 0.25,
+                 resync: float = RESYNC, relist_after: float = RELIST_AFTER_OUTAGE) -> None:
         self.client, self.store, self.specs = client, store, specs
         self.watch_seconds = watch_seconds
-        self.backoff_cap = backoff_cap
+        self.backoff_cap, self.backoff_base = backoff_cap, backoff_base
+        self.resync, self.relist_after = resync, relist_after
+        self._failing_since: dict[str, float | None] = {}
         self.stats = SourceStats()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -196,15 +208,19 @@ class KubeSource:
             t.join(timeout=2)
 
     def _run(self, spec: WatchSpec, rv: str) -> None:
-        backoff = Backoff(cap=self.backoff_cap)
+        backoff = Backoff(base=self.backoff_base, cap=self.backoff_cap)
+        next_resync = time.monotonic() + self.resync if self.resync else 0.0
         while not self._stop.is_set():
             try:
+                rv = self._relist_if_due(spec, rv, next_resync)
                 if not rv:
                     rv = self.relist(spec)
-                rv = self.watch(spec, rv)
+                    self._failing_since[spec.kind] = None
+                    next_resync = time.monotonic() + self.resync if self.resync else 0.0
+                rv = self.watch(spec, rv, next_resync)
                 backoff.reset()  # the server ended the watch cleanly: resume at once
-            except WatchExpired:
-                log.info("watch %s: resourceVersion %s expired (410); relisting", spec.kind, rv)
+            except WatchExpired as e:
+                log.info("watch %s: resourceVersion %s %s; relisting", spec.kind, rv, e)
                 self.stats.relists += 1
                 rv = ""
                 backoff.reset()
@@ -216,22 +232,62 @@ class KubeSource:
                     rv = ""
                     continue
                 self.stats.errors += 1
+                if self._failing_since.get(spec.kind) is None:
+                    self._failing_since[spec.kind] = time.monotonic()
                 delay = backoff.next()
-                log.warning("watch %s: %s; retrying in %.1fs", spec.kind, describe_failure(self.client.host, e), delay)
-                self._stop.wait(delay)
+                log.warning("watch %s: %s; retrying in %.1fs or as soon as the API answers", spec.kind,
+                            describe_failure(self.client.host, e), delay)
+                self._wait_for_api(delay)
             self.stats.reconnects += 1
 
-    def watch(self, spec: WatchSpec, rv: str) -> str:
-        """Stream one watch from `rv`; returns the last resourceVersion seen."""
+    def _relist_if_due(self, spec: WatchSpec, rv: str, next_resync: float) -> str:
+        """"" (relist) after a long outage (the API may come back restored from a backup, its
+        resourceVersions older than ours, with no 410) or when the periodic resync is due."""
+        since = self._failing_since.get(spec.kind)
+        if rv and since is not None and time.monotonic() - since > self.relist_after:
+            log.info("watch %s: the API was unreachable for more than %.0fs; relisting", spec.kind,
+                     self.relist_after)
+            self.stats.relists += 1
+            return ""
+        if rv and self.resync and time.monotonic() >= next_resync:
+            log.debug("watch %s: periodic resync", spec.kind)
+            self.stats.resyncs += 1
+            return ""
+        return rv
+
+    def _wait_for_api(self, delay: float) -> None:
+        """Sleep out the backoff, but stop as soon as the API answers a cheap request."""
+        deadline = time.monotonic() + delay
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.wait(min(PROBE_INTERVAL, left)) or self._api_answers():
+                return
+
+    def _api_answers(self) -> bool:
+        try:
+            self.client.request("GET", RESOURCES["IngressClass"].path(), {"limit": 1}, timeout=(0.5, 1))
+        except ApiException:
+            return True  # an HTTP answer (even 403): the API is there
+        except (urllib3.exceptions.HTTPError, OSError, ValueError):
+            return False
+        return True
+
+    def watch(self, spec: WatchSpec, rv: str, until: float = 0.0) -> str:
+        """Stream one watch from `rv` (ending by `until`, a monotonic time, when set); returns
+        the last resourceVersion seen."""
         res = RESOURCES[spec.kind]
+        seconds = self.watch_seconds
+        if until:
+            seconds = max(1, min(seconds, int(until - time.monotonic()) + 1))
         query = {**self._query(spec), "watch": "true", "resourceVersion": rv, "allowWatchBookmarks": "true",
-                 "timeoutSeconds": self.watch_seconds}
-        resp = self.client.stream(res.path(spec.namespace), query, timeout=(5, self.watch_seconds + 30))
+                 "timeoutSeconds": seconds}
+        resp = self.client.stream(res.path(spec.namespace), query, timeout=(5, seconds + 30))
+        self._failing_since[spec.kind] = None  # connected
         with self._lock:
             self._responses[spec.kind] = resp
         try:
             for event in _events(resp):
-                rv = self._handle(spec, event) or rv
+                rv = self._handle(spec, event, rv) or rv
                 if self._stop.is_set():
                     break
         finally:
@@ -240,13 +296,15 @@ class KubeSource:
             resp.release_conn()
         return rv
 
-    def _handle(self, spec: WatchSpec, event: dict[str, Any]) -> str:
+    def _handle(self, spec: WatchSpec, event: dict[str, Any], last: str = "") -> str:
         etype, raw = event.get("type"), event.get("object") or {}
         if etype == "ERROR":
             if raw.get("code") == 410:
-                raise WatchExpired(raw.get("message", "Gone"))
+                raise WatchExpired("expired (410)")
             raise ApiException(status=raw.get("code") or 500, reason=raw.get("message") or "watch error")
         meta = raw.get("metadata") or {}
+        if _went_back(last, str(meta.get("resourceVersion") or "")):
+            raise WatchExpired(f"then {meta.get('resourceVersion')}: it went back (a restored control plane?)")
         if etype in ("ADDED", "MODIFIED"):
             obj = self._parse(raw)
             if obj is None:
@@ -259,6 +317,12 @@ class KubeSource:
             self.stats.invalid.pop((spec.kind, ns, meta.get("name", "")), None)
             self.store.delete(spec.kind, ns, meta.get("name", ""))
         return str(meta.get("resourceVersion") or "")
+
+
+def _went_back(last: str, now: str) -> bool:
+    """resourceVersions are opaque, but every API server in use makes them increasing integers:
+    a smaller one means the store behind the API was replaced (an etcd restore)."""
+    return last.isdigit() and now.isdigit() and int(now) < int(last)
 
 
 def _events(resp: Any) -> Iterator[dict[str, Any]]:
