@@ -100,6 +100,20 @@ spec:
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
+metadata: {name: headers, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ["hm.gw.test"]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /hm}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-Set, value: "set by route"}], remove: [X-Drop]}
+    backendRefs: [{name: a, port: 80}]
+  - backendRefs: [{name: a, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
 metadata: {name: tenant, namespace: other, creationTimestamp: "2025-01-01T00:00:00Z"}
 spec:
   parentRefs: [{name: gw, namespace: default}]
@@ -256,3 +270,14 @@ def test_https_listener_terminates_tls_with_a_certificate_granted_across_namespa
     assert (r.backend, r.peer_cn) == ("c", "secure.gw.test")
     other = request(gw.tls_port, "other.gw.test", tls=True)  # the port's default server, default certificate
     assert other.status == 404 and other.peer_cn != "secure.gw.test"
+
+
+@pytest.mark.parametrize("path, x_set, x_drop", [
+    ("/hm", "set by route", None),  # set replaces the client's value; remove drops the header
+    ("/other", "client", "client"),  # another rule of the same host leaves both alone
+])
+def test_request_header_modifier(gw, path, x_set, x_drop):
+    r = gw.get("hm.gw.test", path, headers={"X-Set": "client", "X-Drop": "client"})
+    sent = r.json()["headers"]
+    assert (r.backend, sent.get("x-set"), sent.get("x-drop")) == ("a", x_set, x_drop)
+    assert sent.get("x-forwarded-host") == "hm.gw.test"  # the standard proxy headers are still sent

@@ -113,6 +113,15 @@ class HTTPRule:
     backend_refs: tuple[ObjectRef, ...]
     filter_types: tuple[str, ...] = ()
     redirect: Redirect | None = None
+    request_headers: HeaderModifier | None = None
+    timeouts: bool = False  # spec.rules[].timeouts is set (not served yet: reported)
+
+
+@dataclass(frozen=True)
+class HeaderModifier:
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,7 +233,21 @@ def _rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
                     for i, f in enumerate(raw_filters))
     redirect = next((_redirect(r, r.mapping(f, path).get("requestRedirect"), f"{path}.filters[{i}].requestRedirect")
                      for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "RequestRedirect"), None)
-    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect)
+    headers = next((_header_modifier(r, r.mapping(f, path).get("requestHeaderModifier"),
+                                     f"{path}.filters[{i}].requestHeaderModifier")
+                    for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "RequestHeaderModifier"), None)
+    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect, headers, bool(m.get("timeouts")))
+
+
+def _header_modifier(r: _Reader, raw: Any, path: str) -> HeaderModifier:
+    m = r.mapping(raw, path)
+
+    def pairs(key: str) -> tuple[tuple[str, str], ...]:
+        return tuple((r.text(r.mapping(x, path).get("name"), f"{path}.{key}.name"),
+                      r.text(r.mapping(x, path).get("value"), f"{path}.{key}.value"))
+                     for x in r.seq(m.get(key), f"{path}.{key}", MAX_HEADER_MATCHES))
+    remove = tuple(r.text(x, f"{path}.remove") for x in r.seq(m.get("remove"), f"{path}.remove", MAX_HEADER_MATCHES))
+    return HeaderModifier(pairs("set"), pairs("add"), remove)
 
 
 def _redirect(r: _Reader, raw: Any, path: str) -> Redirect:

@@ -293,3 +293,33 @@ spec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra
     assert conds["Programmed"][0] == (reason == "ResolvedRefs")
     served = [s for s in result.servers if s.ports == (8443,)]
     assert bool(served) == (reason == "ResolvedRefs") and all(s.tls and s.certificate for s in served)
+
+
+@pytest.mark.parametrize("modifier, expected", [
+    (dict(set=(("X-A", "1"),), remove=("X-B",)), (("x-a", "1"), ("x-b", ""))),
+    (dict(add=(("X-A", "1"),)), None),  # not supported yet: reported, never half-served
+    (dict(set=(("Host", "evil"),)), None),  # ingressctl's own headers
+    (dict(set=(("X-Forwarded-For", "1.2.3.4"),)), None),
+    (dict(set=(("X-A", "$remote_addr"),)), None),  # no nginx variables from a route
+    (dict(set=(("X-A", 'a"; b'),)), None),
+    (dict(set=(("X-A", "a\nb"),)), None),
+    (dict(set=(("X A", "1"),)), None),
+])
+def test_request_header_modifier_values(modifier, expected):
+    from ingressctl.gateway.build import header_changes
+    from ingressctl.ingress.values import InvalidValue
+    from ingressctl.objects_gateway import HeaderModifier, HTTPMatch, HTTPRule
+    rule = HTTPRule((HTTPMatch(),), (), ("RequestHeaderModifier",), None, HeaderModifier(**modifier))
+    if expected is None:
+        with pytest.raises(InvalidValue):
+            header_changes(rule)
+    else:
+        assert header_changes(rule) == expected
+
+
+def test_rule_with_timeouts_is_reported_not_served_without_them():
+    route = _route("infra", "{name: gw, sectionName: same}").replace(
+        "rules: [{backendRefs", "rules: [{timeouts: {request: 10s}, backendRefs")
+    result = _build(route)
+    acc = result.parents[0].condition("Accepted")
+    assert acc is not None and (acc.status, acc.reason) == (False, "UnsupportedValue") and "timeouts" in acc.message

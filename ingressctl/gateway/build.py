@@ -24,7 +24,7 @@ from ..objects import ServiceBackend
 from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef, Redirect
 from ..store import Snapshot
 from .attach import Attachment, attach, gateway_status, listener_problems, parent_gateway, parent_status
-from .model import Choice, Condition, Dispatch, Split
+from .model import Choice, Condition, Dispatch, HeaderEntry, HeaderMap, Split
 from .status import Condition as StatusCondition
 from .status import ObjectStatus, ParentStatus
 
@@ -85,6 +85,30 @@ def match_conditions(m: HTTPMatch) -> list[tuple[str, str]]:
     return out
 
 
+_RESERVED_HEADERS = ("host", "connection", "upgrade", "x-real-ip", "x-forwarded-for", "x-forwarded-proto",
+                     "x-forwarded-host", "x-forwarded-port", "x-request-id")
+_HEADER_VALUE_UNSAFE = re.compile(r'["\\$\x00-\x1f\x7f]')
+
+
+def header_changes(rule: HTTPRule) -> tuple[tuple[str, str], ...]:
+    """A RequestHeaderModifier as (lower-case name, value) pairs, "" = remove; raises InvalidValue."""
+    m = rule.request_headers
+    if m is None:
+        return ()
+    if m.add:
+        raise v.InvalidValue("RequestHeaderModifier add is not supported yet (set and remove are)")
+    out: dict[str, str] = {}
+    for name, value in [*m.set, *((n, "") for n in m.remove)]:
+        key = v.header_name(name).lower()
+        if key in _RESERVED_HEADERS:
+            raise v.InvalidValue(f"RequestHeaderModifier: header {name} is set by ingressctl itself")
+        if len(value) > 4096 or _HEADER_VALUE_UNSAFE.search(value):
+            raise v.InvalidValue(f"RequestHeaderModifier: the value of {name} has '\"', '\\', '$' or control "
+                                 "characters, or is longer than 4096")
+        out.setdefault(key, value)
+    return tuple(out.items())
+
+
 _WELL_KNOWN = {"http": 80, "https": 443}
 
 
@@ -127,11 +151,14 @@ def route_invalid(route: HTTPRoute) -> str:
         for rule in route.rules:
             for m in rule.matches:
                 match_conditions(m)
-            unsupported = [f for f in rule.filter_types if f != "RequestRedirect"]
+            unsupported = [f for f in rule.filter_types if f not in ("RequestRedirect", "RequestHeaderModifier")]
             if unsupported:
                 raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported yet")
+            if rule.timeouts:
+                raise v.InvalidValue("timeouts are not supported yet")
             if rule.redirect is not None:
                 redirect_location(rule.redirect, 80)
+            header_changes(rule)
     except v.InvalidValue as e:
         return str(e)
     return ""
@@ -144,6 +171,7 @@ class _Candidate:
     target: Target
     route: str
     redirect: str = ""  # Location of a RequestRedirect rule
+    headers: tuple[tuple[str, str], ...] = ()  # RequestHeaderModifier: (lower-case name, value; "" = removed)
 
 
 @dataclass
@@ -248,12 +276,17 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
             conds.setdefault(cond, len(conds))
     conditions = tuple(Condition(var, rx, f"$gw_c_{did}_{i}") for (var, rx), i in conds.items())
     choices = []
-    for c in sorted(cands, key=lambda c: c.key):
+    ordered = sorted(cands, key=lambda c: c.key)
+    for c in ordered:
         need = {conds[x] for x in c.conditions}
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
         target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
         choices.append(Choice(pattern, target, c.route, c.redirect))
-    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()))
+    names = list(dict.fromkeys(n for c in ordered for n, _ in c.headers))
+    headers = tuple(HeaderMap(n, f"$gw_h_{did}_{k}", "$http_" + n.replace("-", "_"), tuple(
+        HeaderEntry(ch.pattern, n not in dict(c.headers), dict(c.headers).get(n, "")) for ch, c in zip(choices, ordered, strict=True)))
+        for k, n in enumerate(names))
+    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()), headers)
 
 
 def _split(did: int, target: Target, splits: dict[Target, Split]) -> str:
@@ -341,7 +374,8 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
             d = _dispatch(len(dispatches), _host_candidates(by_host, host))
             dispatches.append(d)
             loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
-                           dispatch_redirect=d.location_variable if d.redirects else "")
+                           dispatch_redirect=d.location_variable if d.redirects else "",
+                           header_sets=tuple((h.name, h.variable) for h in d.headers))
             servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports,
                                   tls=ssl, certificate=certs.get((port, host), "")))
     return servers, dispatches
@@ -358,7 +392,8 @@ def _add_candidates(by_host: ByHost, a: Attachment, targets: list[Target]) -> No
                        0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
                 redirect = redirect_location(rule.redirect, a.listener.port, a.listener.protocol.lower()) \
                     if rule.redirect else ""
-                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect)))
+                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect,
+                                                                      header_changes(rule))))
 
 
 def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
@@ -370,5 +405,5 @@ def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
             continue
         for _, c in cands:
             key = (*_host_rank(host, rh), *c.key)
-            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route, c.redirect))
+            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route, c.redirect, c.headers))
     return list(out.values())

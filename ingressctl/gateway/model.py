@@ -44,11 +44,30 @@ class Split:
 
 
 @dataclass(frozen=True)
+class HeaderEntry:
+    pattern: str  # the same pattern as the choice it belongs to
+    keep: bool  # pass the client's value on
+    value: str = ""  # else this value ("" = the header is not sent)
+
+
+@dataclass(frozen=True)
+class HeaderMap:
+    """A request header a RequestHeaderModifier sets or removes for some choices of a dispatch:
+    a map with the same patterns, in the same order, giving the value to send."""
+
+    name: str  # validated header name
+    variable: str  # $gw_h_<dispatch>_<index>
+    original: str  # $http_<name>: the client's value, for choices that leave it alone
+    entries: tuple[HeaderEntry, ...]
+
+
+@dataclass(frozen=True)
 class Dispatch:
     id: int
     conditions: tuple[Condition, ...]
     choices: tuple[Choice, ...]  # in the spec's precedence order; a target may be a Split variable
     splits: tuple[Split, ...] = ()
+    headers: tuple[HeaderMap, ...] = ()
 
     @property
     def variable(self) -> str:

@@ -207,6 +207,7 @@ class Location:
     fallback_code: int = 0  # proxied to a default backend in place of this status (error-backend headers)
     dispatch: str = ""  # Gateway API: the variable (gateway/model.py Dispatch) naming the upstream or a status
     dispatch_redirect: str = ""  # Gateway API: the variable holding a RequestRedirect's Location
+    header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) sent upstream
 
     @property
     def is_regex(self) -> bool:
@@ -249,7 +250,7 @@ class Location:
         nginx inherits proxy_set_header only into levels that define none)."""
         c = self.config
         return bool(self.external_name or c.upstream_vhost or c.x_forwarded_prefix or c.auth_response_headers
-                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code)
+                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code or self.header_sets)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:
