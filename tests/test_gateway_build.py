@@ -240,7 +240,8 @@ def test_an_ingress_keeps_a_host_both_claim_on_the_same_port():
     result = with_gateway(build(snap), snap, GatewayOptions(ingress_http_port=80))
     server = result.model.server("a.same.test")
     assert server is not None and not any(loc.dispatch for loc in server.locations)
-    assert any(p.reason == "HostConflict" for p in result.problems)
+    assert [(p.kind, p.namespace, p.name) for p in result.problems if p.reason == "HostConflict"] == [
+        ("HTTPRoute", "infra", "r")]
 
 
 INGRESS = """

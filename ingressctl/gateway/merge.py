@@ -24,6 +24,12 @@ def _free_default(server: Server) -> bool:
     return all(loc.status == 404 and not loc.upstream and not loc.ingress for loc in server.locations)
 
 
+def _routes_of(server: Server, gw: GatewayResult) -> list[str]:
+    """The HTTPRoutes ("ns/name") a Gateway server dispatches to."""
+    variables = {loc.dispatch for loc in server.locations}
+    return sorted({ch.route for d in gw.dispatches if d.variable in variables for ch in d.choices})
+
+
 def merge(result: BuildResult, gw: GatewayResult) -> BuildResult:
     if not gw.servers and not gw.statuses:
         return result
@@ -39,9 +45,11 @@ def merge(result: BuildResult, gw: GatewayResult) -> BuildResult:
         elif not s.host and _free_default(servers[i]):
             servers[i] = dataclasses.replace(servers[i], locations=s.locations)
         else:
-            problems.append(Problem("Gateway", "", "", "HostConflict",
-                                    f"host {s.host or '(default server)'} is served by an Ingress; "
-                                    "its Gateway API routes are left out", True))
+            for route in _routes_of(s, gw):
+                ns, _, name = route.partition("/")
+                problems.append(Problem("HTTPRoute", ns, name, "HostConflict",
+                                        f"host {s.host or '(default server)'} is served by an Ingress on the same "
+                                        "port; this route is left out there", True))
     upstreams = {u.name: u for u in (*model.upstreams, *gw.upstreams)}
     certs = {c.file_name: c for c in (*model.certificates, *gw.certificates)}
     model = dataclasses.replace(
