@@ -108,10 +108,6 @@ class ClusterController(LocalController):
         return f"token-{self.name}"
 
     @property
-    def state_dir(self) -> Path:
-        return self.workdir / f"{self.name}-state"
-
-    @property
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 

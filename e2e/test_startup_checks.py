@@ -90,3 +90,28 @@ def test_readyz_reports_a_configuration_that_stays_stale(tmp_path: Path):
         wait_until(lambda: ctl.status("/readyz")[0] == 200, 10, "/readyz once the configuration goes live")
     finally:
         ctl.stop()
+
+
+def test_a_state_dir_the_workers_cannot_reach_is_refused_with_the_reason(tmp_path: Path):
+    assert os.geteuid() == 0, "e2e runs as root (nginx workers run as nobody)"
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    (tmp_path / "m").mkdir()
+    r = _run("--manifests", str(tmp_path / "m"), "--state-dir", str(closed / "state"),
+             "--http-port", str(free_port()), "--https-port", str(free_port()), "--status-port", str(free_port()))
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot traverse" in lines[0] and str(closed) in lines[0], r.stderr
+
+
+def test_a_state_dir_that_cannot_be_written_is_one_line(tmp_path: Path):
+    (tmp_path / "m").mkdir()
+    blocker = Path(tempfile.mkdtemp(prefix="ingressctl-e2e-")) / "file"
+    blocker.write_text("not a directory")
+    try:
+        r = _run("--manifests", str(tmp_path / "m"), "--state-dir", str(blocker),
+                 "--http-port", str(free_port()), "--https-port", str(free_port()), "--status-port", str(free_port()))
+    finally:
+        shutil.rmtree(blocker.parent, ignore_errors=True)
+    assert r.returncode == 1
+    assert len(r.stderr.strip().splitlines()) == 1 and "--state-dir" in r.stderr, r.stderr

@@ -44,16 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
         description="A small, readable Ingress controller that drives a real nginx.",
         epilog="Start with: ingressctl run --manifests examples/quickstart  (see README.md)",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more logging (-vv for debug); also accepted after the command")
+    parser.add_argument("--version", action="version", version=f"ingressctl {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ingressctl")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _verbosity(argv: Sequence[str]) -> tuple[int, list[str]]:
+    """-v / -vv / --verbose anywhere before `--`, counted and taken out: users put them after
+    the command as often as before it."""
+    count, rest = 0, []
+    for i, a in enumerate(argv):
+        if a == "--":
+            rest += argv[i:]
+            break
+        if a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}):
+            count += 1 if a == "--verbose" else len(a) - 1
+        else:
+            rest.append(a)
+    return count, rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    verbose, rest = _verbosity(list(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(rest)
+    args.verbose += verbose
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose + 1, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

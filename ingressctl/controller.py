@@ -34,7 +34,7 @@ from .ingress.settings import Settings, parse_settings
 from .metrics import ControllerMetrics
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
-from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers
+from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError
 from .objects import Ingress
 from .quarantine import Quarantine, find_culprits
@@ -158,6 +158,16 @@ class Controller:
         if self.quarantine.entries:
             result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())
         return result
+
+    def prepare_state(self, rendered: Rendered) -> None:
+        """Everything `rendered` refers to, under the state dir (render: `nginx -t` passes on it)."""
+        Nginx.prepare_dirs(self.options.prefix)
+        share_with_workers(ensure_default_certificate(self.options.prefix / "certs" / "default.pem"))
+        write_files(self.options.prefix / "certs", rendered.files)
+        if self.options.dynamic_endpoints:
+            pusher = EndpointPusher(self.options.prefix)
+            pusher.install_lua()
+            pusher.write_file(endpoint_table(rendered.result.model))
 
     def renderers(self) -> list[tuple[str, Renderer]]:
         out: list[tuple[str, Renderer]] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,69 @@ def test_validate_checks_httproutes_too(tmp_path, capsys):
     assert main(["validate", "--manifests", str(tmp_path / "m")]) == 1
     out = capsys.readouterr().out
     assert "HTTPRoute demo/bad" in out and "nginx could read as syntax" in out
+
+
+# -- issue 12 §5: the command line tells the truth --------------------------------------------
+
+def _nginx_t(prefix: Path, conf: Path) -> subprocess.CompletedProcess[str]:
+    from .test_golden import nginx_binary
+
+    return subprocess.run([nginx_binary(), "-t", "-q", "-p", str(prefix), "-c", str(conf)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_render_leaves_the_state_dir_ready_for_nginx_t(tmp_path, capsys):
+    state = tmp_path / "state"
+    assert main(["render", "--manifests", str(ROOT / "examples/quickstart"), "--state-dir", str(state),
+                 "--dynamic-endpoints", "on"]) == 0
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(capsys.readouterr().out)
+    r = _nginx_t(state / "nginx", conf)
+    assert r.returncode == 0, r.stderr
+
+
+def test_render_without_a_state_dir_uses_a_fresh_one_not_a_live_instances(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert main(["render", "--manifests", str(ROOT / "examples/quickstart")]) == 0
+    captured = capsys.readouterr()
+    assert "/ingressctl-8080/" not in captured.out
+    state = next(tmp_path.glob("ingressctl-render-*"))
+    assert str(state) in captured.err  # where it wrote, and how to test it
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(captured.out)
+    assert _nginx_t(state / "nginx", conf).returncode == 0
+
+
+def test_version_and_verbose_after_the_subcommand(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("ingressctl ")
+    assert main(["render", "-v", "--manifests", "/nonexistent"]) == 1  # -v is accepted after the command
+
+
+def test_validate_reads_a_file_and_stdin_and_prints_each_warning_once(tmp_path, capsys, monkeypatch):
+    import io
+
+    text = (ROOT / "examples/quickstart/ingress.yaml").read_text().replace(
+        "metadata:", "metadata:\n  annotations: {nginx.ingress.kubernetes.io/unknown-thing: \"x\"}", 1)
+    f = tmp_path / "one.yaml"
+    f.write_text("\n---\n".join([text, (ROOT / "examples/quickstart/services.yaml").read_text(),
+                                  (ROOT / "examples/quickstart/ingressclass.yaml").read_text()]))
+    assert main(["validate", "-f", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("unknown-thing") == 1, out
+    monkeypatch.setattr("sys.stdin", io.StringIO(f.read_text()))
+    assert main(["validate", "-f", "-"]) == 0
+    assert "unknown-thing" in capsys.readouterr().out
+
+
+def test_validate_reports_configmap_problems(tmp_path, capsys):
+    shutil.copytree(ROOT / "examples/quickstart", tmp_path / "m")
+    (tmp_path / "m" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ctl, namespace: ingress}\n"
+        "data: {proxy-body-size: banana, no-such-key: x}\n")
+    assert main(["validate", "--manifests", str(tmp_path / "m"), "--configmap", "ingress/ctl"]) == 1
+    out = capsys.readouterr().out
+    assert "ConfigMap key proxy-body-size='banana'" in out and "no-such-key" in out

@@ -163,7 +163,7 @@ class Validator:
         if reasons:
             return Verdict(key, False, tuple(reasons), tuple(warnings))
         render_reasons, build_warnings = self._render_and_scan(snap, candidate, related)
-        return Verdict(key, not render_reasons, tuple(render_reasons), tuple(warnings + build_warnings))
+        return Verdict(key, not render_reasons, tuple(render_reasons), tuple(dict.fromkeys(warnings + build_warnings)))
 
     def _related(self, snap: Snapshot, candidate: Ingress) -> dict[str, Ingress]:
         """The other Ingresses of ours that share a server with the candidate."""

@@ -118,12 +118,29 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
 def _workers_reach(state: Path) -> bool:
     from ..nginx.process import workers_can_reach
 
-    if workers_can_reach(state / "nginx"):
-        return True
-    log.warning("nginx workers (user nobody) cannot traverse %s: the default certificate is loaded into every "
-                "server at each reload instead of per handshake (slower reloads with many hosts); "
-                "use a --state-dir whose parents are world-traversable", state)
-    return False
+    return workers_can_reach(state / "nginx")
+
+
+def check_state_dir(state: Path) -> None:
+    """Refuse a state dir nginx's workers (user nobody) cannot reach: they open htpasswd files
+    and write request bodies there, so basic auth and large uploads would answer 500. And one
+    line, not a traceback, for a state dir we may not write (a root-owned leftover)."""
+    from ..cli import UserError
+    from ..nginx.process import workers_can_reach
+
+    if not workers_can_reach(state / "nginx"):
+        closed = next(p for p in (state / "nginx").resolve().parents if p.exists() and not os.stat(p).st_mode & 0o001)
+        raise UserError(f"--state-dir {state}: nginx workers (user nobody) cannot traverse {closed} (no o+x), so "
+                        "basic auth and request bodies would fail; use a state dir whose parents are "
+                        "world-traversable (the default, /tmp/ingressctl-<port>, is)")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        probe = state / ".ingressctl-write-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"--state-dir {state}: {e.strerror or e} (a leftover of another user? remove it or "
+                        "choose another --state-dir)") from None
 
 
 def _dynamic(choice: str) -> bool:

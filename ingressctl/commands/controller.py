@@ -37,6 +37,7 @@ from .common import (
     add_nginx_flags,
     check_port,
     check_ports_free,
+    check_state_dir,
     controller_options,
     lock_state_dir,
     shut_down,
@@ -148,6 +149,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
         versions = source.initial_sync()
     except KubeUnavailable as e:
         raise UserError(str(e)) from None
+    check_state_dir(opts.state_dir)
     lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
     check_ports_free(opts)
     try:
@@ -187,7 +189,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
     source.start(versions)
     for part in (elector, status, events, gateway_status):
         part.start()
-    log.warning("controller %s watching %s at %s; status on :%d", me, args.watch_namespace or "all namespaces",
+    log.info("controller %s watching %s at %s; status on :%d", me, args.watch_namespace or "all namespaces",
                 client.host, health.port)
     signum = 0
     try:

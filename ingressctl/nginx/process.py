@@ -156,15 +156,20 @@ class Nginx:
 
     # -- files ---------------------------------------------------------------------------
     def prepare(self) -> None:
+        self.prepare_dirs(self.prefix)
+
+    @staticmethod
+    def prepare_dirs(prefix: Path) -> None:
+        """The directories nginx and its workers need under `prefix`, with modes they can use."""
         for d in ("", "certs", "tmp", "logs", *(f"tmp/{t}" for t in TEMP_DIRS)):
-            (self.prefix / d).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.prefix / "certs", 0o700)  # write_files opens it to the worker group (0710)
+            (prefix / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(prefix / "certs", 0o700)  # write_files opens it to the worker group (0710)
         if os.geteuid() == 0:  # workers run as nobody and must write request-body temp files
             nobody = pwd.getpwnam("nobody")
             for t in TEMP_DIRS:
-                os.chown(self.prefix / "tmp" / t, nobody.pw_uid, nobody.pw_gid)
-            os.chmod(self.prefix / "tmp", 0o755)
-            os.chmod(self.prefix, 0o755)
+                os.chown(prefix / "tmp" / t, nobody.pw_uid, nobody.pw_gid)
+            os.chmod(prefix / "tmp", 0o755)
+            os.chmod(prefix, 0o755)
 
     def write_files(self, files: Mapping[str, bytes]) -> None:
         write_files(self.prefix / "certs", files)
