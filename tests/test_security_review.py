@@ -917,18 +917,8 @@ def test_a_value_longer_than_an_nginx_parameter_is_refused(annotations: dict[str
 
 
 def _renders_or_is_refused(result: BuildResult, tmp_path: Path, name: str) -> None:
-    refused = [p for p in result.problems if p.name == name and not p.warning]
-    if refused:
-        return
-    prefix = tmp_path / "nginx"
-    for d in ("tmp", "logs", "certs"):
-        (prefix / d).mkdir(parents=True, exist_ok=True)
-    ensure_default_certificate(prefix / "certs" / "default.pem")
-    conf = prefix / "nginx.conf"
-    conf.write_text(Renderer().render(result.model, RenderContext(prefix=str(prefix), listen=("127.0.0.1:",))))
-    r = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(prefix), "-c", str(conf)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    if not [p for p in result.problems if p.name == name and not p.warning]:
+        assert_nginx_accepts(result, tmp_path)
 
 
 def test_default_backend_annotation_to_an_external_name_with_the_path_service_missing(tmp_path: Path) -> None:
