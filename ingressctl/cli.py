@@ -17,6 +17,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .logs import FORMATS, configure
+
 # Order is the order of `ingressctl --help`.
 COMMAND_MODULES = (
     "ingressctl.commands.local",  # run, render, validate
@@ -47,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging (-vv for debug); also accepted after the command")
     parser.add_argument("--version", action="version", version=f"ingressctl {_version()}")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="controller logs as text lines (default) or one JSON object per line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -63,18 +67,26 @@ def _version() -> str:
 
 
 def _verbosity(argv: Sequence[str]) -> tuple[int, list[str]]:
-    """-v / -vv / --verbose anywhere before `--`, counted and taken out: users put them after
-    the command as often as before it."""
-    count, rest = 0, []
-    for i, a in enumerate(argv):
+    """-v / -vv / --verbose anywhere before `--`, counted and taken out, and --log-format moved
+    before the command: users put global flags after the command as often as before it."""
+    count, front, rest = 0, [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
         if a == "--":
             rest += argv[i:]
             break
         if a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"}):
             count += 1 if a == "--verbose" else len(a) - 1
+        elif a == "--log-format" and i + 1 < len(argv):
+            front += argv[i:i + 2]
+            i += 1
+        elif a.startswith("--log-format="):
+            front.append(a)
         else:
             rest.append(a)
-    return count, rest
+        i += 1
+    return count, front + rest
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,11 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose, rest = _verbosity(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(rest)
     args.verbose += verbose
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose + 1, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(logging.WARNING - 10 * min(args.verbose + 1, 2), args.log_format)
     logging.getLogger("watchdog").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)

@@ -31,6 +31,7 @@ from .ingress.build import BuildOptions, BuildResult, build
 from .ingress.classes import ClassFilter
 from .ingress.model import Model
 from .ingress.settings import Settings, parse_settings
+from .logs import object_fields
 from .metrics import ControllerMetrics
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
@@ -355,7 +356,10 @@ class Controller:
         for reason, n in counts.items():
             self.metrics.problems.labels(reason).set(n)
         self.metrics.invalid_ingresses.set(len({(p.namespace, p.name) for p in result.problems if not p.warning}))
-        self._report_once([str(p) for p in result.problems])
+        for p in result.problems:
+            if str(p) not in self._reported:
+                log.warning("%s", p, extra=object_fields(p.kind, p.namespace, p.name, p.reason))
+        self._reported.update(str(p) for p in result.problems)
 
     def _report_once(self, messages: list[str]) -> None:
         for m in messages:

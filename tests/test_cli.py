@@ -135,3 +135,34 @@ def test_validate_reports_configmap_problems(tmp_path, capsys):
     assert main(["validate", "--manifests", str(tmp_path / "m"), "--configmap", "ingress/ctl"]) == 1
     out = capsys.readouterr().out
     assert "ConfigMap key proxy-body-size='banana'" in out and "no-such-key" in out
+
+
+def test_json_logs_are_one_object_per_line_with_the_objects_fields(tmp_path, capsys):
+    import json
+    import logging
+
+    from ingressctl.cli import _verbosity
+    from ingressctl.controller import Controller, ControllerOptions
+    from ingressctl.logs import configure
+    from ingressctl.store import Store
+
+    from .factory import ingress, ingress_class, path
+
+    assert _verbosity(["render", "--log-format", "json", "-vv", "--manifests", "x"]) == (
+        2, ["--log-format", "json", "render", "--manifests", "x"])
+    store = Store()
+    store.replace(None, [ingress_class(), ingress("bad", [("bad.test", [path("/x;")])], ns="demo")])
+    ctl = Controller(store, ControllerOptions(state_dir=tmp_path))
+    configure(logging.INFO, "json")
+    try:
+        ctl._record_problems(ctl.build(store.snapshot()))
+        logging.getLogger("ingressctl.test").info('a "quoted" message')
+    finally:
+        configure(logging.WARNING, "text")
+    err = capsys.readouterr().err.splitlines()
+    lines = [json.loads(line) for line in err]  # every line is one JSON object
+    assert all({"time", "level", "logger", "message"} <= set(d) for d in lines)
+    bad = next(d for d in lines if d.get("name") == "bad")
+    assert (bad["kind"], bad["namespace"], bad["reason"], bad["level"]) == ("Ingress", "demo", "InvalidIngress",
+                                                                         "WARNING")
+    assert lines[-1]["message"] == 'a "quoted" message'

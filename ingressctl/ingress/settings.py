@@ -49,6 +49,7 @@ class Settings:
     http_redirect_code: int = 308
     no_tls_redirect_locations: tuple[str, ...] = ("/.well-known/acme-challenge",)
     hsts_preload: bool = False
+    log_format_escape_json: bool = False
     server_tokens: bool = False
     upstream_keepalive_connections: int = 32
     keep_alive: v.Duration = v.Duration(75_000)
@@ -124,6 +125,8 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "no-tls-redirect-locations": ("no_tls_redirect_locations", lambda s: tuple(
         v.path(p.strip()) for p in s.split(",") if p.strip()), "path prefixes never redirected to HTTPS"),
     "hsts-preload": ("hsts_preload", v.boolean, "add preload to Strict-Transport-Security"),
+    "log-format-escape-json": ("log_format_escape_json", v.boolean,
+                               "escape variables in the access log for JSON (log_format escape=json)"),
     "server-tokens": ("server_tokens", v.boolean, "send the nginx version in Server headers"),
     "upstream-keepalive-connections": (
         "upstream_keepalive_connections", lambda s: v.integer(s, 0, 10_000), "idle keepalive connections per upstream"),
