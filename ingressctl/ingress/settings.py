@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import values as v
+from .annotations.shapes import next_upstream, on_off
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,47 @@ class Settings:
     no_tls_redirect_locations: tuple[str, ...] = ("/.well-known/acme-challenge",)
     hsts_preload: bool = False
     log_format_escape_json: bool = False
+    # TLS
+    ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    ssl_ciphers: str = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384")
+    ssl_prefer_server_ciphers: bool = True
+    ssl_session_cache: bool = True
+    ssl_session_cache_size: v.Size = v.Size(10 << 20)
+    ssl_session_timeout: v.Duration = v.Duration(600_000)
+    ssl_session_tickets: bool = False
+    ssl_ecdh_curve: str = "auto"
+    # compression
+    use_gzip: bool = False
+    gzip_level: int = 1
+    gzip_min_length: int = 256
+    gzip_types: tuple[str, ...] = (
+        "application/atom+xml", "application/javascript", "application/x-javascript", "application/json",
+        "application/rss+xml", "application/vnd.ms-fontobject", "application/x-font-ttf",
+        "application/x-web-app-manifest+json", "application/xhtml+xml", "application/xml", "font/opentype",
+        "image/svg+xml", "image/x-icon", "text/css", "text/javascript", "text/plain", "text/x-component")
+    # clients
+    error_log_level: str = "warn"
+    large_client_header_buffers: str = "4 8k"
+    client_header_buffer_size: v.Size = v.Size(1 << 10)
+    client_body_timeout: v.Duration = v.Duration(60_000)
+    client_header_timeout: v.Duration = v.Duration(60_000)
+    keep_alive_requests: int = 1000
+    max_worker_connections: int = 16384
+    ignore_invalid_headers: bool = True
+    enable_underscores_in_headers: bool = False
+    limit_req_status_code: int = 503
+    limit_conn_status_code: int = 503
+    # upstreams
+    upstream_keepalive_timeout: v.Duration = v.Duration(60_000)
+    upstream_keepalive_requests: int = 10000
+    proxy_buffering: str = "off"
+    proxy_buffer_size: v.Size = v.Size(4 << 10)
+    proxy_buffers_number: int = 4
+    proxy_next_upstream: tuple[str, ...] = ("error", "timeout")
+    proxy_next_upstream_tries: int = 3
+    proxy_next_upstream_timeout: v.Duration = v.Duration(0)
     server_tokens: bool = False
     upstream_keepalive_connections: int = 32
     keep_alive: v.Duration = v.Duration(75_000)
@@ -84,6 +126,51 @@ def _log_format(value: str) -> str:
     if "$" in stripped:
         raise v.InvalidValue("'$' must start a variable name")
     return value
+
+
+_LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
+_CIPHERS_RE = re.compile(r"^[A-Za-z0-9!+@:._=-]{1,2048}\Z")
+_CURVES_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_-]{1,64}){0,31}\Z")
+_MIME_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9*][a-z0-9.+*-]{0,126}\Z")
+_BUFFERS_RE = re.compile(r"^([1-9][0-9]{0,2}) +([1-9][0-9]{0,4}[km]?)\Z")
+
+
+def _ssl_protocols(value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(value.split()))
+    if not items:
+        raise v.InvalidValue("no TLS version")
+    return tuple(v.enum(p, ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")) for p in items)
+
+
+def _ciphers(value: str) -> str:
+    if not _CIPHERS_RE.match(value.strip()):
+        raise v.InvalidValue("must be an OpenSSL cipher list (letters, digits and !+@:._=-)")
+    return value.strip()
+
+
+def _curves(value: str) -> str:
+    if not _CURVES_RE.match(value.strip()):
+        raise v.InvalidValue("must be curve names separated by ':', or auto")
+    return value.strip()
+
+
+def _mime_types(value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(value.split()))
+    if not items or len(items) > 100 or not all(_MIME_RE.match(t) for t in items):
+        raise v.InvalidValue("must be 1-100 MIME types like text/css, space-separated")
+    return items
+
+
+def _buffers(value: str) -> str:
+    m = _BUFFERS_RE.match(value.strip())
+    if not m:
+        raise v.InvalidValue("must be 'NUMBER SIZE', e.g. '4 8k'")
+    v.size(m.group(2), 1024, 1 << 20)
+    return f"{m.group(1)} {m.group(2)}"
+
+
+def _status_4xx_5xx(value: str) -> int:
+    return v.integer(value, 400, 599)
 
 
 def _workers(value: str) -> str:
@@ -127,6 +214,48 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "hsts-preload": ("hsts_preload", v.boolean, "add preload to Strict-Transport-Security"),
     "log-format-escape-json": ("log_format_escape_json", v.boolean,
                                "escape variables in the access log for JSON (log_format escape=json)"),
+    "ssl-protocols": ("ssl_protocols", _ssl_protocols, "TLS versions offered (space-separated)"),
+    "ssl-ciphers": ("ssl_ciphers", _ciphers, "OpenSSL cipher list for TLS up to 1.2"),
+    "ssl-prefer-server-ciphers": ("ssl_prefer_server_ciphers", v.boolean, "the server's cipher order wins"),
+    "ssl-session-cache": ("ssl_session_cache", v.boolean, "a shared TLS session cache"),
+    "ssl-session-cache-size": ("ssl_session_cache_size", lambda s: v.size(s, 64 << 10, 1 << 30),
+                               "its size (nginx needs at least 64k)"),
+    "ssl-session-timeout": ("ssl_session_timeout", v.duration, "how long a TLS session may be resumed"),
+    "ssl-session-tickets": ("ssl_session_tickets", v.boolean, "TLS session tickets"),
+    "ssl-ecdh-curve": ("ssl_ecdh_curve", _curves, "ECDH curves, ':'-separated, or auto"),
+    "use-gzip": ("use_gzip", v.boolean, "gzip responses of gzip-types"),
+    "gzip-level": ("gzip_level", lambda s: v.integer(s, 1, 9), "gzip compression level 1-9"),
+    "gzip-min-length": ("gzip_min_length", lambda s: v.integer(s, 0, 1 << 30), "smallest response gzipped, bytes"),
+    "gzip-types": ("gzip_types", _mime_types, "MIME types gzipped (space-separated)"),
+    "error-log-level": ("error_log_level", lambda s: v.enum(s.strip(), _LOG_LEVELS), "nginx error_log level"),
+    "large-client-header-buffers": ("large_client_header_buffers", _buffers,
+                                    "number and size of buffers for large request headers"),
+    "client-header-buffer-size": ("client_header_buffer_size", lambda s: v.size(s, 1, 1 << 20),
+                                  "buffer for the request header"),
+    "client-body-timeout": ("client_body_timeout", v.duration, "timeout reading the request body"),
+    "client-header-timeout": ("client_header_timeout", v.duration, "timeout reading the request header"),
+    "keep-alive-requests": ("keep_alive_requests", lambda s: v.integer(s, 1, 1 << 30),
+                            "requests per client keepalive connection"),
+    "max-worker-connections": ("max_worker_connections", lambda s: v.integer(s, 64, 1 << 20),
+                               "nginx worker_connections"),
+    "ignore-invalid-headers": ("ignore_invalid_headers", v.boolean, "drop request headers with invalid names"),
+    "enable-underscores-in-headers": ("enable_underscores_in_headers", v.boolean,
+                                      "accept request header names with '_'"),
+    "limit-req-status-code": ("limit_req_status_code", _status_4xx_5xx, "status for requests over a rate limit"),
+    "limit-conn-status-code": ("limit_conn_status_code", _status_4xx_5xx, "status for connections over a limit"),
+    "upstream-keepalive-timeout": ("upstream_keepalive_timeout", v.duration, "idle upstream keepalive time"),
+    "upstream-keepalive-requests": ("upstream_keepalive_requests", lambda s: v.integer(s, 1, 1 << 30),
+                                    "requests per upstream keepalive connection"),
+    "proxy-buffering": ("proxy_buffering", on_off, "buffer upstream responses (ingress-nginx: off)"),
+    "proxy-buffer-size": ("proxy_buffer_size", lambda s: v.size(s, 1, 1 << 20),
+                          "buffer for the upstream response header"),
+    "proxy-buffers-number": ("proxy_buffers_number", lambda s: v.integer(s, 4, 512),
+                             "number of proxy_buffer_size buffers per request (nginx's busy-buffers rule: 4 "
+                             "at least)"),
+    "proxy-next-upstream": ("proxy_next_upstream", next_upstream, "when to try the next endpoint"),
+    "proxy-next-upstream-tries": ("proxy_next_upstream_tries", lambda s: v.integer(s, 0, 100),
+                                  "at most this many tries (0: no limit)"),
+    "proxy-next-upstream-timeout": ("proxy_next_upstream_timeout", v.duration, "time limit of the tries (0: none)"),
     "server-tokens": ("server_tokens", v.boolean, "send the nginx version in Server headers"),
     "upstream-keepalive-connections": (
         "upstream_keepalive_connections", lambda s: v.integer(s, 0, 10_000), "idle keepalive connections per upstream"),

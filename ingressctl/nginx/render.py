@@ -105,7 +105,6 @@ class RenderContext:
     listen: tuple[str, ...] = ("",)  # "" = all IPv4 addresses, "127.0.0.1:", "[::]:"
     resolver: tuple[str, ...] = ()
     config_id: str = CONFIG_ID_MARK
-    error_log_level: str = "warn"
     access_log: str = "/dev/stdout"
     modules: tuple[str, ...] = ()
     lua_modules: tuple[str, ...] = LUA_MODULES  # added to `modules` when the model needs Lua; () = none

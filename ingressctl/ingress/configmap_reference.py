@@ -1,0 +1,49 @@
+"""docs/configmap.md from the settings registry (`KEYS`): every ConfigMap key, its default and
+what it does, so the reference cannot drift from the code.
+
+    python -m ingressctl.ingress.configmap_reference > docs/configmap.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .settings import KEYS, Settings
+
+DIFFERENCES = {
+    "error-log-level": "ingress-nginx's default is notice; ingressctl's is warn (no reload chatter).",
+    "proxy-real-ip-cidr": "as ingress-nginx, every address by default: set it to your load balancers.",
+    "max-draining-generations": "ingressctl only (ingress-nginx keeps every draining generation: 0).",
+    "allow-snippet-annotations": "off by default, as in ingress-nginx since 1.9; snippets are re-emitted "
+                                 "from tokens, never pasted.",
+    "ssl-protocols": "TLSv1 and TLSv1.1 are accepted but nginx's OpenSSL (security level 2) refuses them "
+                     "at the handshake.",
+}
+
+
+def _default(field: str) -> str:
+    value = getattr(Settings(), field)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return " ".join(str(x) for x in value) if len(value) < 6 else f"{len(value)} values (see deploy/base/configmap.yaml)"
+    return str(value)
+
+
+def render_reference() -> str:
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    lines = ["# ConfigMap keys", "",
+             "Generated from `ingressctl/ingress/settings.py` (`python -m ingressctl.ingress.configmap_reference`).",
+             "Keys follow ingress-nginx's names and meaning; a bad value keeps the default and is reported",
+             "(log, metric, `ingressctl validate --configmap`); an unknown key is a warning. Every key is",
+             "listed with its default in `deploy/base/configmap.yaml`.", "",
+             "| key | default | what it does | difference from ingress-nginx |", "| --- | --- | --- | --- |"]
+    for key, (field, _, doc) in sorted(KEYS.items()):
+        assert field in fields, key
+        default = _default(field).replace("|", "\\\\|")
+        lines.append(f"| `{key}` | `{default}` | {doc} | {DIFFERENCES.get(key, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_reference(), end="")
