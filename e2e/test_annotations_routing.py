@@ -72,7 +72,9 @@ def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: S
         "mixed.yaml": ingress("mixed", "mixed.test", a),
         "mixed-secure.yaml": ingress("mixedsecure", "mixed.test", [("/secure", "Prefix", "a")],
                                      {"force-ssl-redirect": "true"}, created="2026-01-02T00:00:00Z"),
-        "unsupported.yaml": ingress("unsupported", "unsupported.test", a, {"ssl-passthrough": "true"}),
+        "unsupported.yaml": ingress("unsupported", "unsupported.test", a, {"enable-opentelemetry": "true"}),
+        # not implemented and security-relevant: refused rather than served with TLS ended here
+        "passthrough.yaml": ingress("passthrough", "passthrough.test", a, {"ssl-passthrough": "true"}),
         "invalid.yaml": ingress("invalid", "invalid.test", a, {"proxy-body-size": "1k;return 200 x"}),
         "regex.yaml": ingress("regex", "regex.test", [("/items/[0-9]+$", "ImplementationSpecific", "a")],
                               {"use-regex": "true"}),
@@ -97,7 +99,7 @@ def ctl(servers):
     manifests = _manifests(backends, servers["codes"], servers["slow"], servers["mirror"])
     try:
         yield from started_controller(manifests, lambda c: c.get("mirror.test").status == 200,
-                                      refused=frozenset({"default/invalid"}))
+                                      refused=frozenset({"default/invalid", "default/passthrough"}))
     finally:
         backends.stop()
 
@@ -243,7 +245,9 @@ def test_unsupported_annotation_is_served_and_reported_invalid_one_is_refused(ct
     assert ctl.get("invalid.test").status == 404  # refused Ingress: its host is unknown
     log = ctl.log_path.read_text()
     warning = "Ingress default/unsupported: UnsupportedAnnotation"
-    assert log.count(warning) == 1 and "ssl-passthrough" in log
+    assert log.count(warning) == 1 and "enable-opentelemetry" in log
+    assert ctl.get("passthrough.test").status == 404
+    assert "Ingress default/passthrough: InvalidAnnotation: annotation nginx.ingress.kubernetes.io/ssl-passthrough" in log
     ctl.write("later.yaml", ingress("later", "later.test", [("/", "Prefix", "a")]))  # another sync
     ctl.wait_for(lambda: ctl.get("later.test").backend == "a")
     assert ctl.log_path.read_text().count(warning) == 1  # logged once, not at every sync

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingressctl.ingress.annotations import PREFIX, REGISTRY, IngressConfig, parse_annotations
+from ingressctl.ingress.annotations import PREFIX, REGISTRY, IngressConfig, parse_annotations, security_category
 
 from .injection_payloads import BREAKOUTS, PAYLOADS
 from .test_annotations_parse import COMPANIONS, GOOD
@@ -47,6 +47,8 @@ ANNOTATION_PAYLOADS = [p for p in PAYLOADS if p.where == "annotation"]
 def test_advisory_payloads(payload) -> None:  # type: ignore[no-untyped-def]
     if payload.annotation not in REGISTRY:
         cfg, problems = parse_annotations({payload.full_annotation: payload.value}, allow_snippets=True)
-        assert cfg == IngressConfig() and [p.warning for p in problems] == [True]  # unsupported: ignored, warned
+        # unsupported: never applied; a warning, or a refusal where ignoring it would weaken security
+        harmless = not security_category(payload.annotation)
+        assert cfg == IngressConfig() and [p.warning for p in problems] == [harmless]
     else:
         assert refused(payload.annotation, payload.value), payload.value

@@ -243,3 +243,23 @@ def test_temporal_redirect_wins_over_permanent() -> None:
 def test_rewrite_target_implies_regex() -> None:
     cfg, _ = parse("rewrite-target", "/$1")
     assert cfg.regex and not cfg.use_regex
+
+
+# -- issue 14 §1: fail closed on what changes security or where TLS ends -----------------------
+
+@pytest.mark.parametrize("name", [
+    "ssl-passthrough", "proxy-ssl-verify", "proxy-ssl-secret", "auth-cache-key", "auth-snippet",
+    "auth-tls-error-page", "satisfy", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
+    "global-rate-limit", "limit-rate", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
+])
+def test_an_unsupported_security_annotation_refuses_the_ingress(name: str) -> None:
+    _, problems = parse_annotations({PREFIX + name: "true"})
+    assert len(problems) == 1 and not problems[0].warning, problems
+    assert "refused" in problems[0].reason
+
+
+@pytest.mark.parametrize("name", ["affinity", "session-cookie-name", "enable-opentelemetry", "proxy-cookie-path",
+                                  "stream-snippet", "no-such-annotation"])
+def test_an_unsupported_harmless_annotation_is_a_warning(name: str) -> None:
+    _, problems = parse_annotations({PREFIX + name: "x"})
+    assert len(problems) == 1 and problems[0].warning, problems

@@ -60,6 +60,30 @@ class AnnotationProblem:
 
 
 REGISTRY: dict[str, Annotation] = {}
+
+# Unsupported annotations that would weaken security or move where TLS ends if ignored:
+# (name prefix, what it does). Served without them, an Ingress would be less protected than
+# its author asked for, so it is refused until ingressctl implements them. Any other unknown
+# annotation is a warning.
+SECURITY_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("ssl-passthrough", "moves where TLS ends (passthrough to the backend)"),
+    ("proxy-ssl-", "sets TLS (and its verification) towards the backend"),
+    ("auth-", "controls authentication"),
+    ("satisfy", "controls how access rules combine"),
+    ("enable-modsecurity", "enables the web application firewall"),
+    ("modsecurity-", "configures the web application firewall"),
+    ("enable-owasp-core-rules", "enables the web application firewall's rules"),
+    ("whitelist-", "limits who may connect"),
+    ("allowlist-", "limits who may connect"),
+    ("denylist-", "limits who may connect"),
+    ("global-rate-limit", "limits request rates"),
+    ("limit-", "limits request rates or bandwidth"),
+)
+
+
+def security_category(name: str) -> str:
+    """What an unsupported annotation would protect (its category), or "" when it is harmless."""
+    return next((what for prefix, what in SECURITY_CATEGORIES if name.startswith(prefix)), "")
 # nginx reads at most 4,096 bytes per parameter ("too long parameter"); a value becomes at
 # most one parameter, with a few bytes of ours around it. Snippets have their own bound.
 MAX_VALUE = 3072
@@ -123,7 +147,13 @@ def _parse(
         raw = annotations[full]
         spec = REGISTRY.get(full[len(PREFIX):])
         if spec is None:
-            problems.append(AnnotationProblem(full, raw, "not supported by ingressctl, ignored", warning=True))
+            category = security_category(full[len(PREFIX):])
+            if category:
+                problems.append(AnnotationProblem(
+                    full, raw, f"not supported by ingressctl, and it {category}: the Ingress is refused rather "
+                    "than served without it"))
+            else:
+                problems.append(AnnotationProblem(full, raw, "not supported by ingressctl, ignored", warning=True))
             continue
         if spec.snippet and not allow_snippets:
             problems.append(AnnotationProblem(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from . import PREFIX, REGISTRY
+from . import PREFIX, REGISTRY, SECURITY_CATEGORIES
 
 _FAMILIES = {
     "routing": "Paths, rewrites and redirects",
@@ -40,7 +40,12 @@ def _cell(text: str) -> str:
 
 
 def render_reference() -> str:
-    out = [HEADER]
+    out = [HEADER, "\n## Not supported: refused or warned\n",
+           "An annotation ingressctl does not implement is a warning (the Ingress is served without it),",
+           "unless ignoring it would weaken security or move where TLS ends: then the Ingress is refused",
+           "with a reason until ingressctl implements it. Refused categories (name prefixes):\n"]
+    out += [f"- `{prefix}*`: it {what}" if prefix.endswith("-") else f"- `{prefix}`: it {what}"
+            for prefix, what in SECURITY_CATEGORIES]
     for family, title in _FAMILIES.items():
         module = importlib.import_module(f"{__package__}.{family}")
         items = sorted(module.ANNOTATIONS, key=lambda a: a.name)
