@@ -229,3 +229,24 @@ def test_redirect_https_port_names_the_local_https_port() -> None:
     finally:
         b.stop()
 
+
+
+def _serves_cn(ctl: LocalController, host: str, cn: str) -> bool:
+    return ctl.get(host, tls=True).peer_cn == cn
+
+
+def test_the_default_ssl_certificate_is_served_and_followed() -> None:
+    b = Backends()
+    try:
+        manifests = {**_manifests(b), "fallback.yaml": tls_secret("fallback", make_cert("fallback.example")),
+                     "missing.yaml": ingress("missing", "missing.test", [("/", "Prefix", "a")],
+                                             tls_secret="does-not-exist")}
+        for ctl in started_controller(manifests, _ready, extra_args=["--default-ssl-certificate", "default/fallback"]):
+            assert ctl.get("missing.test", tls=True).peer_cn == "fallback.example"  # its own Secret is missing
+            assert ctl.get("unknown.test", tls=True).peer_cn == "fallback.example"  # the default server
+            assert ctl.get("tls.test", tls=True).peer_cn == "tls.test"  # a host's own certificate wins
+            ctl.write("fallback.yaml", tls_secret("fallback", make_cert("rotated.example")))
+            ctl.wait_for(functools.partial(_serves_cn, ctl, "unknown.test", "rotated.example"),
+                         what="the rotated default certificate")
+    finally:
+        b.stop()

@@ -60,6 +60,7 @@ class ControllerOptions:
     dynamic_endpoints: bool = False  # endpoint changes through the Lua balancer, no reload
     lazy_default_certificate: bool = True  # False when nginx workers cannot reach the state dir
     redirect_https_port: int = 0  # --redirect-https-port (0: redirects name no port)
+    default_certificate: str = ""  # --default-ssl-certificate NS/NAME
     stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
     gateway: GatewayOptions = field(default_factory=GatewayOptions)  # Gateway API (gateway/build.py)
 
@@ -154,7 +155,7 @@ class Controller:
             exclude |= self.quarantine.current(snap)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
-                            lua=self._lua, exclude=exclude)
+                            lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         if self.quarantine.entries:
             result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())

@@ -302,3 +302,21 @@ def test_rewrite_target_makes_every_prefix_path_of_the_host_a_caseless_regex() -
     assert ("~*", "/something(/|$)") in got and ("~*", "/v1\\.0\\+x(/|$)") in got
     assert ("=", "/exact") in got  # Exact stays exact (the Ingress spec), and beats regexes in nginx
     assert ("=", "/something") in {(m, p) for m, p, _, _ in routes(result, "b.test")}  # other hosts keep theirs
+
+
+# -- issue 14 §5: --default-ssl-certificate ------------------------------------------------------
+
+def test_the_default_ssl_certificate_serves_hosts_without_their_own_and_the_default_server() -> None:
+    from .factory import tls_secret
+
+    objs = (ingress_class(), service("web"), endpoint_slice("web"), tls_secret("fallback", "fallback.test", ns="infra"),
+            tls_secret("own", "own.test"),
+            ingress("own", [("own.test", [path("/")])], tls=[{"hosts": ["own.test"], "secretName": "own"}]),
+            ingress("none", [("none.test", [path("/")])], tls=[{"hosts": ["none.test"], "secretName": "missing"}]))
+    result = run_build(*objs, default_certificate="infra/fallback")
+    default = result.model.default_certificate
+    assert default and default in {c.file_name for c in result.model.certificates}
+    assert result.model.server("own.test").certificate != default  # type: ignore[union-attr]
+    assert result.model.server("none.test").certificate == ""  # served by the http-level default: ours
+    bad = run_build(*objs, default_certificate="infra/nope")
+    assert bad.model.default_certificate == "" and "DefaultCertificateNotFound" in reasons(bad)

@@ -63,6 +63,9 @@ def add_class_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--configmap", default="", metavar="NS/NAME", help="controller ConfigMap with global settings")
     g.add_argument("--default-backend-service", default="", metavar="NS/NAME:PORT",
                    help="Service for requests no rule matches (default: answer 404)")
+    g.add_argument("--default-ssl-certificate", default="", metavar="NS/NAME",
+                   help="TLS Secret served to hosts without a certificate of their own and by the default "
+                        "server (default: a generated self-signed one)")
 
 
 def _listen(addresses: list[str] | None, default: str) -> tuple[str, ...]:
@@ -110,9 +113,18 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         lazy_default_certificate=_workers_reach(Path(state)),
         stale_after=getattr(args, "stale_after", 60.0),
         redirect_https_port=getattr(args, "redirect_https_port", 0),
+        default_certificate=_secret_ref(getattr(args, "default_ssl_certificate", "")),
         gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER),
                                ingress_http_port=http, ingress_https_port=https),
     )
+
+
+def _secret_ref(value: str) -> str:
+    from ..cli import UserError
+
+    if value and (value.count("/") != 1 or not all(value.split("/"))):
+        raise UserError(f"--default-ssl-certificate {value!r}: expected NAMESPACE/NAME")
+    return value
 
 
 def _workers_reach(state: Path) -> bool:

@@ -39,6 +39,7 @@ class BuildOptions:
     now: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     lua: bool = True  # nginx can load the Lua module (Ingresses that need it are skipped otherwise)
     exclude: frozenset[str] = frozenset()  # "ns/name" of Ingresses left out (nginx refused them)
+    default_certificate: str = ""  # --default-ssl-certificate "ns/name" ("" = the generated one)
 
 
 @dataclass(frozen=True)
@@ -451,17 +452,42 @@ def _build(snap: Snapshot, opts: BuildOptions) -> BuildResult:
     servers = b.annotate.drop_taken_aliases(servers)
     servers += sorted(b.annotate.www_redirects(servers), key=lambda s: s.host)
     b.annotate.canaries.report_orphans(b.report)
+    default_cert = _default_certificate(b)
     upstreams = {u.name: u for u in (*b.backends.upstreams(), *b.annotate.variants.values())}
     model = Model(
         servers=tuple(servers),
         upstreams=tuple(upstreams[k] for k in sorted(upstreams)),
         certificates=tuple(b.certs[k] for k in sorted(b.certs)),
         settings=opts.settings,
+        default_certificate=default_cert,
         **b.annotate.model_parts(),  # type: ignore[arg-type]
     )
     statuses = tuple(StatusUpdate(i.meta.namespace, i.meta.name) for i in valid)
     problems = tuple(sorted(set(b.problems), key=lambda p: (p.namespace, p.name, p.reason, p.message)))
     return BuildResult(model, statuses, problems)
+
+
+def _default_certificate(b: _Builder) -> str:
+    """--default-ssl-certificate: served for TLS hosts without a certificate of their own and
+    by the default server; a missing or invalid Secret leaves the generated one (reported)."""
+    ref = b.opts.default_certificate
+    if not ref:
+        return ""
+    ns, _, name = ref.partition("/")
+    secret = b.snap.secret(ns, name)
+    if secret is None:
+        b.problems.append(Problem("Secret", ns, name, "DefaultCertificateNotFound",
+                                  "--default-ssl-certificate names a Secret that does not exist; serving the "
+                                  "generated certificate", True))
+        return ""
+    try:
+        cert = certificate_from_secret(secret, b.opts.now)
+    except TLSError as e:
+        b.problems.append(Problem("Secret", ns, name, "InvalidDefaultCertificate",
+                                  f"--default-ssl-certificate: {e}; serving the generated certificate", True))
+        return ""
+    b.certs[cert.file_name] = cert
+    return cert.file_name
 
 
 def _catch_all(b: _Builder, hostless: list[Route], valid: list[Ingress]) -> Server:

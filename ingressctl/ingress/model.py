@@ -338,6 +338,7 @@ class Model:
     rate_limits: tuple[RateLimit, ...] = ()
     canaries: tuple[Canary, ...] = ()
     dispatches: tuple[Dispatch, ...] = ()  # Gateway API request dispatch (gateway/model.py)
+    default_certificate: str = ""  # Certificate.file_name of --default-ssl-certificate ("" = generated one)
 
     def server(self, host: str) -> Server | None:
         for s in self.servers:
