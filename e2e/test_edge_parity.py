@@ -250,3 +250,26 @@ def test_the_default_ssl_certificate_is_served_and_followed() -> None:
                          what="the rotated default certificate")
     finally:
         b.stop()
+
+
+def test_cookie_and_redirect_rewrites_and_the_connection_header() -> None:
+    from .annotation_kit import ScriptedServer
+
+    backend = ScriptedServer(lambda r: (302, {"Set-Cookie": "sid=1; Path=/; Domain=backend.local",
+                                              "Location": "http://backend.local/next",
+                                              "X-Conn": r.headers.get("connection", "")}, b""))
+    b = Backends()
+    try:
+        manifests = {**_manifests(b), "svc-scripted.yaml": service("scripted", [backend.port]),
+                     "rewrites.yaml": ingress("rewrites", "rewrites.test", [("/", "Prefix", "scripted")], {
+                         "proxy-cookie-path": "/ /app", "proxy-cookie-domain": "backend.local example.org",
+                         "proxy-redirect-from": "http://backend.local/", "proxy-redirect-to": "https://example.org/",
+                         "connection-proxy-header": "keep-alive"})}
+        for ctl in started_controller(manifests, _ready):
+            r = ctl.get("rewrites.test", "/")
+            assert r.status == 302 and r.headers["location"] == "https://example.org/next"
+            assert r.headers["set-cookie"] == "sid=1; Path=/app; Domain=example.org"
+            assert r.headers["x-conn"] == "keep-alive"
+    finally:
+        b.stop()
+        backend.stop()

@@ -45,6 +45,17 @@ GOOD: list[tuple[str, str, Any]] = [
     ("proxy-request-buffering", "on", "on"),
     ("client-body-buffer-size", "64k", v.Size(64 << 10)),
     ("proxy-http-version", "1.0", "1.0"),
+    ("proxy-buffers-number", "8", 8),
+    ("proxy-cookie-path", "/ /app", ("/", "/app")),
+    ("proxy-cookie-path", "off", ("off",)),
+    ("proxy-cookie-domain", "localhost example.org", ("localhost", "example.org")),
+    ("proxy-redirect-from", "http://backend.local/", "http://backend.local/"),
+    ("proxy-redirect-from", "off", "off"),
+    ("proxy-redirect-to", "/app/", "/app/"),
+    ("connection-proxy-header", "keep-alive", "keep-alive"),
+    ("limit-rate", "100", 100),
+    ("limit-rate-after", "1024", 1024),
+    ("enable-access-log", "false", False),
     ("whitelist-source-range", "10.0.0.0/8,192.168.1.1", ("10.0.0.0/8", "192.168.1.1/32")),
     ("allowlist-source-range", "2001:db8::/32", ("2001:db8::/32",)),
     ("denylist-source-range", "10.6.6.0/24", ("10.6.6.0/24",)),
@@ -124,6 +135,13 @@ BAD: list[tuple[str, str, str]] = [
     ("proxy-next-upstream-tries", "101", "not in 0-100"),
     ("proxy-buffering", "maybe", "not on or off"),
     ("proxy-http-version", "2", "not one of"),
+    ("proxy-buffers-number", "2", "not in"),
+    ("proxy-cookie-path", "/ /a;b", "two paths"),
+    ("proxy-cookie-domain", "a.com", "two domains"),
+    ("proxy-redirect-from", "http://x/ y", ""),
+    ("connection-proxy-header", "upgrade; evil", "not one of"),
+    ("limit-rate", "-1", ""),
+    ("limit-rate-after", "x", ""),
     ("whitelist-source-range", "10.0.0.0/33", "not an IP address or CIDR"),
     ("denylist-source-range", "", "empty list"),
     ("auth-type", "digest", "not one of"),
@@ -200,7 +218,8 @@ def test_bad_values_are_refused_naming_annotation_and_value(name: str, value: st
 
 
 def test_every_registered_annotation_has_good_and_bad_cases() -> None:
-    bad_exempt = {"ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash", "from-to-www-redirect", "service-upstream",
+    bad_exempt = {"ssl-redirect", "force-ssl-redirect", "preserve-trailing-slash", "enable-access-log",
+                  "proxy-redirect-to", "from-to-www-redirect", "service-upstream",
                   "auth-tls-pass-certificate-to-upstream", "enable-cors", "cors-allow-credentials",
                   "mirror-request-body", "configuration-snippet", "server-snippet", "limit-connections",
                   "limit-burst-multiplier", "proxy-connect-timeout", "proxy-send-timeout",
@@ -250,7 +269,7 @@ def test_rewrite_target_implies_regex() -> None:
 @pytest.mark.parametrize("name", [
     "ssl-passthrough", "proxy-ssl-verify", "proxy-ssl-secret", "auth-cache-key", "auth-snippet",
     "auth-tls-error-page", "satisfy", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
-    "global-rate-limit", "limit-rate", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
+    "global-rate-limit", "limit-new-thing", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
 ])
 def test_an_unsupported_security_annotation_refuses_the_ingress(name: str) -> None:
     _, problems = parse_annotations({PREFIX + name: "true"})
@@ -258,7 +277,7 @@ def test_an_unsupported_security_annotation_refuses_the_ingress(name: str) -> No
     assert "refused" in problems[0].reason
 
 
-@pytest.mark.parametrize("name", ["affinity", "session-cookie-name", "enable-opentelemetry", "proxy-cookie-path",
+@pytest.mark.parametrize("name", ["affinity", "session-cookie-name", "enable-opentelemetry", "proxy-max-temp-file-size",
                                   "stream-snippet", "no-such-annotation"])
 def test_an_unsupported_harmless_annotation_is_a_warning(name: str) -> None:
     _, problems = parse_annotations({PREFIX + name: "x"})

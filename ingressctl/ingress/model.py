@@ -250,7 +250,7 @@ class Location:
         nginx inherits proxy_set_header only into levels that define none)."""
         c = self.config
         return bool(self.external_name or c.upstream_vhost or c.x_forwarded_prefix or c.auth_response_headers
-                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code or self.header_sets)
+                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code or self.header_sets or c.connection_proxy_header)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:

@@ -54,6 +54,15 @@ class IngressConfig:
     proxy_request_buffering: str | None = None
     client_body_buffer_size: v.Size | None = None
     proxy_http_version: str | None = None
+    proxy_buffers_number: int | None = None
+    proxy_cookie_path: tuple[str, ...] = ()  # ("off",) or (from, to)
+    proxy_cookie_domain: tuple[str, ...] = ()
+    proxy_redirect_from: str | None = None  # "off", "default" or a URL/path prefix
+    proxy_redirect_to: str | None = None
+    connection_proxy_header: str | None = None
+    limit_rate: int | None = None  # KB/s
+    limit_rate_after: int | None = None  # KB
+    enable_access_log: bool | None = None
     # access
     allowlist_source_range: tuple[str, ...] = ()
     denylist_source_range: tuple[str, ...] = ()
