@@ -273,3 +273,18 @@ def test_cookie_and_redirect_rewrites_and_the_connection_header() -> None:
     finally:
         b.stop()
         backend.stop()
+
+
+def test_ingress_nginx_controller_metric_names_are_exposed(plain: LocalController) -> None:
+    import datetime as dt
+
+    _, text = plain.status("/metrics")
+    assert re.search(r'^nginx_ingress_controller_config_last_reload_successful\{[^}]*controller_class='
+                     r'"ingressctl.io/ingress-controller"[^}]*\} 1\.0$', text, re.M), text
+    assert re.search(r"^nginx_ingress_controller_success_total\{[^}]*\} [1-9]", text, re.M)
+    assert re.search(r"^nginx_ingress_controller_config_hash\{[^}]*\} [1-9]", text, re.M)
+    m = re.search(r'^nginx_ingress_controller_ssl_expire_time_seconds\{[^}]*host="tls.test"[^}]*\} (\S+)$', text,
+                  re.M)
+    assert m and float(m.group(1)) > dt.datetime.now(dt.UTC).timestamp(), text
+    assert 'secret_name="tls-cert"' in m.group(0) and 'namespace="default"' in m.group(0)
+    assert "nginx_ingress_controller_build_info{" in text

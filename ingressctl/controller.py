@@ -33,6 +33,7 @@ from .ingress.model import Model
 from .ingress.settings import Settings, parse_settings
 from .logs import object_fields
 from .metrics import ControllerMetrics
+from .metrics_compat import IngressNginxMetrics
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
@@ -76,6 +77,15 @@ class ControllerOptions:
                              modules=modules, lua_modules=lua if lua_available() else (),
                              lazy_default_certificate=self.lazy_default_certificate,
                              redirect_https_port=self.redirect_https_port)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ingressctl")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 @contextlib.contextmanager
@@ -123,6 +133,7 @@ class Controller:
         self.store, self.options = store, options
         self.nginx = nginx
         self.metrics = metrics or ControllerMetrics()
+        self.compat = IngressNginxMetrics(self.metrics.registry, options.classes.controller, _version())
         self.clock = clock or (lambda: datetime.now(UTC))
         self.observers: list[Callable[[BuildResult], None]] = []
         self.override = Renderer(options.template_dir) if options.template_dir else None
@@ -306,6 +317,7 @@ class Controller:
 
     def _endpoints_live(self, model: Model, table: dict[str, str], reloaded: bool) -> None:
         self.live_model = model
+        self.compat.certificates(model)
         if self.pusher is None:
             return
         if reloaded:
@@ -341,6 +353,7 @@ class Controller:
         if not outcome.changed:
             return
         self.metrics.last_reload_success.set(1 if outcome.ok else 0)
+        self.compat.reload(outcome.ok, int(outcome.config_id[:12], 16) if outcome.ok else 0, time.time())
         if outcome.ok:
             self.metrics.reloads.inc()
             self.metrics.last_reload_timestamp.set(time.time())

@@ -267,6 +267,8 @@ class Certificate:
     cert_pem: bytes
     key_pem: bytes
     not_after: str = ""
+    namespace: str = ""  # of the Secret
+    secret: str = ""
 
     @property
     def file_name(self) -> str:

@@ -100,4 +100,6 @@ def _certificate(secret: Secret, now: datetime) -> Certificate:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
         not_after=leaf.not_valid_after_utc.isoformat(),
+        namespace=m.namespace,
+        secret=m.name,
     )

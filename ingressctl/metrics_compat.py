@@ -1,0 +1,60 @@
+"""ingress-nginx's controller metric names, beside ingressctl's own, so existing dashboards and
+alerts keep working after the switch: reload outcome, config hash, certificate expiry per
+host, build info. Every series carries ingress-nginx's `controller_namespace`,
+`controller_class` and `controller_pod` labels (from POD_NAMESPACE / POD_NAME, as its
+Deployment sets them).
+
+Design choice: set from the same places as ingressctl's own metrics (the controller's
+outcome and the model it just made live), never computed twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from .ingress.model import Model
+
+P = "nginx_ingress_controller_"
+CONTROLLER = ["controller_namespace", "controller_class", "controller_pod"]
+
+
+class IngressNginxMetrics:
+    def __init__(self, registry: CollectorRegistry, controller_class: str, version: str) -> None:
+        self.labels = (os.environ.get("POD_NAMESPACE", ""), controller_class,
+                       os.environ.get("POD_NAME", socket.gethostname()))
+        r = registry
+        self.last_reload_ok = Gauge(P + "config_last_reload_successful", "whether the last reload succeeded",
+                                    CONTROLLER, registry=r)
+        self.last_reload_ts = Gauge(P + "config_last_reload_successful_timestamp_seconds",
+                                    "when the last successful reload happened", CONTROLLER, registry=r)
+        self.config_hash = Gauge(P + "config_hash", "hash of the running configuration", CONTROLLER, registry=r)
+        self.success = Counter(P + "success", "successful reloads", CONTROLLER, registry=r)
+        self.errors = Counter(P + "errors", "failed reloads", CONTROLLER, registry=r)
+        self.ssl_expire = Gauge(P + "ssl_expire_time_seconds", "certificate expiry (Unix seconds) per host",
+                                ["host", "secret_name", "namespace", "class"], registry=r)
+        build = Gauge(P + "build_info", "ingressctl's version", ["release", "build", "repository"], registry=r)
+        build.labels(version, "", "ingressctl").set(1)
+
+    def reload(self, ok: bool, config_hash: int, now: float) -> None:
+        self.last_reload_ok.labels(*self.labels).set(1 if ok else 0)
+        if ok:
+            self.success.labels(*self.labels).inc()
+            self.last_reload_ts.labels(*self.labels).set(now)
+            self.config_hash.labels(*self.labels).set(config_hash)
+        else:
+            self.errors.labels(*self.labels).inc()
+
+    def certificates(self, model: Model) -> None:
+        """ssl_expire_time_seconds for every host served with a certificate from a Secret."""
+        by_file = {c.file_name: c for c in model.certificates}
+        self.ssl_expire.clear()
+        for server in model.servers:
+            cert = by_file.get(server.certificate or model.default_certificate)
+            if cert is None or not cert.not_after or not server.host or not server.tls:
+                continue
+            expiry = datetime.fromisoformat(cert.not_after).timestamp()
+            self.ssl_expire.labels(server.host, cert.secret or cert.name, cert.namespace, self.labels[1]).set(expiry)
