@@ -321,3 +321,19 @@ def test_a_symlink_loop_is_reported_once(tmp_path: Path, caplog: pytest.LogCaptu
     src.load()
     assert list(store.snapshot().services) == ["d/a"]
     assert caplog.text.count("symlink loop") == 1
+
+
+def test_the_rescan_does_not_reload_a_file_it_refuses_again_and_again(tmp_path: Path):
+    from ingressctl.sources import files
+
+    (tmp_path / "huge.yaml").write_text("#" * (files.MAX_FILE_BYTES + 1))
+    store = Store()
+    loads: list[int] = []
+    src = ManifestDirectory(tmp_path, store, debounce=0.05, rescan=0.1, on_problems=lambda p: loads.append(len(p)))
+    src.load()
+    src.watch()
+    try:
+        time.sleep(0.8)  # eight rescans
+        assert len(loads) == 1, f"{len(loads)} loads of an unchanged directory"
+    finally:
+        src.stop()

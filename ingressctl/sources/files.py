@@ -204,6 +204,7 @@ class ManifestDirectory:
         problems: list[FileProblem] = []
         seen: dict[tuple[str, str, str], str] = {}
         present = set(self.files())
+        self._signatures = {}  # filled by _read: every file as it was read, refused ones included
         for path in sorted(present):
             objs, errs = self._read(path)
             if errs:
@@ -225,7 +226,6 @@ class ManifestDirectory:
             del self._last_good[gone]
             self._cache.pop(gone, None)
             self._good_size.pop(gone, None)
-        self._signatures = {p: self._cache[p][0] for p in present if p in self._cache}
         return objects, problems
 
     def _read(self, path: Path) -> tuple[list[KubeObject], list[FileProblem]]:
@@ -234,6 +234,7 @@ class ManifestDirectory:
         except OSError as e:
             return [], [FileProblem(str(path), 0, f"cannot read: {e}")]
         sig = (st.st_size, st.st_mtime_ns)
+        self._signatures[path] = sig
         cached = self._cache.get(path)
         if cached and cached[0] == sig:
             return cached[1], cached[2]
