@@ -317,7 +317,8 @@ class Controller:
 
     def _endpoints_live(self, model: Model, table: dict[str, str], reloaded: bool) -> None:
         self.live_model = model
-        self.compat.certificates(model)
+        if reloaded:  # certificates change only with a new configuration
+            self.compat.certificates(model)
         if self.pusher is None:
             return
         if reloaded:

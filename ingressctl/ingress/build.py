@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -327,9 +328,6 @@ def _no_auto_redirect(locations: list[Location]) -> list[Location]:
 
 
 def _regex_matches(loc: Location, uri: str) -> bool:
-    import re
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return re.match(loc.regex_match, uri, re.IGNORECASE if loc.modifier == "~*" else 0) is not None
