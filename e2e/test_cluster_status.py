@@ -74,6 +74,10 @@ def test_status_sources_class_change_configmap_namespace_and_rbac(
     assert ctl.get("app.example.com", method="POST", body=b"x" * 50).backend == "a"
     assert ctl.get("app.example.com", method="POST", body=b"x" * 500).status == 413
     assert "no-such-key" in ctl.log_path.read_text(errors="replace")
+    wait_until(lambda: any(e["involvedObject"] == {**e["involvedObject"], "kind": "ConfigMap", "name": "ingressctl"}
+                           and e["reason"] == "UnknownConfigMapKey" and e["type"] == "Warning"
+                           and "no-such-key" in e["message"] for e in api.list("Event", "default")),
+               5, "a Warning Event on the ConfigMap for its unknown key")
     api.apply(_configmap({"proxy-body-size": "1m"}))
     wait_until(lambda: ctl.get("app.example.com", method="POST", body=b"x" * 500).backend == "a", 5,
                "ConfigMap change applied")

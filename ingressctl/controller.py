@@ -19,7 +19,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from .gateway.merge import with_gateway
 from .ingress.backends import refresh_upstreams
 from .ingress.build import BuildOptions, BuildResult, build
 from .ingress.classes import ClassFilter
-from .ingress.model import Model
+from .ingress.model import Model, Problem
 from .ingress.settings import Settings, parse_settings
 from .logs import object_fields
 from .metrics import ControllerMetrics
@@ -101,15 +101,22 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def settings_from(snap: Snapshot, configmap: str) -> tuple[Settings, list[str]]:
+def settings_from(snap: Snapshot, configmap: str) -> tuple[Settings, list[Problem]]:
+    """The controller ConfigMap's settings, and its problems as warnings on the ConfigMap
+    (not found, a bad value kept at its default, an unknown key): Events, metric, log."""
     if not configmap:
         return Settings(), []
     ns, _, name = configmap.partition("/")
     cm = snap.configmap(ns, name)
     if cm is None:
-        return Settings(), [f"ConfigMap {configmap} not found; using defaults"]
-    settings, problems = parse_settings(cm.data)
-    return settings, [str(p) for p in problems]
+        return Settings(), [Problem("ConfigMap", ns, name, "ConfigMapNotFound", "not found; using defaults", True)]
+
+    def lookup(namespace: str, other: str) -> Mapping[str, str] | None:
+        found = snap.configmap(namespace, other)
+        return None if found is None else found.data
+
+    settings, problems = parse_settings(cm.data, lookup)
+    return settings, [Problem("ConfigMap", ns, name, p.event_reason, f"{p}", True) for p in problems]
 
 
 def model_files(model: Model) -> dict[str, bytes]:
@@ -160,17 +167,15 @@ class Controller:
 
     # -- pure-ish pipeline ------------------------------------------------------------------
     def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset(), quarantine: bool = True) -> BuildResult:
-        settings, problems = settings_from(snap, self.options.configmap)
-        self._report_once(problems)
+        settings, settings_problems = settings_from(snap, self.options.configmap)
         if quarantine:
             exclude |= self.quarantine.current(snap)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
                             lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
-        if self.quarantine.entries:
-            result = dataclasses.replace(result, problems=result.problems + self.quarantine.problems())
-        return result
+        extra = tuple(settings_problems) + (self.quarantine.problems() if self.quarantine.entries else ())
+        return dataclasses.replace(result, problems=result.problems + extra) if extra else result
 
     def prepare_state(self, rendered: Rendered) -> None:
         """Everything `rendered` refers to, under the state dir (render: `nginx -t` passes on it)."""
@@ -375,12 +380,6 @@ class Controller:
             if str(p) not in self._reported:
                 log.warning("%s", p, extra=object_fields(p.kind, p.namespace, p.name, p.reason))
         self._reported.update(str(p) for p in result.problems)
-
-    def _report_once(self, messages: list[str]) -> None:
-        for m in messages:
-            if m not in self._reported:
-                log.warning("%s", m)
-        self._reported.update(messages)
 
     # -- loop ------------------------------------------------------------------------------
     @property

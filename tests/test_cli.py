@@ -134,7 +134,8 @@ def test_validate_reports_configmap_problems(tmp_path, capsys):
         "data: {proxy-body-size: banana, no-such-key: x}\n")
     assert main(["validate", "--manifests", str(tmp_path / "m"), "--configmap", "ingress/ctl"]) == 1
     out = capsys.readouterr().out
-    assert "ConfigMap key proxy-body-size='banana'" in out and "no-such-key" in out
+    assert "error: ConfigMap ingress/ctl: InvalidConfigMapValue: key proxy-body-size='banana'" in out
+    assert "warning: ConfigMap ingress/ctl: UnknownConfigMapKey: key no-such-key='x'" in out
 
 
 def test_json_logs_are_one_object_per_line_with_the_objects_fields(tmp_path, capsys):

@@ -60,7 +60,26 @@ ACCEPTED = {
     "no-tls-redirect-locations": ["/.well-known/acme-challenge", "/a,/b"],
     "hsts-preload": ["true"],
     "log-format-escape-json": ["true"],
+    "disable-access-log": ["true", "false"],
+    "hide-headers": ["X-Powered-By", "X-Powered-By, Server,X-AspNet-Version", ""],
+    "allow-backend-server-header": ["true", "false"],
+    "add-headers": ["ingress/headers", ""],
+    "proxy-set-headers": ["ingress/headers", ""],
+    "block-cidrs": ["10.0.0.0/8", "192.0.2.1, 2001:db8::/32", ""],
+    "block-user-agents": ["EvilBot/1.0", "~*bot, ~^curl/7\\., Mozilla/5.0 (compatible; X)", ""],
+    "block-referers": ["http://spam.example/", "~*spam\\.example", ""],
+    "server-name-hash-bucket-size": ["512", "1024"],
+    "variables-hash-bucket-size": ["256", "512"],
+    "map-hash-bucket-size": ["512", "2048"],
 }
+# The ConfigMap add-headers / proxy-set-headers name in the tables above.
+HEADERS = {"X-Frame-Options": "DENY", "X-Upstream": "$proxy_upstream_name", "X-Start": "t=${msec}", "X-Empty": "",
+           "X-Text": "a b, c=d; e/f (g) {h} #i"}
+
+
+def _lookup(ns: str, name: str) -> dict[str, str] | None:
+    return HEADERS if (ns, name) == ("ingress", "headers") else None
+
 REFUSED = {
     "ssl-protocols": ["SSLv3", "TLSv1.2; evil", ""],
     "ssl-ciphers": ["HIGH; include /etc/passwd", "a b"],
@@ -77,6 +96,15 @@ REFUSED = {
     "ssl-session-cache-size": ["1k", "32k"],  # nginx: "too small"
     "proxy-next-upstream": ["error; evil"],
     "http-redirect-code": ["300", "200"],
+    "hide-headers": ["X Powered", "X-A;evil"],
+    "add-headers": ["headers", "ingress/missing", "ingress/Bad_Name"],
+    "proxy-set-headers": ["a/b/c"],
+    "block-cidrs": ["10.0.0.0/33", "evil;"],
+    "block-user-agents": ['a"b', "~(a+)+$x", "$http_host", "~a b"],
+    "block-referers": ["~a{;}"],
+    "server-name-hash-bucket-size": ["64", "x"],
+    "variables-hash-bucket-size": ["128"],
+    "map-hash-bucket-size": ["256"],
 }
 
 
@@ -99,7 +127,7 @@ CASES = [(k, val) for k, vals in ACCEPTED.items() for val in vals]
 
 @pytest.mark.parametrize(("key", "value"), CASES, ids=[f"{k}={val}" for k, val in CASES])
 def test_every_accepted_value_passes_the_real_nginx_t(key: str, value: str, tmp_path: Path) -> None:
-    settings, problems = parse_settings({key: value})
+    settings, problems = parse_settings({key: value}, _lookup)
     assert not problems, problems
     code, err = _nginx_t(settings, tmp_path)
     assert code == 0, err
@@ -110,7 +138,7 @@ BAD = [(k, val) for k, vals in REFUSED.items() for val in vals]
 
 @pytest.mark.parametrize(("key", "value"), BAD, ids=[f"{k}={val}" for k, val in BAD])
 def test_refused_values_keep_the_default_and_are_reported(key: str, value: str) -> None:
-    settings, problems = parse_settings({key: value})
+    settings, problems = parse_settings({key: value}, _lookup)
     assert problems and settings == Settings()
 
 
@@ -121,6 +149,25 @@ def test_every_key_has_accepted_values_tested_or_existed_before() -> None:
              "log-format-upstream", "use-forwarded-headers", "server-tokens", "upstream-keepalive-connections",
              "keep-alive", "use-http2", "enable-access-log"}  # tested by goldens and e2e
     assert set(KEYS) - older <= set(ACCEPTED), sorted(set(KEYS) - older - set(ACCEPTED))
+
+
+@pytest.mark.parametrize("value", ['a"b', "a\\b", "$host_x", "${secret}", "$", "x\n", "x" * 1025])
+def test_a_header_value_is_left_out_with_a_reason_and_the_rest_kept(value: str) -> None:
+    settings, problems = parse_settings({"proxy-set-headers": "ingress/h"},
+                                        lambda ns, name: {"X-Good": "ok $host", "X-Bad": value})
+    assert settings.proxy_set_headers == (("X-Good", "ok $host"),)
+    assert len(problems) == 1 and "X-Bad" in problems[0].reason and problems[0].event_reason == "InvalidConfigMapValue"
+
+
+def test_unknown_keys_are_reported_under_their_own_reason() -> None:
+    _, problems = parse_settings({"no-such-key": "1", "gzip-level": "10"})
+    assert sorted(p.event_reason for p in problems) == ["InvalidConfigMapValue", "UnknownConfigMapKey"]
+
+
+def test_headers_from_a_configmap_are_bounded() -> None:
+    settings, problems = parse_settings({"add-headers": "ingress/h"},
+                                        lambda ns, name: {f"X-H{i:03}": "v" for i in range(150)})
+    assert len(settings.add_headers) == 100 and len(problems) == 1
 
 
 def test_configmap_reference_is_up_to_date() -> None:

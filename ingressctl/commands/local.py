@@ -17,6 +17,7 @@ from ..controller import Controller, settings_from
 from ..debug import debug_pages
 from ..gateway.build import route_invalid
 from ..health import StatusServer, all_of
+from ..ingress.model import Problem
 from ..nginx.process import Nginx, NginxError
 from ..nginx.render import RenderError
 from ..sources.allocate import DEFAULT_SERVICE_CIDR, AddressAllocator
@@ -181,11 +182,11 @@ def _validate(args: argparse.Namespace, name: Callable[[str], str]) -> int:
     settings_problems = _configmap_problems(snap, args.configmap)
     verdicts = validate_snapshot(snap, validate_options(controller_options(args), snap))
     errors = [name(str(p)) for p in source.problems]
-    errors += [m for m in settings_problems if "unknown key" not in m]
+    errors += [str(p) for p in settings_problems if p.reason != "UnknownConfigMapKey"]
     errors += [f"Ingress {v.ingress}: {r}" for v in verdicts for r in v.reasons]
     errors += [f"HTTPRoute {key}: {why}" for key, route in sorted(snap.http_routes.items())
                if (why := route_invalid(route))]  # the Gateway API checks gateway/build.py makes
-    warnings = [m for m in settings_problems if "unknown key" in m]
+    warnings = [str(p) for p in settings_problems if p.reason == "UnknownConfigMapKey"]
     warnings += list(dict.fromkeys(f"Ingress {v.ingress}: {w}" for v in verdicts for w in v.warnings))
     for w in warnings:
         print(f"warning: {w}")
@@ -196,8 +197,8 @@ def _validate(args: argparse.Namespace, name: Callable[[str], str]) -> int:
     return 1 if errors else 0
 
 
-def _configmap_problems(snap: Snapshot, configmap: str) -> list[str]:
-    """The controller ConfigMap's problems as the controller would log them (not found, bad
+def _configmap_problems(snap: Snapshot, configmap: str) -> list[Problem]:
+    """The controller ConfigMap's problems as the controller reports them (not found, bad
     values kept at their defaults, unknown keys)."""
     _, problems = settings_from(snap, configmap)
     return problems

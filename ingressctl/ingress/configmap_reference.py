@@ -18,7 +18,21 @@ DIFFERENCES = {
                                  "from tokens, never pasted.",
     "ssl-protocols": "TLSv1 and TLSv1.1 are accepted but nginx's OpenSSL (security level 2) refuses them "
                      "at the handshake.",
+    "block-cidrs": "also enforced in locations with an allowlist-source-range or denylist-source-range: in "
+                   "ingress-nginx a location's own rules replace the http-level deny, so a tenant's allowlist "
+                   "could readmit a blocked address.",
+    "block-user-agents": "regexes are checked like regex paths (no whitespace, no nested repeats).",
+    "add-headers": "values may name only a fixed set of nginx variables ($host, $request_id, $msec, ...); "
+                   "a header that names another is left out and reported. At most 100 headers.",
+    "proxy-set-headers": "as add-headers: a fixed set of variables, at most 100 headers.",
+    "server-name-hash-bucket-size": "ingress-nginx computes it from the longest name; ingressctl uses 512, "
+                                    "what a 253-character host needs, and refuses less.",
+    "map-hash-bucket-size": "ingress-nginx's default is 64; ingressctl needs 512 (canary header values are "
+                            "map keys) and refuses less.",
+    "variables-hash-bucket-size": "refuses less than 256 (the default), which ingressctl's variables need.",
 }
+# Keys whose value is the opposite of their field's (disable-access-log sets enable_access_log).
+SHOWN_DEFAULTS = {"disable-access-log": "false"}
 
 
 def _default(field: str) -> str:
@@ -35,12 +49,14 @@ def render_reference() -> str:
     lines = ["# ConfigMap keys", "",
              "Generated from `ingressctl/ingress/settings.py` (`python -m ingressctl.ingress.configmap_reference`).",
              "Keys follow ingress-nginx's names and meaning; a bad value keeps the default and is reported",
-             "(log, metric, `ingressctl validate --configmap`); an unknown key is a warning. Every key is",
+             "(log, a Warning Event on the ConfigMap, the metric `ingressctl_problems{reason=...}`, `ingressctl validate",
+             "--configmap`); an unknown key is a warning (reason UnknownConfigMapKey). Every key is",
              "listed with its default in `deploy/base/configmap.yaml`.", "",
              "| key | default | what it does | difference from ingress-nginx |", "| --- | --- | --- | --- |"]
     for key, (field, _, doc) in sorted(KEYS.items()):
         assert field in fields, key
         default = _default(field).replace("|", "\\\\|")
+        default = SHOWN_DEFAULTS.get(key, default)
         lines.append(f"| `{key}` | `{default}` | {doc} | {DIFFERENCES.get(key, '')} |")
     return "\n".join(lines) + "\n"
 

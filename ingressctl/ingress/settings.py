@@ -97,7 +97,19 @@ class Settings:
     keep_alive: v.Duration = v.Duration(75_000)
     use_http2: bool = True
     enable_access_log: bool = True
-
+    # headers
+    hide_headers: tuple[str, ...] = ()
+    allow_backend_server_header: bool = False
+    add_headers: tuple[tuple[str, str], ...] = ()  # from the ConfigMap named by add-headers
+    proxy_set_headers: tuple[tuple[str, str], ...] = ()  # from the ConfigMap named by proxy-set-headers
+    # refusing clients
+    block_cidrs: tuple[str, ...] = ()
+    block_user_agents: tuple[str, ...] = ()
+    block_referers: tuple[str, ...] = ()
+    # nginx hash tables: the defaults are the least the names ingressctl accepts need
+    server_name_hash_bucket_size: int = 512
+    variables_hash_bucket_size: int = 256
+    map_hash_bucket_size: int = 512
 
     @property
     def forwarded_for_header_variable(self) -> str:
@@ -112,7 +124,11 @@ class SettingProblem:
     reason: str
 
     def __str__(self) -> str:
-        return f"ConfigMap key {self.key}={self.value!r}: {self.reason}"
+        return f"key {self.key}={self.value[:200]!r}: {self.reason}"
+
+    @property
+    def event_reason(self) -> str:
+        return "UnknownConfigMapKey" if self.key not in KEYS else "InvalidConfigMapValue"
 
 
 _LOG_FORMAT_RE = re.compile(r"^[^'\\\x00-\x1f\x7f]{1,2048}$")
@@ -173,11 +189,90 @@ def _status_4xx_5xx(value: str) -> int:
     return v.integer(value, 400, 599)
 
 
+_Parser = Callable[[str], Any]
+
+# Header values may name these nginx variables (as `$name` or `${name}`), nothing else: an
+# unknown variable would fail `nginx -t` for every tenant.
+HEADER_VARIABLES = ("host", "scheme", "request_id", "req_id", "remote_addr", "remote_port", "server_name",
+                    "server_port", "request_uri", "uri", "msec", "time_iso8601", "ssl_protocol", "ssl_cipher",
+                    "ssl_client_escaped_cert", "ssl_client_s_dn", "ssl_client_verify", "namespace",
+                    "ingress_name", "service_name", "service_port", "proxy_upstream_name")
+_HEADER_VALUE_RE = re.compile(r'^[^"\\\x00-\x1f\x7f]{0,1024}\Z')
+_HEADER_VAR_RE = re.compile(r"\$(\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]*))")
+MAX_HEADERS = 100
+
+
+def header_value(value: str) -> str:
+    """A header value for proxy_set_header / more_set_headers: printable, no quotes or
+    backslashes, `$` only before a variable of HEADER_VARIABLES."""
+    if not _HEADER_VALUE_RE.match(value):
+        raise v.InvalidValue("must be at most 1,024 printable characters without '\"' or '\\\\'")
+    for m in _HEADER_VAR_RE.finditer(value):
+        name = m.group(2) if m.group(2) is not None else m.group(3)
+        if name not in HEADER_VARIABLES:
+            raise v.InvalidValue(f"${name} is not one of the variables a header may use: "
+                                 + ", ".join(HEADER_VARIABLES))
+    return value
+
+
+def headers_from(data: Mapping[str, str]) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """A headers ConfigMap (name -> value) -> the valid pairs, sorted, and a reason per refused one."""
+    pairs, reasons = [], []
+    for name in sorted(data)[:MAX_HEADERS]:
+        try:
+            pairs.append((v.header_name(name), header_value(data[name])))
+        except v.InvalidValue as e:
+            reasons.append(f"header {name[:64]!r}: {e}")
+    if len(data) > MAX_HEADERS:
+        reasons.append(f"{len(data)} headers: only the first {MAX_HEADERS} by name are used")
+    return tuple(pairs), reasons
+
+
+def _reference(value: str) -> tuple[str, str] | None:
+    if not value.strip():
+        return None
+    ns, slash, name = value.strip().partition("/")
+    if not slash:
+        raise v.InvalidValue("must be NAMESPACE/NAME of a ConfigMap")
+    return v.k8s_name(ns), v.k8s_name(name)
+
+
+_UA_RE = re.compile(r"^[^\x00-\x1f\x7f\"\\\\]{1,256}\Z")
+
+
+def _match_list(value: str) -> tuple[str, ...]:
+    """block-user-agents / block-referers: comma-separated; `~` starts a regex, `~*` a
+    caseless one (nginx's map), anything else matches exactly."""
+    items = tuple(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
+    if len(items) > 200:
+        raise v.InvalidValue(f"{len(items)} entries: at most 200")
+    for item in items:
+        if item.startswith("~"):
+            v.regex_value(item[2:] if item.startswith("~*") else item[1:], "regex", 256)
+        elif not _UA_RE.match(item) or "$" in item:
+            raise v.InvalidValue(f"{item[:64]!r}: printable text without quotes, backslashes or '$'")
+    return items
+
+
+def _header_names(value: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
+    if len(items) > MAX_HEADERS:
+        raise v.InvalidValue(f"{len(items)} headers: at most {MAX_HEADERS}")
+    return tuple(v.header_name(h) for h in items)
+
+
+def _bucket(least: int) -> _Parser:
+    def parse(value: str) -> int:
+        n = v.integer(value, 1, 1 << 16)
+        if n < least:
+            raise v.InvalidValue(f"must be at least {least}: ingressctl accepts names that need that much")
+        return n
+    return parse
+
+
 def _workers(value: str) -> str:
     return "auto" if value.strip() == "auto" else str(v.integer(value, 1, 1024))
 
-
-_Parser = Callable[[str], Any]
 
 KEYS: dict[str, tuple[str, _Parser, str]] = {
     "proxy-body-size": ("proxy_body_size", v.size, "maximum request body size (client_max_body_size)"),
@@ -262,11 +357,36 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "keep-alive": ("keep_alive", v.duration, "client keepalive_timeout"),
     "use-http2": ("use_http2", v.boolean, "enable HTTP/2 on the HTTPS listener"),
     "enable-access-log": ("enable_access_log", v.boolean, "write the access log"),
+    "disable-access-log": ("enable_access_log", lambda s: not v.boolean(s), "do not write the access log"),
+    "hide-headers": ("hide_headers", _header_names, "upstream response headers not passed to clients "
+                     "(comma-separated)"),
+    "allow-backend-server-header": ("allow_backend_server_header", v.boolean,
+                                    "pass the backend's Server header instead of nginx's"),
+    "add-headers": ("add_headers", _reference, "NAMESPACE/NAME of a ConfigMap of headers added to every response"),
+    "proxy-set-headers": ("proxy_set_headers", _reference,
+                          "NAMESPACE/NAME of a ConfigMap of headers sent to every backend"),
+    "block-cidrs": ("block_cidrs", lambda s: v.cidr_list(s) if s.strip() else (), "client addresses refused with 403 (comma-separated)"),
+    "block-user-agents": ("block_user_agents", _match_list,
+                          "User-Agents refused with 403: exact, or ~regex / ~*caseless regex (comma-separated)"),
+    "block-referers": ("block_referers", _match_list,
+                       "Referers refused with 403: exact, or ~regex / ~*caseless regex (comma-separated)"),
+    "server-name-hash-bucket-size": ("server_name_hash_bucket_size", _bucket(512),
+                                     "server_names_hash_bucket_size (at least 512: host names up to 253 characters)"),
+    "variables-hash-bucket-size": ("variables_hash_bucket_size", _bucket(256), "variables_hash_bucket_size"),
+    "map-hash-bucket-size": ("map_hash_bucket_size", _bucket(512),
+                             "map_hash_bucket_size (at least 512: canary header values are map keys)"),
 }
+# Keys whose value names another ConfigMap; `parse_settings` reads it through `lookup`.
+REFERENCES = frozenset({"add-headers", "proxy-set-headers"})
 
 
-def parse_settings(data: Mapping[str, str]) -> tuple[Settings, list[SettingProblem]]:
-    """ConfigMap data -> Settings; bad values keep defaults and come back as problems."""
+Lookup = Callable[[str, str], Mapping[str, str] | None]
+
+
+def parse_settings(data: Mapping[str, str], lookup: Lookup = lambda ns, name: None
+                   ) -> tuple[Settings, list[SettingProblem]]:
+    """ConfigMap data -> Settings; bad values keep defaults and come back as problems.
+    `lookup(namespace, name)` gives the data of a ConfigMap another key refers to."""
     changes: dict[str, Any] = {}
     problems: list[SettingProblem] = []
     for key in sorted(data):
@@ -277,7 +397,16 @@ def parse_settings(data: Mapping[str, str]) -> tuple[Settings, list[SettingProbl
             continue
         field_name, parser, _ = entry
         try:
-            changes[field_name] = parser(value)
+            parsed = parser(value)
         except v.InvalidValue as e:
             problems.append(SettingProblem(key, value, f"{e}; default kept"))
+            continue
+        if key in REFERENCES and parsed is not None:
+            referred = lookup(*parsed)
+            if referred is None:
+                problems.append(SettingProblem(key, value, "ConfigMap not found; no headers"))
+                continue
+            parsed, reasons = headers_from(referred)
+            problems += [SettingProblem(key, value, f"{r}; left out") for r in reasons]
+        changes[field_name] = () if parsed is None else parsed
     return dataclasses.replace(Settings(), **changes), problems

@@ -31,6 +31,7 @@ import jinja2
 
 from ..ingress.annotations.shapes import URL_VARIABLES
 from ..ingress.model import Model
+from ..ingress.settings import HEADER_VARIABLES
 
 CONFIG_ID_MARK = "@@INGRESSCTL_CONFIG_ID@@"
 
@@ -86,6 +87,21 @@ def quote_url(value: object) -> str:
     return f'"{text}"'
 
 
+_HV_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]|\$(?!\{?(?:' + "|".join(HEADER_VARIABLES) + r")(?![A-Za-z0-9_]))")
+
+
+def quote_header_value(value: object) -> str:
+    """Header values from the ConfigMap (add-headers, proxy-set-headers): double-quoted; `$`
+    only as one of `HEADER_VARIABLES`, which nginx fills in per request."""
+    text = str(value)
+    bad = _HV_UNSAFE.search(text)
+    if bad or len(text) > 1200:
+        what = repr(bad.group(0)) if bad else "too many characters"
+        raise RenderError(f"refusing to render header value {text[:80]!r}: it contains {what}")
+    return f'"{text}"'
+
+
+HEADERS_MORE_MODULE = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
 LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
 
 
@@ -137,13 +153,17 @@ class RenderContext:
         return f"{self.prefix}/certs/{file_name}"
 
     def for_model(self, model: Model) -> RenderContext:
-        """This context with the Lua modules loaded if `model` needs them (and not loaded yet)."""
-        if not needs_lua(model) or any(m.endswith("ngx_http_lua_module.so") for m in self.modules):
-            return self
-        if not self.lua_modules:
-            raise RenderError("auth-signin and $escaped_request_uri need nginx's Lua module (nginx-extras), "
-                              "which is not installed")
-        return dataclasses.replace(self, modules=self.modules + self.lua_modules)
+        """This context with the modules `model` needs loaded: Lua for $escaped_request_uri,
+        headers-more for the ConfigMap's add-headers."""
+        ctx = self
+        if needs_lua(model) and not any(m.endswith("ngx_http_lua_module.so") for m in self.modules):
+            if not self.lua_modules:
+                raise RenderError("auth-signin and $escaped_request_uri need nginx's Lua module (nginx-extras), "
+                                  "which is not installed")
+            ctx = dataclasses.replace(ctx, modules=ctx.modules + self.lua_modules)
+        if model.settings.add_headers and HEADERS_MORE_MODULE not in ctx.modules:
+            ctx = dataclasses.replace(ctx, modules=ctx.modules + (HEADERS_MORE_MODULE,))
+        return ctx
 
 
 def _package_sources() -> dict[str, str]:
@@ -164,6 +184,7 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     env.filters["q_log"] = quote_log_format
     env.filters["q_re"] = quote_regex
     env.filters["q_url"] = quote_url
+    env.filters["q_hv"] = quote_header_value
     return env
 
 
