@@ -1,7 +1,7 @@
 """e2e: ConfigMap keys that change every request (issue 14 §6), with real nginx and traffic:
 headers hidden, passed, added and sent (add-headers / proxy-set-headers name ConfigMaps of
 headers), clients refused by address, User-Agent and Referer — also where an Ingress has
-an allowlist of its own, which in nginx would replace the http-level rules.
+an allowlist of its own, which in nginx would replace http-level access rules.
 
 One `ingressctl run` whose ConfigMap sets them all; one scripted backend that records what
 it receives and answers with its own Server and X-Secret headers.
@@ -9,13 +9,11 @@ it receives and answers with its own Server and X-Secret headers.
 
 from __future__ import annotations
 
-import http.client
-import socket
 from collections.abc import Iterator
 
 import pytest
 
-from .annotation_kit import ScriptedServer, ingress, service, started_controller
+from .annotation_kit import ScriptedServer, ingress, request_from, service, started_controller
 from .harness import Backends, LocalController
 
 SETTINGS = """\
@@ -63,19 +61,6 @@ def ctl() -> Iterator[tuple[LocalController, ScriptedServer]]:
         backend.stop()
 
 
-def _get_from(source: str, port: int, host: str, headers: dict[str, str] | None = None) -> int:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
-    conn = http.client.HTTPConnection(host, port, timeout=5)
-    conn.sock = sock
-    try:
-        conn.request("GET", "/", headers={"Host": host, **(headers or {})})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
-
 def test_response_headers_hidden_passed_and_added(ctl: tuple[LocalController, ScriptedServer]) -> None:
     c, _ = ctl
     r = c.get("open.test")
@@ -108,8 +93,8 @@ def test_blocked_user_agents_and_referers_get_403(ctl: tuple[LocalController, Sc
 def test_blocked_addresses_get_403_even_where_an_ingress_allows_them(
         ctl: tuple[LocalController, ScriptedServer], host: str) -> None:
     c, _ = ctl
-    assert _get_from("127.0.0.66", c.http_port, host) == 403
-    assert _get_from("127.0.0.65", c.http_port, host) == 200
+    assert request_from("127.0.0.66", c.http_port, host).status == 403
+    assert request_from("127.0.0.65", c.http_port, host).status == 200
 
 
 def test_problems_of_the_configmap_are_reported_as_metrics(ctl: tuple[LocalController, ScriptedServer]) -> None:

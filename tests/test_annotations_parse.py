@@ -97,7 +97,13 @@ GOOD: list[tuple[str, str, Any]] = [
     ("canary", "true", True),
     ("canary-by-header", "X-Canary", "X-Canary"),
     ("canary-by-header-value", "eu-west 1", "eu-west 1"),
+    ("canary-by-header-pattern", "^(eu|us)-west-[0-9]+$", "^(eu|us)-west-[0-9]+$"),
     ("canary-by-cookie", "use_v2", "use_v2"),
+    ("satisfy", "any", "any"),
+    ("satisfy", "all", "all"),
+    ("use-port-in-redirects", "true", True),
+    ("ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:!aNULL", "ECDHE-RSA-AES128-GCM-SHA256:!aNULL"),
+    ("ssl-prefer-server-ciphers", "false", False),
     ("canary-weight", "25", 25),
     ("canary-weight-total", "1000", 1000),
     ("custom-http-errors", "404, 503,500", (404, 500, 503)),
@@ -176,6 +182,12 @@ BAD: list[tuple[str, str, str]] = [
     ("canary", "yes please", "not true or false"),
     ("canary-by-header", "X Canary", "not a valid HTTP header name"),
     ("canary-by-header-value", 'a"b', "may only contain"),
+    ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
+    ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
+    ("satisfy", "some", "is not one of"),
+    ("use-port-in-redirects", "yes please", "not true or false"),
+    ("ssl-ciphers", "HIGH; include /etc/passwd", "cipher list"),
+    ("ssl-prefer-server-ciphers", "maybe", "not true or false"),
     ("canary-by-cookie", "a;b", "may only contain"),
     ("canary-weight", "-5", "not in 0-"),
     ("custom-http-errors", "404,302", "not in 400-599"),
@@ -190,6 +202,7 @@ COMPANIONS = {
     "auth-signin": {"auth-url": "http://127.0.0.1:9/auth"},
     "auth-response-headers": {"auth-url": "http://127.0.0.1:9/auth"},
     "canary-by-header-value": {"canary-by-header": "X-Canary"},
+    "canary-by-header-pattern": {"canary-by-header": "X-Canary"},
 }
 
 
@@ -244,6 +257,7 @@ def test_snippets_refused_when_disabled() -> None:
     ({"canary-weight": "150"}, "canary-weight"),
     ({"canary-weight": "15", "canary-weight-total": "10"}, "canary-weight"),
     ({"canary-by-header-value": "x"}, "canary-by-header-value"),
+    ({"canary-by-header-pattern": "x"}, "canary-by-header-pattern"),
     ({"auth-type": "basic"}, "auth-type"),
     ({"auth-signin": "https://sso.example.com/"}, "auth-signin"),
     ({"auth-response-headers": "X-User"}, "auth-response-headers"),
@@ -268,7 +282,7 @@ def test_rewrite_target_implies_regex() -> None:
 
 @pytest.mark.parametrize("name", [
     "ssl-passthrough", "proxy-ssl-verify", "proxy-ssl-secret", "auth-cache-key", "auth-snippet",
-    "auth-tls-error-page", "satisfy", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
+    "auth-tls-error-page", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
     "global-rate-limit", "limit-new-thing", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
 ])
 def test_an_unsupported_security_annotation_refuses_the_ingress(name: str) -> None:

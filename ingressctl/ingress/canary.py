@@ -75,6 +75,7 @@ class CanaryIndex:
             p.canary = Canary(
                 id=self.next_id, upstream=p.upstream, main_upstream=main_upstream,
                 header=c.canary_by_header or "", header_value=c.canary_by_header_value or "",
+                header_pattern=c.canary_by_header_pattern or "",
                 cookie=c.canary_by_cookie or "",
                 weight_percent=weight_percent(c.canary_weight or 0, c.canary_weight_total))
             self.next_id += 1

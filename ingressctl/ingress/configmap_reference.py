@@ -18,9 +18,9 @@ DIFFERENCES = {
                                  "from tokens, never pasted.",
     "ssl-protocols": "TLSv1 and TLSv1.1 are accepted but nginx's OpenSSL (security level 2) refuses them "
                      "at the handshake.",
-    "block-cidrs": "also enforced in locations with an allowlist-source-range or denylist-source-range: in "
-                   "ingress-nginx a location's own rules replace the http-level deny, so a tenant's allowlist "
-                   "could readmit a blocked address.",
+    "block-cidrs": "answered 403 before any Ingress's own access rules: in ingress-nginx a location's "
+                   "allowlist-source-range replaces the http-level deny and satisfy: any lets credentials "
+                   "override it, so a tenant could readmit a blocked address.",
     "block-user-agents": "regexes are checked like regex paths (no whitespace, no nested repeats).",
     "add-headers": "values may name only a fixed set of nginx variables ($host, $request_id, $msec, ...); "
                    "a header that names another is left out and reported. At most 100 headers.",

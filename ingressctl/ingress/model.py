@@ -60,7 +60,8 @@ class Canary:
     upstream: str  # canary upstream
     main_upstream: str
     header: str = ""  # header name ("" = not by header)
-    header_value: str = ""  # "" = 'always'/'never' semantics
+    header_value: str = ""  # "" = 'always'/'never' semantics (or header_pattern)
+    header_pattern: str = ""  # regex over the header's value (when no header_value)
     cookie: str = ""
     weight_percent: str = "0"  # split_clients share, e.g. "12.5"
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import values as v
+from .annotations.shapes import ciphers as _ciphers
 from .annotations.shapes import next_upstream, on_off
 
 
@@ -145,7 +146,6 @@ def _log_format(value: str) -> str:
 
 
 _LOG_LEVELS = ("debug", "info", "notice", "warn", "error", "crit", "alert", "emerg")
-_CIPHERS_RE = re.compile(r"^[A-Za-z0-9!+@:._=-]{1,2048}\Z")
 _CURVES_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9_-]{1,64}){0,31}\Z")
 _MIME_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{0,63}/[a-z0-9*][a-z0-9.+*-]{0,126}\Z")
 _BUFFERS_RE = re.compile(r"^([1-9][0-9]{0,2}) +([1-9][0-9]{0,4}[km]?)\Z")
@@ -156,12 +156,6 @@ def _ssl_protocols(value: str) -> tuple[str, ...]:
     if not items:
         raise v.InvalidValue("no TLS version")
     return tuple(v.enum(p, ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")) for p in items)
-
-
-def _ciphers(value: str) -> str:
-    if not _CIPHERS_RE.match(value.strip()):
-        raise v.InvalidValue("must be an OpenSSL cipher list (letters, digits and !+@:._=-)")
-    return value.strip()
 
 
 def _curves(value: str) -> str:

@@ -69,7 +69,6 @@ SECURITY_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("ssl-passthrough", "moves where TLS ends (passthrough to the backend)"),
     ("proxy-ssl-", "sets TLS (and its verification) towards the backend"),
     ("auth-", "controls authentication"),
-    ("satisfy", "controls how access rules combine"),
     ("enable-modsecurity", "enables the web application firewall"),
     ("modsecurity-", "configures the web application firewall"),
     ("enable-owasp-core-rules", "enables the web application firewall's rules"),

@@ -19,6 +19,10 @@ ANNOTATIONS = (
                "(or canary-by-header-value)."),
     Annotation("canary-by-header-value", "canary_by_header_value", header_value, "text", "",
                "With canary-by-header: this exact header value routes to the canary."),
+    Annotation("canary-by-header-pattern", "canary_by_header_pattern",
+               lambda s: v.regex_value(s, "canary-by-header-pattern"), "regex", "",
+               "With canary-by-header and no canary-by-header-value: a header value matching this regular "
+               "expression (case-sensitive, unanchored) routes to the canary."),
     Annotation("canary-by-cookie", "canary_by_cookie", v.token, "cookie name", "",
                "Cookie deciding the canary: 'always' -> canary, 'never' -> main."),
     Annotation("canary-weight", "canary_weight", lambda s: v.integer(s, 0, 1_000_000), "int", "0",
@@ -37,4 +41,6 @@ def _canary_consistent(cfg: IngressConfig) -> list[tuple[str, str]]:
                                      f"{cfg.canary_weight_total}")))
     if cfg.canary_by_header_value is not None and cfg.canary_by_header is None:
         out.append(("canary-by-header-value", "canary-by-header-value needs canary-by-header"))
+    if cfg.canary_by_header_pattern is not None and cfg.canary_by_header is None:
+        out.append(("canary-by-header-pattern", "canary-by-header-pattern needs canary-by-header"))
     return out

@@ -97,9 +97,15 @@ class IngressConfig:
     canary: bool = False
     canary_by_header: str | None = None
     canary_by_header_value: str | None = None
+    canary_by_header_pattern: str | None = None
     canary_by_cookie: str | None = None
     canary_weight: int | None = None
     canary_weight_total: int = 100
+    # access combination, redirects, TLS of the server
+    satisfy: str = ""  # "" = nginx's default (all)
+    use_port_in_redirects: bool = False
+    ssl_ciphers: str = ""  # "" = the ConfigMap's
+    ssl_prefer_server_ciphers: bool | None = None  # None = the ConfigMap's
     # errors, fallbacks, mirroring
     custom_http_errors: tuple[int, ...] = ()
     default_backend: str | None = None

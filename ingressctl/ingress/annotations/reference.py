@@ -12,7 +12,7 @@ import importlib
 from . import PREFIX, REGISTRY, SECURITY_CATEGORIES
 
 _FAMILIES = {
-    "routing": "Paths, rewrites and redirects",
+    "routing": "Paths, rewrites, redirects and the host's server",
     "proxy": "Upstream and proxy",
     "access": "Access control and authentication",
     "limits": "Rate limits",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from .. import values as v
 from . import Annotation, register
-from .shapes import host_list, rewrite_target, url
+from .shapes import ciphers, host_list, rewrite_target, url
 
 
 def _redirect_code(value: str) -> int:
     return v.integer(value, 300, 308)
 
 
-ANNOTATIONS = (
+ANNOTATIONS: tuple[Annotation, ...] = (
     Annotation("use-regex", "use_regex", v.boolean, "bool", "false",
                "Treat ImplementationSpecific paths of this Ingress as case-insensitive regular expressions."),
     Annotation("ssl-redirect", "ssl_redirect", v.boolean, "bool", "true (ConfigMap ssl-redirect)",
@@ -35,9 +35,19 @@ ANNOTATIONS = (
                "Answer every request with a 302 redirect to this URL (wins over permanent-redirect)."),
     Annotation("from-to-www-redirect", "from_to_www_redirect", v.boolean, "bool", "false",
                "Redirect www.<host> to <host> (or the reverse when the rule's host starts with www.) with 308."),
+    Annotation("use-port-in-redirects", "use_port_in_redirects", v.boolean, "bool", "false",
+               "Name nginx's listen port in redirects nginx itself makes (port_in_redirect on)."),
     Annotation("server-alias", "server_alias", host_list, "host list", "",
                "Extra host names (comma-separated) served by the same server block; a name another "
                "Ingress already serves is dropped and reported.", risk="High"),
 )
+TLS = (
+    Annotation("ssl-ciphers", "ssl_ciphers", ciphers, "OpenSSL cipher list", "(ConfigMap ssl-ciphers)",
+               "Ciphers offered on this host's server (the oldest Ingress of the host decides)."),
+    Annotation("ssl-prefer-server-ciphers", "ssl_prefer_server_ciphers", v.boolean, "bool",
+               "(ConfigMap ssl-prefer-server-ciphers)",
+               "The server's cipher order wins on this host's server (the oldest Ingress of the host decides)."),
+)
+ANNOTATIONS += TLS
 register(*ANNOTATIONS)
 

@@ -294,3 +294,13 @@ def cn_regex(value: str) -> str:
     v.pcre_compatible(value, "client DN regex")
     v.compiled_without_nested_repeats(value, "client DN regex")
     return value
+
+
+_CIPHERS_RE = re.compile(r"^[A-Za-z0-9!+@:._=-]{1,2048}\Z")
+
+
+def ciphers(value: str) -> str:
+    """An OpenSSL cipher list (ssl_ciphers / proxy_ssl_ciphers)."""
+    if not _CIPHERS_RE.match(value.strip()):
+        raise v.InvalidValue("must be an OpenSSL cipher list (letters, digits and !+@:._=-)")
+    return value.strip()
