@@ -172,7 +172,8 @@ class Controller:
             exclude |= self.quarantine.current(snap)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
-                            lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate)
+                            lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate,
+                            balancer=self.options.dynamic_endpoints)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         extra = tuple(settings_problems) + (self.quarantine.problems() if self.quarantine.entries else ())
         return dataclasses.replace(result, problems=result.problems + extra) if extra else result

@@ -12,6 +12,9 @@ local GENERATION = " generation"  -- bumped on every change; no upstream name ha
 local parsed = {}   -- name -> { {ip, port}, ... } as of `seen`
 local seen = -1     -- the generation `parsed` reflects
 local cursor = {}   -- name -> last index used by this worker
+local rings = {}    -- name -> consistent-hash ring of its peers (affinity balanced), as of `seen`
+local ids = {}      -- name -> { cookie value -> peer index } (affinity persistent), as of `seen`
+local POINTS = 160  -- ring points per endpoint: shares within a few percent of equal
 
 local function set_line(line)
     local name, rest = line:match("^(%S+)%s*(.*)$")
@@ -70,7 +73,7 @@ end
 local function peers_of(name)
     local generation = dict:get(GENERATION) or 0
     if generation ~= seen then  -- something changed: parse again lazily, per upstream
-        parsed = {}
+        parsed, rings, ids = {}, {}, {}
         seen = generation
     end
     local peers = parsed[name]
@@ -88,7 +91,201 @@ local function peers_of(name)
     return peers
 end
 
--- balancer_by_lua: round robin per worker; a retry (proxy_next_upstream) takes the next peer.
+local function address(p)
+    return (p[1]:find(":", 1, true) and ("[" .. p[1] .. "]") or p[1]) .. ":" .. p[2]
+end
+
+local function tried(p)
+    return (", " .. (ngx.var.upstream_addr or "") .. ","):find(" " .. address(p) .. ",", 1, true) ~= nil
+end
+
+-- The next peer after index i not tried yet by this request ($upstream_addr lists those).
+local function untried_from(peers, i)
+    local n = #peers
+    for _ = 1, n do
+        if not tried(peers[i]) then
+            return i
+        end
+        i = i % n + 1
+    end
+    return i
+end
+
+local function set_peer(name, p)
+    local ok, err = balancer.set_current_peer(p[1], p[2])
+    if not ok then
+        ngx.log(ngx.ERR, "ingressctl: set_current_peer failed for ", name, ": ", err)
+        return ngx.exit(502)
+    end
+end
+
+-- Session affinity ------------------------------------------------------------------------
+-- The location sets $ingressctl_affinity ("mode cookie change_on_failure expires secure
+-- samesite conditional", see ingress/model.py Affinity) and $ingressctl_affinity_cookie.
+
+local function ring_of(name, peers)
+    local r = rings[name]
+    if r then
+        return r
+    end
+    local points = {}
+    for i, p in ipairs(peers) do
+        local key = address(p)
+        for k = 1, POINTS do
+            points[#points + 1] = { ngx.crc32_long(key .. "#" .. k), i }
+        end
+    end
+    table.sort(points, function(a, b) return a[1] < b[1] end)
+    r = { hashes = {}, owners = {} }
+    for j, point in ipairs(points) do
+        r.hashes[j], r.owners[j] = point[1], point[2]
+    end
+    rings[name] = r
+    return r
+end
+
+local function ring_find(r, key)
+    local h = ngx.crc32_long(key)
+    local lo, hi = 1, #r.hashes
+    if h > r.hashes[hi] then
+        return r.owners[1]
+    end
+    while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        if r.hashes[mid] < h then
+            lo = mid + 1
+        else
+            hi = mid
+        end
+    end
+    return r.owners[lo]
+end
+
+local function id_of(name, p)
+    return ngx.md5(name .. "|" .. address(p))
+end
+
+local function ids_of(name, peers)
+    local m = ids[name]
+    if not m then
+        m = {}
+        for i, p in ipairs(peers) do
+            m[id_of(name, p)] = i
+        end
+        ids[name] = m
+    end
+    return m
+end
+
+local function parse_setting(setting)
+    return setting:match("^(%S+) (%S+) ([01]) (%d+) (%S+) (%S+) ([01])$")
+end
+
+local function cookie_value(cookie)
+    local header = ngx.var.http_cookie
+    if not header then
+        return nil
+    end
+    local escaped = cookie:gsub("[%-%.]", "%%%0")
+    return (";" .. header):match(";%s*" .. escaped .. "=([^;%s]*)")
+end
+
+-- A new session: a peer not tried by this request, and the cookie value naming it.
+local function new_session(name, peers, mode)
+    local n = #peers
+    if mode == "persistent" then
+        local i = untried_from(peers, (cursor[name] or 0) % n + 1)
+        cursor[name] = i
+        return i, id_of(name, peers[i])
+    end
+    local r = ring_of(name, peers)
+    local base = ngx.var.request_id
+    for k = 0, 3 * n do
+        local value = k == 0 and base or (base .. k)
+        local i = ring_find(r, value)
+        if not tried(peers[i]) or k == 3 * n then
+            return i, value
+        end
+    end
+end
+
+local function sticky(name, peers, setting)
+    local mode, cookie, change = parse_setting(setting)
+    if not mode then
+        return nil
+    end
+    local failed = balancer.get_last_failure() ~= nil
+    local ctx = ngx.ctx
+    local i
+    if not (failed and (change == "1" or ctx.ingressctl_cookie)) then
+        local value = ctx.ingressctl_cookie or cookie_value(cookie)
+        if value and value ~= "" then
+            if mode == "persistent" then
+                i = ids_of(name, peers)[value]
+            else
+                i = ring_find(ring_of(name, peers), value)
+            end
+        end
+    end
+    if not i then  -- no session, its endpoint left, or it failed with change-on-failure
+        local value
+        i, value = new_session(name, peers, mode)
+        ctx.ingressctl_cookie = value
+    end
+    return i
+end
+
+-- iOS 12, macOS 10.14 Safari and Chrome 4x-6x reject SameSite=None cookies (or treat them
+-- as Strict): session-cookie-conditional-samesite-none leaves the attribute out for them.
+local function samesite_none_ok(ua)
+    if not ua then
+        return true
+    end
+    if ua:find("Chrome/[456]%d") or ua:find("CPU iPhone OS 12", 1, true) or ua:find("iPad; CPU OS 12", 1, true) then
+        return false
+    end
+    return not (ua:find("Macintosh", 1, true) and ua:find("Intel Mac OS X 10_14", 1, true)
+                and ua:find("Safari", 1, true) and not ua:find("Chrome", 1, true))
+end
+
+-- header_filter_by_lua of a location with affinity: the cookie of a new (or moved) session.
+function M.set_affinity_cookie()
+    local value = ngx.ctx.ingressctl_cookie
+    local setting = ngx.var.ingressctl_affinity
+    if not value or not setting then
+        return
+    end
+    local _, cookie, _, expires, secure, samesite, conditional = parse_setting(setting)
+    if not cookie then
+        return
+    end
+    local parts = { cookie, "=", value }
+    if expires ~= "0" then
+        parts[#parts + 1] = "; Expires=" .. ngx.cookie_time(ngx.time() + tonumber(expires))
+    end
+    parts[#parts + 1] = ngx.var.ingressctl_affinity_cookie or ""
+    if secure == "on" or (secure == "auto" and ngx.var.https == "on") then
+        parts[#parts + 1] = "; Secure"
+    end
+    parts[#parts + 1] = "; HttpOnly"
+    if samesite ~= "-" and not (conditional == "1" and samesite == "None"
+                                and not samesite_none_ok(ngx.var.http_user_agent)) then
+        parts[#parts + 1] = "; SameSite=" .. samesite
+    end
+    local line = table.concat(parts)
+    local existing = ngx.header["Set-Cookie"]
+    if type(existing) == "table" then
+        existing[#existing + 1] = line
+        ngx.header["Set-Cookie"] = existing
+    elseif existing then
+        ngx.header["Set-Cookie"] = { existing, line }
+    else
+        ngx.header["Set-Cookie"] = line
+    end
+end
+
+-- balancer_by_lua: round robin per worker (or the session's endpoint, with affinity); a
+-- retry (proxy_next_upstream) takes the next peer not tried yet.
 function M.balance(name)
     local peers = peers_of(name)
     local n = peers and #peers or 0
@@ -96,27 +293,20 @@ function M.balance(name)
         ngx.log(ngx.ERR, "ingressctl: no endpoints for ", name)
         return ngx.exit(503)
     end
-    local i = (cursor[name] or 0) % n + 1
-    cursor[name] = i
-    if balancer.get_last_failure() then
-        -- a retry: take the next peer not tried yet ($upstream_addr lists those, rare path)
-        local tried = ", " .. (ngx.var.upstream_addr or "") .. ","
-        for _ = 1, n do
-            local p = peers[i]
-            local addr = (p[1]:find(":", 1, true) and ("[" .. p[1] .. "]") or p[1]) .. ":" .. p[2]
-            if not tried:find(" " .. addr .. ",", 1, true) then
-                break
-            end
-            i = i % n + 1
-        end
-    elseif n > 1 then  -- first try: allow retries on the others
+    local first = not balancer.get_last_failure()
+    if first and n > 1 then  -- allow retries on the others
         balancer.set_more_tries(math.min(n, 3) - 1)
     end
-    local ok, err = balancer.set_current_peer(peers[i][1], peers[i][2])
-    if not ok then
-        ngx.log(ngx.ERR, "ingressctl: set_current_peer failed for ", name, ": ", err)
-        return ngx.exit(502)
+    local setting = ngx.var.ingressctl_affinity
+    local i = setting and setting ~= "" and sticky(name, peers, setting)
+    if not i then
+        i = (cursor[name] or 0) % n + 1
+        if not first then
+            i = untried_from(peers, i)
+        end
+        cursor[name] = i
     end
+    return set_peer(name, peers[i])
 end
 
 return M

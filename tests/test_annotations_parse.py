@@ -100,6 +100,18 @@ GOOD: list[tuple[str, str, Any]] = [
     ("canary-by-header-pattern", "^(eu|us)-west-[0-9]+$", "^(eu|us)-west-[0-9]+$"),
     ("canary-by-cookie", "use_v2", "use_v2"),
     ("satisfy", "any", "any"),
+    ("affinity", "cookie", "cookie"),
+    ("affinity-mode", "persistent", "persistent"),
+    ("affinity-mode", "balanced", "balanced"),
+    ("session-cookie-name", "route_v2.x-y", "route_v2.x-y"),
+    ("session-cookie-path", "/app", "/app"),
+    ("session-cookie-domain", ".example.com", ".example.com"),
+    ("session-cookie-expires", "172800", 172800),
+    ("session-cookie-max-age", "3600", 3600),
+    ("session-cookie-samesite", "None", "None"),
+    ("session-cookie-conditional-samesite-none", "true", True),
+    ("session-cookie-secure", "false", False),
+    ("session-cookie-change-on-failure", "true", True),
     ("satisfy", "all", "all"),
     ("use-port-in-redirects", "true", True),
     ("ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:!aNULL", "ECDHE-RSA-AES128-GCM-SHA256:!aNULL"),
@@ -185,6 +197,18 @@ BAD: list[tuple[str, str, str]] = [
     ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
     ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
     ("satisfy", "some", "is not one of"),
+    ("affinity", "ip", "is not one of"),
+    ("affinity-mode", "sticky", "is not one of"),
+    ("session-cookie-name", "a=b", "may only contain"),
+    ("session-cookie-path", "/a;b", "session-cookie-path"),
+    ("session-cookie-domain", "a b", "not a cookie domain"),
+    ("session-cookie-domain", "ex;ample.com", "not a cookie domain"),
+    ("session-cookie-expires", "-1", "session-cookie-expires"),
+    ("session-cookie-max-age", "999999999999", "session-cookie-max-age"),
+    ("session-cookie-samesite", "lax", "is not one of"),
+    ("session-cookie-conditional-samesite-none", "yes!", "not true or false"),
+    ("session-cookie-secure", "secure", "not true or false"),
+    ("session-cookie-change-on-failure", "1x", "not true or false"),
     ("use-port-in-redirects", "yes please", "not true or false"),
     ("ssl-ciphers", "HIGH; include /etc/passwd", "cipher list"),
     ("ssl-prefer-server-ciphers", "maybe", "not true or false"),
@@ -291,7 +315,7 @@ def test_an_unsupported_security_annotation_refuses_the_ingress(name: str) -> No
     assert "refused" in problems[0].reason
 
 
-@pytest.mark.parametrize("name", ["affinity", "session-cookie-name", "enable-opentelemetry", "proxy-max-temp-file-size",
+@pytest.mark.parametrize("name", ["enable-opentelemetry", "proxy-max-temp-file-size",
                                   "stream-snippet", "no-such-annotation"])
 def test_an_unsupported_harmless_annotation_is_a_warning(name: str) -> None:
     _, problems = parse_annotations({PREFIX + name: "x"})

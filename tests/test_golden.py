@@ -33,7 +33,9 @@ def render_case(case: Path, state_dir: Path) -> str:
     assert not [p for p in problems if "input.yaml" in p.path and "not read" not in p.message], problems
     opts = ControllerOptions(state_dir=state_dir, http_port=80, https_port=443, listen=("",),
                              classes=ClassFilter(watch_without_class=True), configmap="ingressctl/config",
-                             resolver=("127.0.0.53",))
+                             resolver=("127.0.0.53",),
+                             # a case folder with a `dynamic-endpoints` file renders for the Lua balancer
+                             dynamic_endpoints=(case / "dynamic-endpoints").exists())
     ctl = Controller(store, opts, clock=lambda: NOW)
     rendered = ctl.render_snapshot(store.snapshot())
     write_files(state_dir / "nginx" / "certs", rendered.files)

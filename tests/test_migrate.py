@@ -96,7 +96,7 @@ BASE = [{"kind": "IngressClass", "metadata": {"name": "nginx"}, "spec": {"contro
 
 @pytest.mark.parametrize("ingresses,from_class,verdicts,code", [
     ([_ingress("plain")], "", {"ns/plain": "same"}, 0),
-    ([_ingress("sticky", {A + "affinity": "cookie"})], "", {"ns/sticky": "differs"}, 1),
+    ([_ingress("sticky", {A + "enable-opentelemetry": "true"})], "", {"ns/sticky": "differs"}, 1),
     ([_ingress("bad", {A + "proxy-body-size": "big"})], "", {"ns/bad": "refused"}, 2),
     ([_ingress("old"), _ingress("new", created="2025-02-01T00:00:00Z")], "", {"ns/old": "same", "ns/new": "refused"}, 2),
     ([_ingress("re", {A + "use-regex": "true"}, path="/v[0-9]", ptype="ImplementationSpecific"), _ingress("pre", path="/guide")], "",
@@ -114,13 +114,13 @@ def test_verdicts_and_exit_codes(ingresses: list[dict[str, Any]], from_class: st
 
 
 def test_command_reads_stdin_and_prints_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    listing = {"apiVersion": "v1", "kind": "List", "items": BASE + [_ingress("sticky", {A + "affinity": "cookie"})]}
+    listing = {"apiVersion": "v1", "kind": "List", "items": BASE + [_ingress("sticky", {A + "enable-opentelemetry": "true"})]}
     monkeypatch.setattr("sys.stdin", io.StringIO(yaml.safe_dump(listing)))
     code = main(["migrate", "check", "-", "-o", "json"])
     doc = json.loads(capsys.readouterr().out)
     assert code == 1 and doc["exitCode"] == 1
     assert doc["summary"] == {"same": 0, "differs": 1, "refused": 0, "otherClasses": 0}
-    assert doc["ingresses"][0]["differences"] == [{"what": "annotation nginx.ingress.kubernetes.io/affinity='cookie'",
+    assert doc["ingresses"][0]["differences"] == [{"what": "annotation nginx.ingress.kubernetes.io/enable-opentelemetry='true'",
                                                    "ingress-nginx": "applies it",
                                                    "ingressctl": "ignores it (not supported)"}]
 

@@ -26,7 +26,7 @@ from .annotations.shapes import SecretRef
 from .auth import AuthError, client_ca_file, htpasswd_file
 from .backends import BackendResolver, normal_ip
 from .canary import CanaryIndex
-from .model import AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, Upstream
+from .model import Affinity, AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, Upstream
 
 Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, warning
 
@@ -34,7 +34,8 @@ Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, 
 def answering(loc: Location, status: int) -> Location:
     """`loc` answering `status` itself: nothing is proxied, authenticated or mirrored there
     (the internal auth and mirror locations would refer to variables only a proxied location sets)."""
-    return dataclasses.replace(loc, status=status, upstream="", auth_location="", mirror_location="", canary=None)
+    return dataclasses.replace(loc, status=status, upstream="", auth_location="", mirror_location="", canary=None,
+                               affinity=None)
 
 
 def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = None) -> None:
@@ -58,8 +59,9 @@ def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = Non
 
 class AnnotationResolver:
     def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report,
-                 global_default: tuple[str, ServiceBackend] | None = None) -> None:
+                 global_default: tuple[str, ServiceBackend] | None = None, balancer: bool = True) -> None:
         self.snap, self.backends, self.report = snap, backends, report
+        self.balancer = balancer  # endpoints through the Lua balancer (affinity needs it)
         self.global_default = global_default  # --default-backend-service: custom-http-errors' fallback
         self.auth_files: dict[str, AuthFile] = {}
         self.rate_limits: dict[str, RateLimit] = {}
@@ -81,7 +83,10 @@ class AnnotationResolver:
             # nginx caches keepalive connections per upstream block: a TLS or HTTP/2 (gRPC)
             # connection must never be reused by a location speaking another protocol.
             up = dataclasses.replace(up, name=f"{up.name}-{cfg.backend_protocol.lower()}")
-        if cfg.upstream_hash_by:
+        if cfg.affinity and (cfg.upstream_hash_by or cfg.load_balance):
+            self.report(ing, "AffinityOverridesBalancing", "affinity: cookie wins over load-balance and "
+                        "upstream-hash-by (as in ingress-nginx); they are ignored", True)
+        elif cfg.upstream_hash_by:
             digest = _short_hash(cfg.upstream_hash_by)
             up = dataclasses.replace(up, name=f"{up.name}-hash-{digest}", hash_by=cfg.upstream_hash_by,
                                      load_balance="round_robin")
@@ -136,6 +141,10 @@ class AnnotationResolver:
                             True)
             else:
                 changes["error_upstream"] = pages.name
+        if cfg.affinity:
+            affinity = self._affinity(ing, cfg, loc, kind)
+            if affinity is not None:
+                changes["affinity"] = affinity
         if cfg.rewrite_target is not None:
             changes["rewrite_regex"] = ("(?i)" + loc.regex_match) if kind == "regex" else "^"
         if cfg.basic_auth and cfg.auth_secret is not None:
@@ -157,6 +166,23 @@ class AnnotationResolver:
                 changes["canary"] = canary
         out = dataclasses.replace(loc, **changes) if changes else loc  # type: ignore[arg-type]
         return answering(out, out.status) if out.status else out
+
+    def _affinity(self, ing: Ingress, cfg: IngressConfig, loc: Location, kind: str) -> Affinity | None:
+        if not self.balancer:
+            self.report(ing, "AffinityNeedsBalancer", "affinity: cookie needs the Lua balancer "
+                        "(--dynamic-endpoints with nginx-extras); served without affinity", True)
+            return None
+        if loc.external_name:
+            self.report(ing, "AffinityExternalName", "affinity: cookie does not apply to an ExternalName "
+                        "Service (one DNS name, no endpoints to choose); ignored", True)
+            return None
+        # the Ingress path (a prefix location is rendered with a trailing '/'); regexes: '/'
+        path = cfg.session_cookie_path or {"regex": "/", "prefix": loc.path.rstrip("/") or "/"}.get(kind, loc.path)
+        secure = "auto" if cfg.session_cookie_secure is None else ("on" if cfg.session_cookie_secure else "off")
+        return Affinity(cfg.affinity_mode, cfg.session_cookie_name, path, cfg.session_cookie_domain or "",
+                        cfg.session_cookie_expires or 0, cfg.session_cookie_max_age or 0,
+                        cfg.session_cookie_samesite or "", cfg.session_cookie_conditional_samesite_none, secure,
+                        cfg.session_cookie_change_on_failure)
 
     def _next(self) -> int:
         self.counter += 1

@@ -41,6 +41,7 @@ class BuildOptions:
     lua: bool = True  # nginx can load the Lua module (Ingresses that need it are skipped otherwise)
     exclude: frozenset[str] = frozenset()  # "ns/name" of Ingresses left out (nginx refused them)
     default_certificate: str = ""  # --default-ssl-certificate "ns/name" ("" = the generated one)
+    balancer: bool = True  # endpoints through the Lua balancer (--dynamic-endpoints); affinity needs it
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ class _Builder:
         self.host_tls_owner: dict[str, str] = {}
         self.canary_ingresses: set[str] = set()  # never own a host
         self.owner: dict[str, str] = {}  # host -> namespace that owns it (oldest Ingress naming it)
-        self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts))
+        self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts),
+                                           balancer=opts.balancer)
 
     def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
         self.problems.append(_problem(ing, reason, message, warning))

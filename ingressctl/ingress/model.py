@@ -184,6 +184,38 @@ class ErrorPage:
 
 
 @dataclass(frozen=True)
+class Affinity:
+    """Cookie session affinity of one location. The Lua balancer (templates/ingressctl.lua) reads
+    it from two nginx variables: `setting` (what decides the endpoint and the request-dependent
+    cookie attributes) and `attributes` (the cookie attributes that never change)."""
+
+    mode: str  # balanced | persistent
+    cookie: str  # cookie name (a token)
+    path: str
+    domain: str = ""
+    expires: int = 0  # seconds after the response; 0 = a session cookie
+    max_age: int = 0  # 0 = none
+    samesite: str = ""  # "" | None | Lax | Strict
+    conditional_samesite_none: bool = False
+    secure: str = "auto"  # on | off | auto (on over HTTPS, as ingress-nginx)
+    change_on_failure: bool = False
+
+    @property
+    def setting(self) -> str:
+        return " ".join((self.mode, self.cookie, "1" if self.change_on_failure else "0", str(self.expires),
+                         self.secure, self.samesite or "-", "1" if self.conditional_samesite_none else "0"))
+
+    @property
+    def attributes(self) -> str:
+        """In the order ingress-nginx writes them (after Expires, which Lua adds per response)."""
+        parts = [f"; Max-Age={self.max_age}"] if self.max_age else []
+        if self.domain:
+            parts.append(f"; Domain={self.domain}")
+        parts.append(f"; Path={self.path}")
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
 class Location:
     """One nginx `location`: match modifier + path, and where requests go."""
 
@@ -209,6 +241,7 @@ class Location:
     dispatch: str = ""  # Gateway API: the variable (gateway/model.py Dispatch) naming the upstream or a status
     dispatch_redirect: str = ""  # Gateway API: the variable holding a RequestRedirect's Location
     header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) sent upstream
+    affinity: Affinity | None = None  # session cookie (affinity: cookie), through the Lua balancer
 
     @property
     def is_regex(self) -> bool:

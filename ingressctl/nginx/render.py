@@ -106,8 +106,9 @@ LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modu
 
 
 def needs_lua(model: Model) -> bool:
-    """True when a location computes a variable with Lua ($escaped_request_uri)."""
-    return any(loc.auth_location and loc.config.needs_escaped_request_uri
+    """True when a location computes a variable with Lua ($escaped_request_uri) or sets an
+    affinity cookie."""
+    return any((loc.auth_location and loc.config.needs_escaped_request_uri) or loc.affinity
                for server in model.servers for loc in server.locations)
 
 

@@ -101,6 +101,18 @@ class IngressConfig:
     canary_by_cookie: str | None = None
     canary_weight: int | None = None
     canary_weight_total: int = 100
+    # session affinity (annotations/affinity.py)
+    affinity: str = ""  # "cookie" or "" (none)
+    affinity_mode: str = "balanced"
+    session_cookie_name: str = "INGRESSCOOKIE"
+    session_cookie_path: str | None = None
+    session_cookie_domain: str | None = None
+    session_cookie_expires: int | None = None
+    session_cookie_max_age: int | None = None
+    session_cookie_samesite: str | None = None
+    session_cookie_conditional_samesite_none: bool = False
+    session_cookie_secure: bool | None = None
+    session_cookie_change_on_failure: bool = False
     # access combination, redirects, TLS of the server
     satisfy: str = ""  # "" = nginx's default (all)
     use_port_in_redirects: bool = False

@@ -18,6 +18,7 @@ _FAMILIES = {
     "limits": "Rate limits",
     "cors": "CORS",
     "canary": "Canary",
+    "affinity": "Session affinity",
     "errors": "Errors, fallbacks and mirroring",
     "snippet": "Snippets",
 }
