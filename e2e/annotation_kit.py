@@ -73,6 +73,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     version: str = "HTTP/1.1"
+    client_cn: str = ""  # common name of the client certificate (TLS with client_ca)
 
 
 Answer = tuple[int, dict[str, str], bytes]
@@ -82,10 +83,11 @@ Script = Callable[[Seen], Answer]
 class ScriptedServer:
     """A loopback HTTP/1.1 server answering with `script(request)` and recording requests.
 
-    With `tls`, it speaks HTTPS with that certificate (a backend-protocol HTTPS upstream).
+    With `tls`, it speaks HTTPS with that certificate (a backend-protocol HTTPS upstream);
+    with `client_ca` too, it asks for a client certificate signed by that CA and records its CN.
     """
 
-    def __init__(self, script: Script, tls: KeyPair | None = None) -> None:
+    def __init__(self, script: Script, tls: KeyPair | None = None, client_ca: KeyPair | None = None) -> None:
         self.seen: list[Seen] = []
         outer = self
 
@@ -95,8 +97,11 @@ class ScriptedServer:
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+                cn = next((value for rdn in (peer or {}).get("subject", ()) for key, value in rdn
+                           if key == "commonName"), "")
                 req = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                           self.rfile.read(length) if length else b"", self.request_version)
+                           self.rfile.read(length) if length else b"", self.request_version, str(cn))
                 outer.seen.append(req)
                 status, headers, body = script(req)
                 try:
@@ -120,6 +125,9 @@ class ScriptedServer:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             with tempfile.TemporaryDirectory() as d:
                 ctx.load_cert_chain(*tls.files(Path(d), "backend"))
+                if client_ca is not None:
+                    ctx.verify_mode = ssl.CERT_OPTIONAL
+                    ctx.load_verify_locations(client_ca.files(Path(d), "client-ca")[0])
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.port = int(self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()

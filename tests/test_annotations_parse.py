@@ -100,6 +100,14 @@ GOOD: list[tuple[str, str, Any]] = [
     ("canary-by-header-pattern", "^(eu|us)-west-[0-9]+$", "^(eu|us)-west-[0-9]+$"),
     ("canary-by-cookie", "use_v2", "use_v2"),
     ("satisfy", "any", "any"),
+    ("proxy-ssl-secret", "backend-tls", SecretRef("", "backend-tls")),
+    ("proxy-ssl-verify", "on", "on"),
+    ("proxy-ssl-verify-depth", "3", 3),
+    ("proxy-ssl-name", "api.internal.example", "api.internal.example"),
+    ("proxy-ssl-server-name", "on", "on"),
+    ("proxy-ssl-protocols", "TLSv1.2 TLSv1.3", ("TLSv1.2", "TLSv1.3")),
+    ("proxy-ssl-ciphers", "HIGH:!aNULL:!MD5", "HIGH:!aNULL:!MD5"),
+    ("proxy-ssl-location-only", "true", True),
     ("affinity", "cookie", "cookie"),
     ("affinity-mode", "persistent", "persistent"),
     ("affinity-mode", "balanced", "balanced"),
@@ -197,6 +205,14 @@ BAD: list[tuple[str, str, str]] = [
     ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
     ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
     ("satisfy", "some", "is not one of"),
+    ("proxy-ssl-secret", "a/b/c", "proxy-ssl-secret"),
+    ("proxy-ssl-verify", "maybe", "not on or off"),
+    ("proxy-ssl-verify-depth", "0", "proxy-ssl-verify-depth"),
+    ("proxy-ssl-name", "$host", "proxy-ssl-name"),
+    ("proxy-ssl-server-name", "yes", "not on or off"),
+    ("proxy-ssl-protocols", "SSLv3", "is not one of"),
+    ("proxy-ssl-ciphers", "HIGH; evil", "cipher list"),
+    ("proxy-ssl-location-only", "sometimes", "not true or false"),
     ("affinity", "ip", "is not one of"),
     ("affinity-mode", "sticky", "is not one of"),
     ("session-cookie-name", "a=b", "may only contain"),
@@ -227,6 +243,7 @@ COMPANIONS = {
     "auth-response-headers": {"auth-url": "http://127.0.0.1:9/auth"},
     "canary-by-header-value": {"canary-by-header": "X-Canary"},
     "canary-by-header-pattern": {"canary-by-header": "X-Canary"},
+    "proxy-ssl-verify": {"proxy-ssl-secret": "backend-tls"},
 }
 
 
@@ -282,6 +299,7 @@ def test_snippets_refused_when_disabled() -> None:
     ({"canary-weight": "15", "canary-weight-total": "10"}, "canary-weight"),
     ({"canary-by-header-value": "x"}, "canary-by-header-value"),
     ({"canary-by-header-pattern": "x"}, "canary-by-header-pattern"),
+    ({"proxy-ssl-verify": "on"}, "proxy-ssl-verify"),
     ({"auth-type": "basic"}, "auth-type"),
     ({"auth-signin": "https://sso.example.com/"}, "auth-signin"),
     ({"auth-response-headers": "X-User"}, "auth-response-headers"),
@@ -305,7 +323,7 @@ def test_rewrite_target_implies_regex() -> None:
 # -- issue 14 §1: fail closed on what changes security or where TLS ends -----------------------
 
 @pytest.mark.parametrize("name", [
-    "ssl-passthrough", "proxy-ssl-verify", "proxy-ssl-secret", "auth-cache-key", "auth-snippet",
+    "ssl-passthrough", "proxy-ssl-new-thing", "auth-cache-key", "auth-snippet",
     "auth-tls-error-page", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
     "global-rate-limit", "limit-new-thing", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
 ])

@@ -17,13 +17,14 @@ import dataclasses
 import re
 import warnings
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from ..objects import Ingress, Secret, ServiceBackend
 from ..store import Snapshot
 from . import values as v
 from .annotations import IngressConfig
 from .annotations.shapes import SecretRef
-from .auth import AuthError, client_ca_file, htpasswd_file
+from .auth import AuthError, client_ca_file, htpasswd_file, proxy_ssl_files
 from .backends import BackendResolver, normal_ip
 from .canary import CanaryIndex
 from .model import Affinity, AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, Upstream
@@ -59,9 +60,11 @@ def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = Non
 
 class AnnotationResolver:
     def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report,
-                 global_default: tuple[str, ServiceBackend] | None = None, balancer: bool = True) -> None:
+                 global_default: tuple[str, ServiceBackend] | None = None, balancer: bool = True,
+                 now: datetime = datetime(2000, 1, 1, tzinfo=UTC)) -> None:
         self.snap, self.backends, self.report = snap, backends, report
         self.balancer = balancer  # endpoints through the Lua balancer (affinity needs it)
+        self.now = now  # certificates are checked against it
         self.global_default = global_default  # --default-backend-service: custom-http-errors' fallback
         self.auth_files: dict[str, AuthFile] = {}
         self.rate_limits: dict[str, RateLimit] = {}
@@ -83,6 +86,12 @@ class AnnotationResolver:
             # nginx caches keepalive connections per upstream block: a TLS or HTTP/2 (gRPC)
             # connection must never be reused by a location speaking another protocol.
             up = dataclasses.replace(up, name=f"{up.name}-{cfg.backend_protocol.lower()}")
+        if cfg.proxy_ssl_configured:
+            # ...nor a TLS connection made with other proxy-ssl-* settings: a connection verified
+            # (or presenting a client certificate) for one location would serve another.
+            tls = (cfg.proxy_ssl_secret, cfg.proxy_ssl_verify, cfg.proxy_ssl_verify_depth, cfg.proxy_ssl_name,
+                   cfg.proxy_ssl_server_name, cfg.proxy_ssl_protocols, cfg.proxy_ssl_ciphers, ing.meta.namespace)
+            up = dataclasses.replace(up, name=f"{up.name}-tls-{_short_hash(repr(tls))}")
         if cfg.affinity and (cfg.upstream_hash_by or cfg.load_balance):
             self.report(ing, "AffinityOverridesBalancing", "affinity: cookie wins over load-balance and "
                         "upstream-hash-by (as in ingress-nginx); they are ignored", True)
@@ -153,6 +162,12 @@ class AnnotationResolver:
                 changes["auth_file"] = name
             else:
                 changes.update(status=503, upstream="")
+        if cfg.proxy_ssl_secret is not None:
+            files = self._proxy_ssl(ing, cfg)
+            if files is None:
+                changes.update(status=503, upstream="")
+            else:
+                changes.update(proxy_ssl_client=files[0], proxy_ssl_ca=files[1])
         if cfg.auth_url:
             changes["auth_location"] = f"/_ingressctl_auth_{self._next()}"
         if cfg.mirror_target is not None:
@@ -208,18 +223,42 @@ class AnnotationResolver:
         self.rate_limits[zone] = rl
         return rl
 
-    def _auth_file(self, ing: Ingress, cfg: IngressConfig, make: Callable[[Secret, IngressConfig], AuthFile],
-                   ref: SecretRef, what: str) -> str:
+    def _own_secret(self, ing: Ingress, ref: SecretRef, what: str) -> Secret | None:
+        """The Secret `ref` names in the Ingress's own namespace; reported (deny with 503) otherwise."""
         ns = ref.namespace or ing.meta.namespace
         if ns != ing.meta.namespace:
             self.report(ing, "SecretNamespace", f"{what} Secret {ns}/{ref.name} is in another namespace; "
                         "only the Ingress's own namespace is allowed; denying with 503", False)
-            return ""
+            return None
         secret = self.snap.secret(ns, ref.name)
         if secret is None:
             self.report(ing, "AuthSecretNotFound", f"{what} Secret {ns}/{ref.name} not found; denying with 503",
                         True)
+        return secret
+
+    def _proxy_ssl(self, ing: Ingress, cfg: IngressConfig) -> tuple[str, str] | None:
+        """(client certificate file, CA file) names of proxy-ssl-secret, "" where absent."""
+        assert cfg.proxy_ssl_secret is not None
+        secret = self._own_secret(ing, cfg.proxy_ssl_secret, "proxy-ssl")
+        if secret is None:
+            return None
+        try:
+            client, ca = proxy_ssl_files(secret, cfg, self.now)
+        except AuthError as e:
+            self.report(ing, "InvalidProxySSLSecret", f"proxy-ssl Secret {secret.meta.key}: {e}; denying with 503",
+                        True)
+            return None
+        for f in (client, ca):
+            if f is not None:
+                self.auth_files[f.file_name] = f
+        return (client.file_name if client else "", ca.file_name if ca else "")
+
+    def _auth_file(self, ing: Ingress, cfg: IngressConfig, make: Callable[[Secret, IngressConfig], AuthFile],
+                   ref: SecretRef, what: str) -> str:
+        secret = self._own_secret(ing, ref, what)
+        if secret is None:
             return ""
+        ns = secret.meta.namespace
         try:
             f = make(secret, cfg)
         except AuthError as e:

@@ -1,4 +1,5 @@
-"""Secrets -> files for authentication: htpasswd users (basic auth) and client-certificate CAs.
+"""Secrets -> files for authentication: htpasswd users (basic auth), client-certificate CAs,
+and the client certificate and CAs of TLS towards backends (proxy-ssl-secret).
 
 The files travel in the Model as `AuthFile(name, content)` and are written by the process
 layer next to the certificates; templates only see their names. Content is checked line by
@@ -11,6 +12,7 @@ kind of file, so two Ingresses using the same Secret share one file.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from ..objects import Secret
 from .annotations import IngressConfig
 from .model import AuthFile
+from .tls import TLSError, certificate_from_secret
 
 _USER_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,256}\Z")
 _HASH_RE = re.compile(r"^[\x21-\x7e]{1,512}\Z")  # printable, no spaces
@@ -84,3 +87,21 @@ def _decode(raw: bytes, key: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise AuthError(f"key {key!r} is not UTF-8 text") from None
+
+
+def proxy_ssl_files(secret: Secret, cfg: IngressConfig, now: datetime) -> tuple[AuthFile | None, AuthFile | None]:
+    """proxy-ssl-secret: the client certificate (tls.crt + tls.key, one PEM file) and the CA
+    bundle (ca.crt), either may be absent but not both; proxy-ssl-verify on needs the CA."""
+    client = None
+    if secret.data.get("tls.crt") or secret.data.get("tls.key"):
+        try:
+            cert = certificate_from_secret(secret, now)
+        except TLSError as e:
+            raise AuthError(f"client certificate: {e}") from None
+        client = AuthFile(f"proxy-client-{secret.meta.namespace}-{secret.meta.name}", cert.cert_pem + cert.key_pem)
+    ca = client_ca_file(secret, cfg) if secret.data.get("ca.crt") else None
+    if ca is None and cfg.proxy_ssl_verify == "on":
+        raise AuthError("has no key 'ca.crt', which proxy-ssl-verify needs")
+    if client is None and ca is None:
+        raise AuthError("has neither tls.crt/tls.key nor ca.crt")
+    return client, ca

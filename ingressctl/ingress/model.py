@@ -242,6 +242,8 @@ class Location:
     dispatch_redirect: str = ""  # Gateway API: the variable holding a RequestRedirect's Location
     header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) sent upstream
     affinity: Affinity | None = None  # session cookie (affinity: cookie), through the Lua balancer
+    proxy_ssl_client: str = ""  # AuthFile.file_name: client certificate + key for TLS to the backend
+    proxy_ssl_ca: str = ""  # AuthFile.file_name: CAs the backend's certificate must chain to
 
     @property
     def is_regex(self) -> bool:

@@ -177,7 +177,7 @@ def _parse(
 _DEFAULT_CONFIG = IngressConfig()
 
 # Family modules register themselves on import.
-from . import access, affinity, canary, cors, errors, limits, proxy, routing, snippet  # noqa: F401
+from . import access, affinity, backendtls, canary, cors, errors, limits, proxy, routing, snippet  # noqa: F401
 
 if not REGISTRY.keys() >= MANY_PARAMETERS:
     raise RuntimeError(f"MANY_PARAMETERS names unknown annotations: {sorted(MANY_PARAMETERS - REGISTRY.keys())}")

@@ -101,6 +101,15 @@ class IngressConfig:
     canary_by_cookie: str | None = None
     canary_weight: int | None = None
     canary_weight_total: int = 100
+    # TLS to the backend (annotations/backendtls.py)
+    proxy_ssl_secret: SecretRef | None = None
+    proxy_ssl_verify: str = "off"
+    proxy_ssl_verify_depth: int = 1
+    proxy_ssl_name: str = ""  # "" = nginx's default ($proxy_host)
+    proxy_ssl_server_name: str = "off"
+    proxy_ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
+    proxy_ssl_ciphers: str = "DEFAULT"
+    proxy_ssl_location_only: bool = True
     # session affinity (annotations/affinity.py)
     affinity: str = ""  # "cookie" or "" (none)
     affinity_mode: str = "balanced"
@@ -126,6 +135,13 @@ class IngressConfig:
     # snippets (only with allow-snippet-annotations)
     configuration_snippet: tuple[Any, ...] = ()
     server_snippet: tuple[Any, ...] = ()
+
+    @property
+    def proxy_ssl_configured(self) -> bool:
+        """Some proxy-ssl-* annotation asks for more than nginx's defaults."""
+        return (self.proxy_ssl_secret is not None or self.proxy_ssl_verify == "on" or bool(self.proxy_ssl_name)
+                or self.proxy_ssl_server_name == "on" or self.proxy_ssl_protocols != ("TLSv1.2", "TLSv1.3")
+                or self.proxy_ssl_ciphers != "DEFAULT")
 
     @property
     def regex(self) -> bool:

@@ -19,6 +19,7 @@ _FAMILIES = {
     "cors": "CORS",
     "canary": "Canary",
     "affinity": "Session affinity",
+    "backendtls": "TLS to the backend",
     "errors": "Errors, fallbacks and mirroring",
     "snippet": "Snippets",
 }
