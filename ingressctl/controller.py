@@ -34,9 +34,10 @@ from .ingress.settings import Settings, parse_settings
 from .logs import object_fields
 from .metrics import ControllerMetrics
 from .metrics_compat import IngressNginxMetrics
+from .metrics_requests import NginxCollector, RequestMetricsOptions
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
-from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
+from .nginx.process import ApplyResult, Nginx, UnixHTTPConnection, config_id_of, share_with_workers, write_files
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError
 from .objects import Ingress
 from .quarantine import Quarantine, find_culprits
@@ -64,6 +65,7 @@ class ControllerOptions:
     default_certificate: str = ""  # --default-ssl-certificate NS/NAME
     stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
     gateway: GatewayOptions = field(default_factory=GatewayOptions)  # Gateway API (gateway/build.py)
+    request_metrics: RequestMetricsOptions | None = None  # per-request metrics (with the Lua balancer)
 
     @property
     def prefix(self) -> Path:
@@ -76,7 +78,13 @@ class ControllerOptions:
                              listen=self.listen, resolver=self.resolver, dynamic=self.dynamic_endpoints,
                              modules=modules, lua_modules=lua if lua_available() else (),
                              lazy_default_certificate=self.lazy_default_certificate,
-                             redirect_https_port=self.redirect_https_port)
+                             redirect_https_port=self.redirect_https_port,
+                             request_metrics=self.dynamic_endpoints and self.request_metrics is not None,
+                             metrics_buckets=self._metric_bounds())
+
+    def _metric_bounds(self) -> tuple[str, str, str]:
+        opts = self.request_metrics or RequestMetricsOptions()
+        return (opts.lua_bounds("time"), opts.lua_bounds("length"), opts.lua_bounds("size"))
 
 
 def _version() -> str:
@@ -141,6 +149,9 @@ class Controller:
         self.nginx = nginx
         self.metrics = metrics or ControllerMetrics()
         self.compat = IngressNginxMetrics(self.metrics.registry, options.classes.controller, _version())
+        self.metrics.registry.register(NginxCollector(
+            self._nginx_page, options.request_metrics or RequestMetricsOptions(), self.compat.labels,
+            options.render_context().request_metrics))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.observers: list[Callable[[BuildResult], None]] = []
         self.override = Renderer(options.template_dir) if options.template_dir else None
@@ -386,6 +397,19 @@ class Controller:
     @property
     def ready(self) -> bool:
         return self.live_since is not None
+
+    def _nginx_page(self, path: str) -> str:
+        """A page of nginx's private status socket (metrics); OSError when nginx does not answer."""
+        conn = UnixHTTPConnection(str(self.options.prefix / "status.sock"), timeout=2.0)
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read().decode("utf-8", "replace")
+            if resp.status != 200:
+                raise OSError(f"nginx answered {resp.status}")
+            return body
+        finally:
+            conn.close()
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: live, not shutting down, and not stale for longer than options.stale_after."""

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 
 
 class ControllerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        for default in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):  # process_* and python_*
+            r.register(default)
         self.reloads = Counter("ingressctl_nginx_reloads", "nginx reloads (and first starts) that went live", registry=r)
         self.reload_failures = Counter("ingressctl_nginx_reload_failures",
                                        "configurations refused by nginx -t or not confirmed live", registry=r)

@@ -12,14 +12,38 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 
 from .ingress.model import Model
 
 P = "nginx_ingress_controller_"
 CONTROLLER = ["controller_namespace", "controller_class", "controller_pod"]
+
+
+class ExactCounter(Collector):
+    """A counter exposed under exactly its name, as client_golang does: ingress-nginx's
+    `nginx_ingress_controller_success`, not prometheus_client's `..._success_total`. Its TYPE
+    line says untyped: prometheus_client names every counter family `..._total`, and a family
+    named otherwise than its samples would not be read as theirs (rate() works on either)."""
+
+    def __init__(self, name: str, doc: str, label_names: list[str], registry: CollectorRegistry) -> None:
+        self.name, self.doc, self.label_names = name, doc, label_names
+        self.values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def inc(self, labels: tuple[str, ...], amount: float = 1.0) -> None:
+        self.values[labels] = self.values.get(labels, 0.0) + amount
+
+    def collect(self) -> Iterator[Metric]:
+        fam = Metric(self.name, self.doc, "unknown")
+        for labels, value in sorted(self.values.items()):
+            fam.add_sample(self.name, dict(zip(self.label_names, labels, strict=True)), value)
+        yield fam
 
 
 class IngressNginxMetrics:
@@ -32,8 +56,8 @@ class IngressNginxMetrics:
         self.last_reload_ts = Gauge(P + "config_last_reload_successful_timestamp_seconds",
                                     "when the last successful reload happened", CONTROLLER, registry=r)
         self.config_hash = Gauge(P + "config_hash", "hash of the running configuration", CONTROLLER, registry=r)
-        self.success = Counter(P + "success", "successful reloads", CONTROLLER, registry=r)
-        self.errors = Counter(P + "errors", "failed reloads", CONTROLLER, registry=r)
+        self.success = ExactCounter(P + "success", "successful reloads", CONTROLLER, r)
+        self.errors = ExactCounter(P + "errors", "failed reloads", CONTROLLER, r)
         self.ssl_expire = Gauge(P + "ssl_expire_time_seconds", "certificate expiry (Unix seconds) per host",
                                 ["host", "secret_name", "namespace", "class"], registry=r)
         build = Gauge(P + "build_info", "ingressctl's version", ["release", "build", "repository"], registry=r)
@@ -42,11 +66,11 @@ class IngressNginxMetrics:
     def reload(self, ok: bool, config_hash: int, now: float) -> None:
         self.last_reload_ok.labels(*self.labels).set(1 if ok else 0)
         if ok:
-            self.success.labels(*self.labels).inc()
+            self.success.inc(self.labels)
             self.last_reload_ts.labels(*self.labels).set(now)
             self.config_hash.labels(*self.labels).set(config_hash)
         else:
-            self.errors.labels(*self.labels).inc()
+            self.errors.inc(self.labels)
 
     def certificates(self, model: Model) -> None:
         """ssl_expire_time_seconds for every host served with a certificate from a Secret."""

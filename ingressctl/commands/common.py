@@ -19,6 +19,14 @@ from ..controller import Controller, ControllerOptions
 from ..gateway.build import DEFAULT_CONTROLLER as DEFAULT_GATEWAY_CONTROLLER
 from ..gateway.build import GatewayOptions
 from ..ingress.classes import CONTROLLER_NAME, ClassFilter
+from ..metrics_requests import (
+    LENGTH_BUCKETS,
+    METRIC_NAMES,
+    SIZE_BUCKETS,
+    TIME_BUCKETS,
+    RequestMetricsOptions,
+    parse_buckets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,42 @@ def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: s
     g.add_argument("--stale-after", type=float, default=60.0, metavar="S",
                    help="/readyz answers 503 once the wanted configuration has failed to go live for longer "
                         "than S seconds (default 60)")
+    m = p.add_argument_group("request metrics (ingress-nginx's names, measured in nginx's Lua log phase)")
+    m.add_argument("--enable-metrics", choices=("true", "false"), default="true",
+                   help="per-request metrics on /metrics (needs the Lua module; default true)")
+    m.add_argument("--metrics-per-host", choices=("true", "false"), default="true",
+                   help="a host label per served host (false: one empty host label; default true)")
+    m.add_argument("--exclude-socket-metrics", default="", metavar="NAMES",
+                   help="comma-separated request metrics not exposed, e.g. request_size,response_size")
+    m.add_argument("--time-buckets", default="", metavar="LIST", help="buckets of the duration histograms "
+                   "(default ingress-nginx's: 0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10)")
+    m.add_argument("--length-buckets", default="", metavar="LIST",
+                   help="buckets of request_size/response_size (default 10,20,...,100)")
+    m.add_argument("--size-buckets", default="", metavar="LIST", help="buckets of bytes_sent (default 10,...,1e7)")
     p.set_defaults(default_listen=listen)
+
+
+def request_metrics_options(args: argparse.Namespace) -> RequestMetricsOptions | None:
+    """--enable-metrics and friends; None when request metrics are off."""
+    from ..cli import UserError
+
+    if getattr(args, "enable_metrics", "false") != "true":
+        return None
+    kinds = {"time": TIME_BUCKETS, "length": LENGTH_BUCKETS, "size": SIZE_BUCKETS}
+    buckets = {}
+    for kind, default in kinds.items():
+        text = getattr(args, f"{kind}_buckets", "")
+        try:
+            buckets[kind] = parse_buckets(text) if text else default
+        except ValueError as e:
+            raise UserError(f"--{kind}-buckets {e}") from None
+    exclude = frozenset(x.strip() for x in getattr(args, "exclude_socket_metrics", "").split(",") if x.strip())
+    unknown = {x.removeprefix("nginx_ingress_controller_") for x in exclude} - set(METRIC_NAMES)
+    if unknown:
+        raise UserError(f"--exclude-socket-metrics: unknown metric(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(METRIC_NAMES)}")
+    return RequestMetricsOptions(per_host=getattr(args, "metrics_per_host", "true") == "true", exclude=exclude,
+                                 buckets=buckets)
 
 
 def add_class_flags(p: argparse.ArgumentParser) -> None:
@@ -114,6 +157,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         stale_after=getattr(args, "stale_after", 60.0),
         redirect_https_port=getattr(args, "redirect_https_port", 0),
         default_certificate=_secret_ref(getattr(args, "default_ssl_certificate", "")),
+        request_metrics=request_metrics_options(args),
         gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER),
                                ingress_http_port=http, ingress_https_port=https),
     )

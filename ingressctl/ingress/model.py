@@ -12,6 +12,7 @@ modifier so templates never compute precedence.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 
 from ..gateway.model import Dispatch
@@ -248,6 +249,13 @@ class Location:
     @property
     def is_regex(self) -> bool:
         return self.modifier in ("~", "~*")
+
+    @property
+    def metric_path(self) -> str:
+        """The path label of request metrics: the Ingress path (a prefix location's trailing '/'
+        dropped), with the characters a quoted nginx value may not hold made '_'."""
+        path = self.path.rstrip("/") or "/" if self.modifier == "" else self.path
+        return re.sub(r'["\\$\x00-\x1f\x7f]', "_", path)
 
     @property
     def regex_match(self) -> str:

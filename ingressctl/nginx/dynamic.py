@@ -54,10 +54,11 @@ class EndpointPusher:
     def install_lua(self) -> None:
         lua_dir = self.prefix / "lua"
         lua_dir.mkdir(parents=True, exist_ok=True)
-        source = resources.files("ingressctl.templates").joinpath("ingressctl.lua").read_bytes()
-        target = lua_dir / "ingressctl.lua"
-        if not target.exists() or target.read_bytes() != source:
-            target.write_bytes(source)
+        for name in ("ingressctl.lua", "ingressctl_metrics.lua"):
+            source = resources.files("ingressctl.templates").joinpath(name).read_bytes()
+            target = lua_dir / name
+            if not target.exists() or target.read_bytes() != source:
+                target.write_bytes(source)
         os.chmod(lua_dir, 0o755)
 
     def write_file(self, table: Mapping[str, str]) -> None:

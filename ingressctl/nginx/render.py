@@ -128,6 +128,8 @@ class RenderContext:
     dynamic: bool = False  # endpoints of round-robin upstreams through the Lua balancer
     lazy_default_certificate: bool = True  # workers load it per handshake (they can read it)
     redirect_https_port: int = 0  # --redirect-https-port: the port HTTPS redirects name (0: none, as on 443)
+    request_metrics: bool = False  # per-request metrics in the Lua log phase (templates/ingressctl_metrics.lua)
+    metrics_buckets: tuple[str, str, str] = ("", "", "")  # time, length, size bucket bounds for Lua
 
     @property
     def lua_path(self) -> str:

@@ -1,0 +1,102 @@
+"""e2e: request metrics under ingress-nginx's names (issue 15), measured in nginx's log phase:
+exact counters per Ingress path, status and method, histograms that count the same
+requests, stub_status connection metrics, and a series count that does not grow with
+10,000 random URIs, Host headers and methods.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import string
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from .annotation_kit import ingress, service, started_controller
+from .harness import Backends, LocalController, wait_until
+
+P = "nginx_ingress_controller_"
+
+
+@pytest.fixture(scope="module")
+def ctl() -> Iterator[LocalController]:
+    b = Backends()
+    try:
+        manifests = {"svc.yaml": service("web", [b.start("web")]),
+                     "a.yaml": ingress("a", "a.test", [("/api", "Prefix", "web")]),
+                     "b.yaml": ingress("b", "b.test", [("/", "Prefix", "missing")])}
+        yield from started_controller(manifests, lambda c: c.get("a.test", "/api").status == 200)
+    finally:
+        b.stop()
+
+
+def _samples(ctl: LocalController, name: str) -> list[tuple[dict[str, str], float]]:
+    _, text = ctl.status("/metrics")
+    return [(dict(s.labels), s.value) for fam in text_string_to_metric_families(text)
+            for s in fam.samples if s.name == name]
+
+
+def _value(ctl: LocalController, name: str, **labels: str) -> float:
+    return sum(v for got, v in _samples(ctl, name) if all(got.get(k) == val for k, val in labels.items()))
+
+
+def test_requests_are_counted_exactly_per_path_status_and_method(ctl: LocalController) -> None:
+    for i in range(7):
+        assert ctl.get("a.test", f"/api/items/{i}?q={i}").status == 200
+    for _ in range(3):
+        assert ctl.get("a.test", "/api/x", method="POST", body=b"12345").status == 200
+    for _ in range(5):
+        assert ctl.get("b.test", "/anything").status == 503
+    common = {"namespace": "default", "ingress": "a", "service": "web", "host": "a.test", "path": "/api",
+              "canary": ""}
+    wait_until(lambda: _value(ctl, P + "requests", status="503", ingress="b") == 5, 5, "the last request logged")
+    assert _value(ctl, P + "requests", status="200", method="GET", **common) == 7 + 1  # + the readiness probe
+    assert _value(ctl, P + "requests", status="200", method="POST", **common) == 3
+    assert _value(ctl, P + "requests", status="503", ingress="b", host="b.test", path="/", method="GET") == 5
+    assert _value(ctl, P + "request_duration_seconds_count", status="200", method="POST", **common) == 3
+    assert _value(ctl, P + "response_duration_seconds_count", status="200", method="POST", **common) == 3
+    assert _value(ctl, P + "response_duration_seconds_count", status="503", ingress="b") == 0  # no upstream
+    assert _value(ctl, P + "request_duration_seconds_bucket", status="200", method="POST", le="+Inf", **common) == 3
+    assert _value(ctl, P + "request_size_sum", status="200", method="POST", **common) > 3 * 5
+    labels = next(got for got, _ in _samples(ctl, P + "requests"))
+    assert {"controller_class", "controller_namespace", "controller_pod"} <= set(labels)
+
+
+def test_nginx_connection_metrics_from_stub_status(ctl: LocalController) -> None:
+    states = {got["state"] for got, _ in _samples(ctl, P + "nginx_process_connections")}
+    assert states == {"active", "reading", "writing", "waiting"}
+    assert _value(ctl, P + "nginx_process_requests_total") > 0
+    assert _value(ctl, P + "nginx_process_connections_total", state="accepted") > 0
+    assert _samples(ctl, "process_resident_memory_bytes")  # the controller's own process metrics
+
+
+def _random_requests(port: int, n: int, rng: random.Random) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        for i in range(n):
+            word = "".join(rng.choices(string.ascii_lowercase, k=8))
+            host = rng.choice([f"{word}.test", "a.test", "b.test"])
+            method = rng.choice(["GET", "POST", word.upper()])
+            try:
+                conn.request(method, f"/{word}/{i}?{word}={i}", headers={"Host": host})
+                conn.getresponse().read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    finally:
+        conn.close()
+
+
+def test_random_uris_hosts_and_methods_do_not_grow_the_series(ctl: LocalController) -> None:
+    rng = random.Random(15)
+    _random_requests(ctl.http_port, 300, rng)
+    wait_until(lambda: len(_samples(ctl, P + "requests")) == len(_samples(ctl, P + "requests")), 2, "settled")
+    before = len(_samples(ctl, P + "requests")) + len(_samples(ctl, P + "request_duration_seconds_bucket"))
+    _random_requests(ctl.http_port, 10_000, rng)
+    after = len(_samples(ctl, P + "requests")) + len(_samples(ctl, P + "request_duration_seconds_bucket"))
+    assert after == before, (before, after)
+    methods = {got["method"] for got, _ in _samples(ctl, P + "requests")}
+    hosts = {got["host"] for got, _ in _samples(ctl, P + "requests")}
+    assert methods <= {"GET", "POST", "OTHER"} and hosts <= {"", "a.test", "b.test"}, (methods, hosts)
