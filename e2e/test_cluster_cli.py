@@ -89,6 +89,9 @@ def test_controller_serves_the_admission_webhook(tmp_path: Path, backends: Backe
         answer = _post_review(port, review)
         assert answer["response"]["uid"] == "u1"
         assert answer["response"]["allowed"] is False  # same host and path as the existing Ingress
+        # the verdict is in the controller's metrics (ingress-nginx's admission gauge and our counter)
+        assert 'ingressctl_admission_verdicts_total{allowed="false"} 1.0' in ctl.status("/metrics")[1]
+        assert ctl.metric("nginx_ingress_controller_admission_roundtrip_duration") > 0
     finally:
         ctl.stop()
         api.stop()

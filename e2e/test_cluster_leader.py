@@ -7,6 +7,7 @@ double can tell who wrote what.
 # ruff: noqa: F811 - the fixtures `api` and `cluster_controllers` are imported from .cluster
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .cluster import (
@@ -38,6 +39,12 @@ def _leader(api: ApiServer, replicas: list[ClusterController]) -> ClusterControl
     return matches[0]
 
 
+def _leading(replica: ClusterController) -> float:
+    m = re.search(r"^nginx_ingress_controller_leader_election_status\{[^}]*\} (\S+)$", replica.status("/metrics")[1],
+                  re.M)
+    return float(m.group(1)) if m else -1.0
+
+
 def test_one_leader_writes_status_and_events_and_leadership_moves(
         tmp_path: Path, api: ApiServer, backends: Backends, cluster_controllers: list[ClusterController]) -> None:
     a = backends.start("a")
@@ -62,6 +69,10 @@ def test_one_leader_writes_status_and_events_and_leadership_moves(
     assert len(events) == 1 and events[0]["reason"] == "ServiceNotFound", events
     assert events[0]["involvedObject"]["uid"] == api.get("Ingress", "default", "broken")["metadata"]["uid"]
     assert _writers(api, "events") == {leader.token}
+    # ingress-nginx's metric names: who leads, and the Ingress whose Service is missing
+    assert _leading(leader) == 1.0 and _leading(follower) == 0.0
+    assert re.search(r'^nginx_ingress_controller_orphan_ingress\{[^}]*ingress="broken"[^}]*type="no-service"'
+                     r'[^}]*\} 1\.0$', leader.status("/metrics")[1], re.M)
 
     # the leader stops cleanly: it releases the Lease and the follower takes over at once
     leader.stop()

@@ -288,3 +288,5 @@ def test_ingress_nginx_controller_metric_names_are_exposed(plain: LocalControlle
     assert m and float(m.group(1)) > dt.datetime.now(dt.UTC).timestamp(), text
     assert 'secret_name="tls-cert"' in m.group(0) and 'namespace="default"' in m.group(0)
     assert "nginx_ingress_controller_build_info{" in text
+    info = re.search(r'^nginx_ingress_controller_ssl_certificate_info\{([^}]*host="tls.test"[^}]*)\} 1\.0$', text, re.M)
+    assert info and 'issuer_common_name="tls.test"' in info.group(1) and 'public_key_algorithm="ECDSA"' in info.group(1)

@@ -24,7 +24,10 @@ P = "nginx_ingress_controller_"
 def ctl() -> Iterator[LocalController]:
     b = Backends()
     try:
-        manifests = {"svc.yaml": service("web", [b.start("web")]),
+        manifests = {"svc.yaml": service("web", [b.start("web")]), "beta.yaml": service("beta", [b.start("beta")]),
+                     "canary.yaml": ingress("canary", "a.test", [("/api", "Prefix", "beta")],
+                                            {"canary": "true", "canary-by-header": "X-Canary"},
+                                            created="2026-01-02T00:00:00Z"),
                      "a.yaml": ingress("a", "a.test", [("/api", "Prefix", "web")]),
                      "b.yaml": ingress("b", "b.test", [("/", "Prefix", "missing")])}
         yield from started_controller(manifests, lambda c: c.get("a.test", "/api").status == 200)
@@ -62,6 +65,13 @@ def test_requests_are_counted_exactly_per_path_status_and_method(ctl: LocalContr
     assert _value(ctl, P + "request_size_sum", status="200", method="POST", **common) > 3 * 5
     labels = next(got for got, _ in _samples(ctl, P + "requests"))
     assert {"controller_class", "controller_namespace", "controller_pod"} <= set(labels)
+
+
+def test_the_canary_label_names_the_canary_only_when_it_answered(ctl: LocalController) -> None:
+    for _ in range(2):
+        assert ctl.get("a.test", "/api/c", headers={"X-Canary": "always"}).backend == "beta"
+    wait_until(lambda: _value(ctl, P + "requests", canary="default-beta-80") == 2, 5, "canary requests logged")
+    assert _value(ctl, P + "requests", canary="default-beta-80", ingress="a", path="/api", status="200") == 2
 
 
 def test_nginx_connection_metrics_from_stub_status(ctl: LocalController) -> None:

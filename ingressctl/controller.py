@@ -381,6 +381,7 @@ class Controller:
             log.info("configuration %s is live (%.0f ms)", outcome.config_id, seconds * 1000)
 
     def _record_problems(self, result: BuildResult) -> None:
+        self.compat.orphaned(result.problems)
         self.metrics.problems.clear()
         counts: dict[str, int] = {}
         for p in result.problems:

@@ -15,11 +15,16 @@ import socket
 from collections.abc import Iterator
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Gauge
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from .ingress.model import Model
+from .ingress.model import Certificate, Model, Problem
+
+ORPHAN_REASONS = {"ServiceNotFound": "no-service", "NoEndpoints": "no-endpoint"}
 
 P = "nginx_ingress_controller_"
 CONTROLLER = ["controller_namespace", "controller_class", "controller_pod"]
@@ -60,6 +65,18 @@ class IngressNginxMetrics:
         self.errors = ExactCounter(P + "errors", "failed reloads", CONTROLLER, r)
         self.ssl_expire = Gauge(P + "ssl_expire_time_seconds", "certificate expiry (Unix seconds) per host",
                                 ["host", "secret_name", "namespace", "class"], registry=r)
+        self.cert_info = Gauge(P + "ssl_certificate_info", "certificate served per host (always 1)",
+                               ["class", "host", "namespace", "secret_name", "identifier", "issuer_common_name",
+                                "issuer_organization", "public_key_algorithm", "serial_number"], registry=r)
+        self.leader = Gauge(P + "leader_election_status", "1 while this replica leads", [*CONTROLLER, "name"],
+                            registry=r)
+        self.orphans = Gauge(P + "orphan_ingress", "Ingress paths without a Service (no-service) or endpoints "
+                             "(no-endpoint)", [*CONTROLLER, "namespace", "ingress", "type"], registry=r)
+        self.admission_roundtrip = Gauge(P + "admission_roundtrip_duration",
+                                         "seconds the last admission review took", CONTROLLER, registry=r)
+        self.admission_tested = Gauge(P + "admission_tested_duration", "seconds the last admission verdict took "
+                                      "(ingressctl computes it without running nginx)", CONTROLLER, registry=r)
+        self.verdicts = Counter("ingressctl_admission_verdicts", "admission verdicts", ["allowed"], registry=r)
         build = Gauge(P + "build_info", "ingressctl's version", ["release", "build", "repository"], registry=r)
         build.labels(version, "", "ingressctl").set(1)
 
@@ -76,9 +93,42 @@ class IngressNginxMetrics:
         """ssl_expire_time_seconds for every host served with a certificate from a Secret."""
         by_file = {c.file_name: c for c in model.certificates}
         self.ssl_expire.clear()
+        self.cert_info.clear()
         for server in model.servers:
             cert = by_file.get(server.certificate or model.default_certificate)
             if cert is None or not cert.not_after or not server.host or not server.tls:
                 continue
             expiry = datetime.fromisoformat(cert.not_after).timestamp()
             self.ssl_expire.labels(server.host, cert.secret or cert.name, cert.namespace, self.labels[1]).set(expiry)
+            self.cert_info.labels(self.labels[1], server.host, cert.namespace, cert.secret or cert.name,
+                                  *_certificate_labels(cert)).set(1)
+
+    def leadership(self, identity: str, leader: bool) -> None:
+        self.leader.labels(*self.labels, identity).set(1 if leader else 0)
+
+    def orphaned(self, problems: tuple[Problem, ...]) -> None:
+        self.orphans.clear()
+        for p in problems:
+            if p.kind == "Ingress" and p.reason in ORPHAN_REASONS:
+                self.orphans.labels(*self.labels, p.namespace, p.name, ORPHAN_REASONS[p.reason]).set(1)
+
+    def admission(self, allowed: bool, seconds: float) -> None:
+        self.admission_roundtrip.labels(*self.labels).set(seconds)
+        self.admission_tested.labels(*self.labels).set(seconds)
+        self.verdicts.labels("true" if allowed else "false").inc()
+
+
+def _certificate_labels(cert: Certificate) -> tuple[str, str, str, str, str]:
+    """identifier, issuer CN, issuer O, public key algorithm, serial number of the leaf."""
+    leaf = x509.load_pem_x509_certificate(cert.cert_pem)
+
+    def issuer(oid: x509.ObjectIdentifier) -> str:
+        attrs = leaf.issuer.get_attributes_for_oid(oid)
+        return str(attrs[0].value) if attrs else ""
+
+    key = leaf.public_key()
+    algorithm = ("RSA" if isinstance(key, rsa.RSAPublicKey) else "ECDSA" if isinstance(key, ec.EllipticCurvePublicKey)
+                 else "Ed25519" if isinstance(key, ed25519.Ed25519PublicKey) else type(key).__name__)
+    serial = str(leaf.serial_number)
+    cn = issuer(NameOID.COMMON_NAME)
+    return f"{cn}-{serial}", cn, issuer(NameOID.ORGANIZATION_NAME), algorithm, serial

@@ -16,6 +16,7 @@ import os
 import socket
 import ssl
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,8 @@ def identity() -> str:
     return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-def _webhook(args: argparse.Namespace, store: Store, opts: ControllerOptions) -> Any:
+def _webhook(args: argparse.Namespace, store: Store, opts: ControllerOptions,
+             observe: Callable[[bool, float], None] | None = None) -> Any:
     """The admission webhook in this process, validating against the controller's own Store."""
     if not args.webhook_port:
         return None
@@ -130,7 +132,7 @@ def _webhook(args: argparse.Namespace, store: Store, opts: ControllerOptions) ->
 
     try:
         return start_webhook(store, lambda snap: validate_options(opts, snap), args.webhook_port,
-                             args.webhook_cert, args.webhook_key)
+                             args.webhook_cert, args.webhook_key, observe=observe)
     except ssl.SSLError as e:
         raise UserError(f"--webhook-cert/--webhook-key: cannot load the certificate: {e.reason or e}") from None
     except OSError as e:
@@ -171,11 +173,13 @@ def cmd_controller(args: argparse.Namespace) -> int:
     gateway_status = GatewayStatusWriter(client, source.store, opts.gateway.controller_name, lambda: elector.is_leader)
 
     def leadership_changed(leader: bool) -> None:
+        ctl.compat.leadership(me, leader)
         status.poke()
         gateway_status.poke()
         events.poke()
 
     elector.on_change = leadership_changed
+    ctl.compat.leadership(me, False)
     ctl.observers += [status.observe, events.observe, gateway_status.observe]
     try:
         health = StatusServer(args.status_address, args.status_port, healthy=all_of(ctl.health), ready=ctl.readiness,
@@ -183,7 +187,7 @@ def cmd_controller(args: argparse.Namespace) -> int:
                               pages=debug_pages(lambda: ctl.live_model, opts.prefix / "nginx.conf"))
     except OSError as e:
         raise UserError(f"status port {args.status_address}:{args.status_port}: {e.strerror}") from None
-    webhook = _webhook(args, source.store, opts)
+    webhook = _webhook(args, source.store, opts, ctl.compat.admission)
     health.start()
     ctl.start()
     source.start(versions)

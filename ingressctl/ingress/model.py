@@ -80,6 +80,11 @@ class Canary:
         return f"$ingressctl_canary_{self.id}"
 
     @property
+    def alternative_variable(self) -> str:
+        """The canary's upstream name when the canary answers, else "" ($proxy_alternative_upstream_name)."""
+        return f"$ingressctl_canary_{self.id}_alt"
+
+    @property
     def header_flag(self) -> str:
         """Variable that is 1 (canary), 0 (main) or empty (undecided) from the header."""
         return f"$ingressctl_canary_h_{self.id}" if self.header else ""
