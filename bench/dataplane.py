@@ -3,7 +3,9 @@
 nginx processes on loopback: a backend answering `200 ok`, the configuration ingressctl
 generates for one Ingress -> Service -> that backend (with the Lua balancer, the default,
 and with static upstreams), and a hand-written minimal reverse proxy (upstream with
-keepalive + proxy_pass) to the same backend. wrk loads each
+keepalive + proxy_pass) to the same backend, bare and with the request headers the generated
+configuration sets (like for like), and the default with per-request metrics on ("lua+metrics").
+wrk loads each
 proxy in turn, alternating, for a bounded time; the table shows requests/s and latency
 percentiles side by side and the ratio generated / hand-written (target >= 0.95).
 
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from ingressctl.controller import Controller, ControllerOptions
 from ingressctl.ingress.classes import ClassFilter
+from ingressctl.metrics_requests import RequestMetricsOptions
 from ingressctl.nginx.process import Nginx
 from ingressctl.objects import parse_object
 from ingressctl.store import Store
@@ -37,6 +40,23 @@ worker_processes 1; pid {prefix}/nginx.pid; error_log stderr error; daemon off;
 events {{ worker_connections 4096; }}
 http {{ access_log off; keepalive_requests 100000;
   server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }} }}
+"""
+
+# The same, with the request headers every generated location sets (issue 18: like for like).
+HAND_HEADERS = """
+worker_processes 1; pid {prefix}/nginx.pid; error_log stderr error; daemon off;
+events {{ worker_connections 4096; }}
+http {{ access_log off;
+  map $http_x_request_id $req_id {{ default $http_x_request_id; "" $request_id; }}
+  upstream backend {{ server 127.0.0.1:{backend}; keepalive 32; }}
+  server {{ listen 127.0.0.1:{port}; server_name bench.example.com;
+    location / {{ proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
+      proxy_set_header X-Request-ID $req_id; proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Port $server_port; proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Scheme $scheme; proxy_set_header X-Scheme $scheme;
+      proxy_set_header X-Original-Forwarded-For $http_x_forwarded_for; proxy_set_header Proxy "";
+      proxy_pass http://backend; }} }} }}
 """
 
 HAND_WRITTEN = """
@@ -63,7 +83,7 @@ def start_plain(conf_text: str, prefix: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["nginx", "-p", str(prefix), "-c", str(conf)], stderr=subprocess.DEVNULL)
 
 
-def start_generated(workdir: Path, backend: int, port: int, dynamic: bool) -> Controller:
+def start_generated(workdir: Path, backend: int, port: int, dynamic: bool, metrics: bool = False) -> Controller:
     store = Store()
     objs = [
         {"kind": "IngressClass", "metadata": {"name": "nginx"}, "spec": {"controller": "ingressctl.io/ingress-controller"}},
@@ -80,7 +100,8 @@ def start_generated(workdir: Path, backend: int, port: int, dynamic: bool) -> Co
     ]
     store.replace(None, [parse_object(o) for o in objs])
     opts = ControllerOptions(state_dir=workdir, http_port=port, https_port=free_port(), listen=("127.0.0.1:",),
-                             classes=ClassFilter(), configmap="b/cfg", dynamic_endpoints=dynamic)
+                             classes=ClassFilter(), configmap="b/cfg", dynamic_endpoints=dynamic,
+                             request_metrics=RequestMetricsOptions() if metrics else None)
     ctl = Controller(store, opts, Nginx(opts.prefix))
     ctl.nginx.prepare()  # type: ignore[union-attr]
     if ctl.pusher is not None:
@@ -122,14 +143,19 @@ def main() -> None:
         raise SystemExit("wrk is not installed (scripts/setup.sh installs it)")
     tmp = Path(tempfile.mkdtemp(prefix="ingressctl-bench-"))
     backend, lua_port, static_port, hand_port = free_port(), free_port(), free_port(), free_port()
+    metrics_port, headers_port = free_port(), free_port()
     procs = [start_plain(BACKEND_CONF.format(prefix=tmp / "backend", port=backend), tmp / "backend"),
-             start_plain(HAND_WRITTEN.format(prefix=tmp / "hand", port=hand_port, backend=backend), tmp / "hand")]
+             start_plain(HAND_WRITTEN.format(prefix=tmp / "hand", port=hand_port, backend=backend), tmp / "hand"),
+             start_plain(HAND_HEADERS.format(prefix=tmp / "handh", port=headers_port, backend=backend),
+                         tmp / "handh")]
     ctls: list[Controller] = []
     try:
         time.sleep(0.5)
         ctls.append(start_generated(tmp / "lua", backend, lua_port, dynamic=True))
         ctls.append(start_generated(tmp / "static", backend, static_port, dynamic=False))
-        ports = {"generated-lua": lua_port, "generated": static_port, "hand-written": hand_port}
+        ctls.append(start_generated(tmp / "metrics", backend, metrics_port, dynamic=True, metrics=True))
+        ports = {"lua+metrics": metrics_port, "generated-lua": lua_port, "generated": static_port,
+                 "hand-headers": headers_port, "hand-written": hand_port}
         for port in ports.values():
             wrk(port, 1, args.connections)  # warm up
         results: dict[str, list[dict[str, float]]] = {k: [] for k in ports}
@@ -140,12 +166,15 @@ def main() -> None:
         print(f"wrk -t1 -c{args.connections}, {args.rounds} alternating rounds of {args.seconds}s, medians; "
               "1 nginx worker each; loopback")
         h = med["hand-written"]
-        print(f"{'config':<14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'req/s ratio':>12} {'p99 ratio':>10}")
+        hh = med["hand-headers"]
+        print(f"{'config':<14} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs hand':>8} {'vs hand+hdr':>12} "
+              f"{'p99 ratio':>10}")
         for k in ports:
             m = med[k]
-            print(f"{k:<14} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['rps'] / h['rps']:>12.3f} "
-                  f"{m['p99'] / h['p99']:>10.3f}")
-        print("ratios against hand-written; target: req/s ratio >= 0.95 (generated-lua: the default, Lua balancer)")
+            print(f"{k:<14} {m['rps']:>10.0f} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['rps'] / h['rps']:>8.3f} "
+                  f"{m['rps'] / hh['rps']:>12.3f} {m['p99'] / h['p99']:>10.3f}")
+        print("req/s ratios against the hand-written proxy without and with the same request headers; "
+              "generated-lua is the default (Lua balancer), lua+metrics adds the per-request metrics (target >= 0.9)")
     finally:
         for ctl in ctls:
             ctl.nginx.stop(graceful=False)  # type: ignore[union-attr]

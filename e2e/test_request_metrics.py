@@ -9,22 +9,31 @@ from __future__ import annotations
 import http.client
 import random
 import string
+import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .annotation_kit import ingress, service, started_controller
+from .annotation_kit import ScriptedServer, ingress, service, started_controller
 from .harness import Backends, LocalController, wait_until
 
 P = "nginx_ingress_controller_"
 
 
+def _slow(seen: object) -> tuple[int, dict[str, str], bytes]:
+    time.sleep(0.3)
+    return 200, {}, b"slow"
+
+
 @pytest.fixture(scope="module")
 def ctl() -> Iterator[LocalController]:
     b = Backends()
+    slow = ScriptedServer(_slow)
     try:
         manifests = {"svc.yaml": service("web", [b.start("web")]), "beta.yaml": service("beta", [b.start("beta")]),
+                     "slow-svc.yaml": service("slow", [slow.port]),
+                     "slow.yaml": ingress("slow", "slow.test", [("/", "Prefix", "slow")]),
                      "canary.yaml": ingress("canary", "a.test", [("/api", "Prefix", "beta")],
                                             {"canary": "true", "canary-by-header": "X-Canary"},
                                             created="2026-01-02T00:00:00Z"),
@@ -33,6 +42,7 @@ def ctl() -> Iterator[LocalController]:
         yield from started_controller(manifests, lambda c: c.get("a.test", "/api").status == 200)
     finally:
         b.stop()
+        slow.stop()
 
 
 def _samples(ctl: LocalController, name: str) -> list[tuple[dict[str, str], float]]:
@@ -54,17 +64,44 @@ def test_requests_are_counted_exactly_per_path_status_and_method(ctl: LocalContr
         assert ctl.get("b.test", "/anything").status == 503
     common = {"namespace": "default", "ingress": "a", "service": "web", "host": "a.test", "path": "/api",
               "canary": ""}
-    wait_until(lambda: _value(ctl, P + "requests", status="503", ingress="b") == 5, 5, "the last request logged")
-    assert _value(ctl, P + "requests", status="200", method="GET", **common) == 7 + 1  # + the readiness probe
-    assert _value(ctl, P + "requests", status="200", method="POST", **common) == 3
-    assert _value(ctl, P + "requests", status="503", ingress="b", host="b.test", path="/", method="GET") == 5
+    # each nginx worker moves its counts into shared memory once a second: wait for all of them
+    expected = [((P + "requests", {"status": "200", "method": "GET", **common}), 7 + 1),  # + the readiness probe
+                ((P + "requests", {"status": "200", "method": "POST", **common}), 3),
+                ((P + "requests", {"status": "503", "ingress": "b", "host": "b.test", "path": "/", "method": "GET"}),
+                 5)]
+    wait_until(lambda: all(_value(ctl, name, **labels) >= n for (name, labels), n in expected), 5, "requests logged")
+    for (name, labels), n in expected:
+        assert _value(ctl, name, **labels) == n, (labels, n)
     assert _value(ctl, P + "request_duration_seconds_count", status="200", method="POST", **common) == 3
     assert _value(ctl, P + "response_duration_seconds_count", status="200", method="POST", **common) == 3
     assert _value(ctl, P + "response_duration_seconds_count", status="503", ingress="b") == 0  # no upstream
     assert _value(ctl, P + "request_duration_seconds_bucket", status="200", method="POST", le="+Inf", **common) == 3
     assert _value(ctl, P + "request_size_sum", status="200", method="POST", **common) > 3 * 5
+    # a 404 where no path of a.test matches: counted without Ingress labels
+    for _ in range(4):
+        assert ctl.get("a.test", "/elsewhere").status == 404
+    wait_until(lambda: _value(ctl, P + "requests", status="404", host="a.test") == 4, 5, "404s logged")
+    assert _value(ctl, P + "requests", status="404", host="a.test", ingress="", path="/") == 4
     labels = next(got for got, _ in _samples(ctl, P + "requests"))
     assert {"controller_class", "controller_namespace", "controller_pod"} <= set(labels)
+
+
+def test_slow_answers_and_large_bodies_land_in_their_buckets(ctl: LocalController) -> None:
+    slow = {"ingress": "slow", "host": "slow.test", "path": "/", "status": "200", "method": "GET"}
+    for _ in range(2):
+        assert ctl.get("slow.test", "/x").status == 200
+    big = {"ingress": "a", "path": "/api", "status": "200", "method": "POST"}
+    assert ctl.get("a.test", "/api/upload", method="POST", body=b"x" * 200_000).status == 200
+    wait_until(lambda: _value(ctl, P + "request_duration_seconds_count", **slow) == 2
+               and _value(ctl, P + "response_duration_seconds_count", **slow) == 2, 5, "slow requests logged")
+    assert _value(ctl, P + "request_duration_seconds_bucket", le="0.25", **slow) == 0  # 0.3 s each
+    assert _value(ctl, P + "request_duration_seconds_bucket", le="0.5", **slow) == 2
+    assert _value(ctl, P + "response_duration_seconds_bucket", le="0.25", **slow) == 0
+    assert _value(ctl, P + "response_duration_seconds_bucket", le="+Inf", **slow) == 2
+    wait_until(lambda: _value(ctl, P + "request_size_bucket", le="+Inf", **big) >= 4, 5, "upload logged")
+    assert _value(ctl, P + "request_size_bucket", le="100.0", **big) < _value(ctl, P + "request_size_bucket",
+                                                                            le="+Inf", **big)
+    assert _value(ctl, P + "request_size_sum", **big) > 200_000
 
 
 def test_the_canary_label_names_the_canary_only_when_it_answered(ctl: LocalController) -> None:
@@ -109,4 +146,4 @@ def test_random_uris_hosts_and_methods_do_not_grow_the_series(ctl: LocalControll
     assert after == before, (before, after)
     methods = {got["method"] for got, _ in _samples(ctl, P + "requests")}
     hosts = {got["host"] for got, _ in _samples(ctl, P + "requests")}
-    assert methods <= {"GET", "POST", "OTHER"} and hosts <= {"", "a.test", "b.test"}, (methods, hosts)
+    assert methods <= {"GET", "POST", "OTHER"} and hosts <= {"", "a.test", "b.test", "slow.test"}, (methods, hosts)

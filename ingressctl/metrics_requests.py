@@ -81,9 +81,11 @@ def request_families(dump: str, opts: RequestMetricsOptions, controller: tuple[s
     sums: dict[tuple[str, tuple[str, ...]], float] = {}
     for line in dump.splitlines():
         parts = line.split("\t")
-        if len(parts) != 2 + len(LABELS) + 1:
+        static = parts[6].split(" ") if len(parts) == 8 else []
+        if len(static) != 4:
             continue
-        name, slot, labels, raw = parts[0], parts[1], tuple(parts[2:-1]), parts[-1]
+        name, slot, host, status, method, canary, raw = *parts[:6], parts[7]
+        labels = (host, status, method, *static, canary)  # the order of LABELS
         try:
             value = float(raw)
         except ValueError:

@@ -14,6 +14,7 @@ import yaml
 from ingressctl.metrics import ControllerMetrics
 from ingressctl.metrics_compat import IngressNginxMetrics
 from ingressctl.metrics_requests import RequestMetricsOptions, request_families, stub_status_families
+from ingressctl.proxy.sync import ProxyMetrics
 
 from .deploy_kit import DEPLOY, find, kustomize, one, pod_spec, selects
 
@@ -25,8 +26,8 @@ def _exposed() -> set[str]:
     """Every sample name ingressctl's /metrics can carry."""
     metrics = ControllerMetrics()
     IngressNginxMetrics(metrics.registry, "ingressctl.io/ingress-controller", "test")
-    families = list(metrics.registry.collect())
-    labels = "\t".join(["a.test", "200", "GET", "/", "ns", "ing", "svc", ""])
+    families = list(metrics.registry.collect()) + list(ProxyMetrics().registry.collect())
+    labels = "\t".join(["a.test", "200", "GET", "", "/ ns ing svc"])
     dump = "".join(f"{name}\t{slot}\t{labels}\t1\n" for name in ("requests", "request_duration_seconds",
                                                                   "response_duration_seconds", "request_size",
                                                                   "bytes_sent") for slot in ("", "1", "s"))
@@ -53,6 +54,20 @@ def test_every_metric_of_the_alerts_and_dashboard_is_exposed() -> None:
     assert len(used) >= 10
     missing = used - _exposed()
     assert not missing, f"used by deploy/monitoring but not exposed: {sorted(missing)}"
+
+
+def test_every_alert_is_well_formed() -> None:
+    """promtool is not packaged for this machine: the rule file's schema, checked here."""
+    rules = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    names = []
+    for group in rules["spec"]["groups"]:
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+            assert rule["labels"]["severity"] in ("critical", "warning", "info") and rule["annotations"]["summary"]
+            assert re.fullmatch(r"[0-9]+[smhd]", rule.get("for", "0s")), rule
+            assert rule["expr"].count("(") == rule["expr"].count(")"), rule["expr"]
+            names.append(rule["alert"])
+    assert len(names) == len(set(names)) >= 8
 
 
 def test_the_component_builds_into_an_overlay_and_reaches_the_status_port(tmp_path: Path) -> None:

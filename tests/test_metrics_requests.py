@@ -15,7 +15,7 @@ from ingressctl.metrics_requests import (
 )
 
 CTL = ("ingress", "ingressctl.io/ingress-controller", "pod-1")
-LABELS = "a.test\t200\tGET\t/api\tdefault\ta\tweb\t"
+LABELS = "a.test\t200\tGET\t\t/api default a web"  # host, status, method, canary, "path ns ingress service"
 
 
 def _dump(*lines: tuple[str, str, str, float]) -> str:
@@ -50,6 +50,7 @@ def test_without_per_host_metrics_the_hosts_fold_into_one_series() -> None:
 
 def test_excluded_metrics_and_unreadable_lines_are_left_out() -> None:
     dump = _dump(("requests", "", LABELS, 1)) + "garbage\nrequests\t\ttoo\tfew\t1\n" + _dump(
+        ("requests", "", LABELS.replace("/api default", "/api"), 1)) + _dump(
         ("bytes_sent", "1", LABELS, 1))
     fams = request_families(dump, RequestMetricsOptions(exclude=frozenset({"bytes_sent"})), CTL)
     names = {f.name for f in fams}

@@ -256,11 +256,13 @@ class Location:
         return self.modifier in ("~", "~*")
 
     @property
-    def metric_path(self) -> str:
-        """The path label of request metrics: the Ingress path (a prefix location's trailing '/'
-        dropped), with the characters a quoted nginx value may not hold made '_'."""
+    def metric_labels(self) -> str:
+        """path, namespace, Ingress and Service labels of request metrics, space-separated (none
+        holds a space): the Ingress path (a prefix location's trailing '/' dropped), with the
+        characters a quoted nginx value may not hold made '_'."""
         path = self.path.rstrip("/") or "/" if self.modifier == "" else self.path
-        return re.sub(r'["\\$\x00-\x1f\x7f]', "_", path)
+        path = re.sub(r'["\\$\s\x00-\x1f\x7f]', "_", path)
+        return f"{path} {self.namespace} {self.ingress_name} {self.service_name}"
 
     @property
     def regex_match(self) -> str:
