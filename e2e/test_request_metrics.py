@@ -117,6 +117,9 @@ def test_nginx_connection_metrics_from_stub_status(ctl: LocalController) -> None
     assert _value(ctl, P + "nginx_process_requests_total") > 0
     assert _value(ctl, P + "nginx_process_connections_total", state="accepted") > 0
     assert _samples(ctl, "process_resident_memory_bytes")  # the controller's own process metrics
+    assert _value(ctl, P + "nginx_process_num_procs") >= 2  # master and workers
+    assert _value(ctl, P + "nginx_process_resident_memory_bytes") > 1 << 20
+    assert _samples(ctl, P + "nginx_process_cpu_seconds_total")
 
 
 def _random_requests(port: int, n: int, rng: random.Random) -> None:

@@ -39,6 +39,7 @@ from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, UnixHTTPConnection, config_id_of, share_with_workers, write_files
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError
+from .nginx.workers import ProcessSample, process_samples
 from .objects import Ingress
 from .quarantine import Quarantine, find_culprits
 from .store import Change, Snapshot, Store
@@ -151,7 +152,7 @@ class Controller:
         self.compat = IngressNginxMetrics(self.metrics.registry, options.classes.controller, _version())
         self.metrics.registry.register(NginxCollector(
             self._nginx_page, options.request_metrics or RequestMetricsOptions(), self.compat.labels,
-            options.render_context().request_metrics))
+            options.render_context().request_metrics, self._nginx_processes))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.observers: list[Callable[[BuildResult], None]] = []
         self.override = Renderer(options.template_dir) if options.template_dir else None
@@ -398,6 +399,10 @@ class Controller:
     @property
     def ready(self) -> bool:
         return self.live_since is not None
+
+    def _nginx_processes(self) -> list[ProcessSample]:
+        child = self.nginx.child if self.nginx is not None else None
+        return process_samples(child.pid) if child is not None else []
 
     def _nginx_page(self, path: str) -> str:
         """A page of nginx's private status socket (metrics); OSError when nginx does not answer."""

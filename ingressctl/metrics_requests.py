@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .nginx.workers import ProcessSample
+
 log = logging.getLogger(__name__)
 
 P = "nginx_ingress_controller_"
@@ -150,14 +152,38 @@ def stub_status_families(text: str, controller: tuple[str, str, str]) -> list[Me
     return [current, total, reqs]
 
 
+def process_families(samples: list[ProcessSample], controller: tuple[str, str, str]) -> list[Metric]:
+    """nginx's master and workers -> ingress-nginx's nginx_process_* resource metrics."""
+    if not samples:
+        return []
+    labels = dict(zip(CONTROLLER_LABELS, controller, strict=True))
+    out = []
+    for name, typ, doc, value in (
+            ("nginx_process_num_procs", "gauge", "number of nginx processes", float(len(samples))),
+            ("nginx_process_cpu_seconds_total", "unknown", "CPU seconds of the nginx processes now running",
+             sum(s.cpu_seconds for s in samples)),
+            ("nginx_process_resident_memory_bytes", "gauge", "resident memory of the nginx processes",
+             sum(s.resident_bytes for s in samples)),
+            ("nginx_process_virtual_memory_bytes", "gauge", "virtual memory of the nginx processes",
+             sum(s.virtual_bytes for s in samples)),
+            ("nginx_process_oldest_start_time_seconds", "gauge", "start time of the oldest nginx process",
+             min(s.start_time for s in samples))):
+        fam = Metric(P + name, doc, typ)
+        fam.add_sample(P + name, labels, value)
+        out.append(fam)
+    return out
+
+
 class NginxCollector(Collector):
     """Reads nginx's numbers at scrape time; nothing when nginx does not answer."""
 
     def __init__(self, fetch: Callable[[str], str], opts: RequestMetricsOptions, controller: tuple[str, str, str],
-                 request_metrics: bool) -> None:
+                 request_metrics: bool, processes: Callable[[], list[ProcessSample]] = list) -> None:
         self.fetch, self.opts, self.controller, self.request_metrics = fetch, opts, controller, request_metrics
+        self.processes = processes
 
     def collect(self) -> Iterator[Metric]:
+        yield from process_families(self.processes(), self.controller)
         yield from self._safely("/ingressctl/nginx_status", lambda text: stub_status_families(text, self.controller))
         if self.request_metrics:
             yield from self._safely("/ingressctl/metrics",

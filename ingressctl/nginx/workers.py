@@ -125,3 +125,34 @@ class Generations:
 
     def clear(self) -> None:
         self.draining.clear()
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One nginx process, from /proc: CPU seconds, memory, start time."""
+
+    cpu_seconds: float
+    resident_bytes: float
+    virtual_bytes: float
+    start_time: float  # Unix seconds
+
+
+def process_samples(master: int) -> list[ProcessSample]:
+    """The master and its workers (draining ones too) as /proc shows them; [] when gone."""
+    ticks, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
+    try:
+        boot = next(float(line.split()[1]) for line in (PROC / "stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return []
+    out = []
+    for pid in [master, *workers(master)]:
+        try:
+            fields = (PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # after the name: state=0 ... utime=11 stime=12 ... starttime=19 vsize=20 rss=21
+        out.append(ProcessSample(cpu_seconds=(int(fields[11]) + int(fields[12])) / ticks,
+                                 resident_bytes=float(int(fields[21]) * page), virtual_bytes=float(fields[20]),
+                                 start_time=boot + int(fields[19]) / ticks))
+    return out
