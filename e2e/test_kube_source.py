@@ -68,8 +68,9 @@ def test_relist_after_410_never_exposes_a_half_empty_store(tmp_path: Path, api: 
 
 def test_namespace_and_configmap_scope(tmp_path: Path, api: ApiServer) -> None:
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ctl", "namespace": "infra"}, "data": {}}
-    other_cm = {**cm, "metadata": {"name": "unrelated", "namespace": "infra"}}
-    api.apply(CLASS, cm, other_cm, ingress("a", "a.example.com", "web", namespace="team-a"),
+    other_cm = {**cm, "metadata": {"name": "unrelated", "namespace": "elsewhere"}}
+    headers_cm = {**cm, "metadata": {"name": "headers", "namespace": "infra"}}  # add-headers may name it
+    api.apply(CLASS, cm, other_cm, headers_cm, ingress("a", "a.example.com", "web", namespace="team-a"),
               ingress("b", "b.example.com", "web", namespace="team-b"))
     store = Store()
     changes: list[Change] = []
@@ -78,13 +79,13 @@ def test_namespace_and_configmap_scope(tmp_path: Path, api: ApiServer) -> None:
     source.start(source.initial_sync())
     try:
         snap = store.snapshot()
-        assert list(snap.ingresses) == ["team-a/a"] and list(snap.configmaps) == ["infra/ctl"]
+        assert list(snap.ingresses) == ["team-a/a"] and sorted(snap.configmaps) == ["infra/ctl", "infra/headers"]
         assert list(snap.classes) == ["nginx"]  # cluster-scoped: not limited by the namespace
         before = len(changes)
         api.apply(ingress("b2", "b2.example.com", "web", namespace="team-b"), {**other_cm, "data": {"x": "1"}})
         api.apply(ingress("a2", "a2.example.com", "web", namespace="team-a"))
         wait_until(lambda: "team-a/a2" in store.snapshot().ingresses, 5, "watched namespace change")
-        assert len(changes) == before + 1  # the other namespace and the other ConfigMap never arrived
+        assert len(changes) == before + 1  # the other namespaces' Ingress and ConfigMap never arrived
         assert all(r[4] in ("", "team-a", "infra") for r in api.requests)
     finally:
         source.stop()

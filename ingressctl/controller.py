@@ -31,6 +31,7 @@ from .ingress.build import BuildOptions, BuildResult, build
 from .ingress.classes import ClassFilter
 from .ingress.model import Model, Problem
 from .ingress.settings import Settings, parse_settings
+from .ingress.streams import stream_services
 from .logs import object_fields
 from .metrics import ControllerMetrics
 from .metrics_compat import IngressNginxMetrics
@@ -67,6 +68,8 @@ class ControllerOptions:
     stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
     gateway: GatewayOptions = field(default_factory=GatewayOptions)  # Gateway API (gateway/build.py)
     request_metrics: RequestMetricsOptions | None = None  # per-request metrics (with the Lua balancer)
+    tcp_services: str = ""  # --tcp-services-configmap NS/NAME
+    udp_services: str = ""  # --udp-services-configmap NS/NAME
 
     @property
     def prefix(self) -> Path:
@@ -187,6 +190,12 @@ class Controller:
                             lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate,
                             balancer=self.options.dynamic_endpoints)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
+        if self.options.tcp_services or self.options.udp_services:
+            streams, stream_problems = stream_services(
+                snap, self.options.tcp_services, self.options.udp_services,
+                frozenset({self.options.http_port, self.options.https_port}))
+            result = dataclasses.replace(result, model=dataclasses.replace(result.model, streams=streams),
+                                         problems=result.problems + stream_problems)
         extra = tuple(settings_problems) + (self.quarantine.problems() if self.quarantine.entries else ())
         return dataclasses.replace(result, problems=result.problems + extra) if extra else result
 

@@ -96,14 +96,19 @@ def test_backoff_grows_is_capped_jittered_and_resets() -> None:
     assert b.next() <= 0.5
 
 
-def test_watch_specs_scope_namespace_tls_secrets_and_one_configmap() -> None:
+def test_watch_specs_scope_namespace_tls_secrets_and_the_controller_namespaces_configmaps() -> None:
     specs = {s.kind: s for s in default_specs("team-a", "ingress/ingressctl")}
     assert set(specs) == {"IngressClass", "Ingress", "Service", "EndpointSlice", "Secret", "ConfigMap"}
     assert specs["IngressClass"].namespace == ""  # cluster-scoped
     assert specs["Ingress"].namespace == specs["Service"].namespace == "team-a"
     assert "type!=kubernetes.io/service-account-token" in specs["Secret"].field_selector
     assert "type=" not in specs["Secret"].field_selector  # TLS and Opaque (auth) Secrets are read
-    assert (specs["ConfigMap"].namespace, specs["ConfigMap"].field_selector) == ("ingress", "metadata.name=ingressctl")
+    # every ConfigMap of the controller's namespace: add-headers / proxy-set-headers name others
+    assert (specs["ConfigMap"].namespace, specs["ConfigMap"].field_selector) == ("ingress", "")
+    same = {s.kind: s for s in default_specs("", "ingress/ingressctl", configmaps=("ingress/tcp", ""))}
+    assert same["ConfigMap"].namespace == "ingress"
+    spread = {s.kind: s for s in default_specs("", "ingress/ingressctl", configmaps=("edge/tcp",))}
+    assert spread["ConfigMap"].namespace == ""  # two namespaces: all of them
 
 
 # -- status -----------------------------------------------------------------------------------------

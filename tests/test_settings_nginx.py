@@ -61,6 +61,7 @@ ACCEPTED = {
     "hsts-preload": ["true"],
     "log-format-escape-json": ["true"],
     "disable-access-log": ["true", "false"],
+    "log-format-stream": ["$remote_addr $protocol $status", "[$time_local] $upstream_addr $session_time"],
     "hide-headers": ["X-Powered-By", "X-Powered-By, Server,X-AspNet-Version", ""],
     "allow-backend-server-header": ["true", "false"],
     "add-headers": ["ingress/headers", ""],
@@ -96,6 +97,7 @@ REFUSED = {
     "ssl-session-cache-size": ["1k", "32k"],  # nginx: "too small"
     "proxy-next-upstream": ["error; evil"],
     "http-redirect-code": ["300", "200"],
+    "log-format-stream": ["$request_uri", "$remote_addr ${host}", "a ' b"],
     "hide-headers": ["X Powered", "X-A;evil"],
     "add-headers": ["headers", "ingress/missing", "ingress/Bad_Name"],
     "proxy-set-headers": ["a/b/c"],

@@ -55,6 +55,10 @@ def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: s
     g.add_argument("--stale-after", type=float, default=60.0, metavar="S",
                    help="/readyz answers 503 once the wanted configuration has failed to go live for longer "
                         "than S seconds (default 60)")
+    g.add_argument("--tcp-services-configmap", default="", metavar="NS/NAME",
+                   help='ConfigMap of TCP services: "PORT": "NAMESPACE/SERVICE:PORT[:PROXY][:PROXY]" (ingress-nginx\'s)')
+    g.add_argument("--udp-services-configmap", default="", metavar="NS/NAME",
+                   help="ConfigMap of UDP services, in the same form")
     m = p.add_argument_group("request metrics (ingress-nginx's names, measured in nginx's Lua log phase)")
     m.add_argument("--enable-metrics", choices=("true", "false"), default="true",
                    help="per-request metrics on /metrics (needs the Lua module; default true)")
@@ -158,16 +162,22 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         redirect_https_port=getattr(args, "redirect_https_port", 0),
         default_certificate=_secret_ref(getattr(args, "default_ssl_certificate", "")),
         request_metrics=request_metrics_options(args),
+        tcp_services=_ref(getattr(args, "tcp_services_configmap", ""), "--tcp-services-configmap"),
+        udp_services=_ref(getattr(args, "udp_services_configmap", ""), "--udp-services-configmap"),
         gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER),
                                ingress_http_port=http, ingress_https_port=https),
     )
 
 
 def _secret_ref(value: str) -> str:
+    return _ref(value, "--default-ssl-certificate")
+
+
+def _ref(value: str, flag: str) -> str:
     from ..cli import UserError
 
     if value and (value.count("/") != 1 or not all(value.split("/"))):
-        raise UserError(f"--default-ssl-certificate {value!r}: expected NAMESPACE/NAME")
+        raise UserError(f"{flag} {value!r}: expected NAMESPACE/NAME")
     return value
 
 

@@ -146,7 +146,8 @@ def cmd_controller(args: argparse.Namespace) -> int:
     try:
         client = connect(args.kubeconfig)
         source = KubeSource(client, Store(), default_specs(args.watch_namespace, args.configmap,
-                                                          args.secret_selector, gateway=True),
+                                                          args.secret_selector, gateway=True,
+                                                          configmaps=(opts.tcp_services, opts.udp_services)),
                             resync=args.resync_period)
         versions = source.initial_sync()
     except KubeUnavailable as e:

@@ -382,6 +382,19 @@ def _server_name(host: str) -> str:
 
 
 @dataclass(frozen=True)
+class StreamService:
+    """A TCP or UDP port nginx forwards to a Service's endpoints (ingress/streams.py)."""
+
+    port: int
+    protocol: str  # TCP | UDP
+    upstream: str  # stream upstream name, safe as an nginx identifier
+    service: str  # ns/name
+    endpoints: tuple[Endpoint, ...]
+    decode_proxy: bool = False  # clients send the PROXY protocol
+    encode_proxy: bool = False  # send the PROXY protocol to the endpoints
+
+
+@dataclass(frozen=True)
 class Model:
     servers: tuple[Server, ...]  # catch-all server first, then hosts sorted
     upstreams: tuple[Upstream, ...]
@@ -392,6 +405,7 @@ class Model:
     canaries: tuple[Canary, ...] = ()
     dispatches: tuple[Dispatch, ...] = ()  # Gateway API request dispatch (gateway/model.py)
     default_certificate: str = ""  # Certificate.file_name of --default-ssl-certificate ("" = generated one)
+    streams: tuple[StreamService, ...] = ()  # TCP/UDP services (--tcp/udp-services-configmap)
 
     def server(self, host: str) -> Server | None:
         for s in self.servers:

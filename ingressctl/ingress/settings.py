@@ -51,6 +51,7 @@ class Settings:
     http_redirect_code: int = 308
     no_tls_redirect_locations: tuple[str, ...] = ("/.well-known/acme-challenge",)
     hsts_preload: bool = False
+    log_format_stream: str = "[$remote_addr] [$time_local] $protocol $status $bytes_sent $bytes_received $session_time"
     log_format_escape_json: bool = False
     # TLS
     ssl_protocols: tuple[str, ...] = ("TLSv1.2", "TLSv1.3")
@@ -142,6 +143,23 @@ def _log_format(value: str) -> str:
     stripped = _LOG_VAR_RE.sub("", value)
     if "$" in stripped:
         raise v.InvalidValue("'$' must start a variable name")
+    return value
+
+
+# The variables nginx's stream module has (an unknown one fails `nginx -t` for everyone).
+STREAM_LOG_VARIABLES = frozenset({
+    "remote_addr", "remote_port", "server_addr", "server_port", "time_local", "time_iso8601", "msec",
+    "protocol", "status", "bytes_sent", "bytes_received", "session_time", "upstream_addr",
+    "upstream_bytes_sent", "upstream_bytes_received", "upstream_connect_time", "upstream_first_byte_time",
+    "upstream_session_time", "connection", "hostname", "pid", "proxy_protocol_addr", "proxy_protocol_port",
+    "ssl_preread_server_name", "nginx_version"})
+
+
+def _stream_log_format(value: str) -> str:
+    _log_format(value)
+    unknown = sorted({m.group(2) for m in _LOG_VAR_RE.finditer(value)} - STREAM_LOG_VARIABLES)
+    if unknown:
+        raise v.InvalidValue(f"${unknown[0]} is not a variable of nginx's stream module")
     return value
 
 
@@ -301,6 +319,7 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "no-tls-redirect-locations": ("no_tls_redirect_locations", lambda s: tuple(
         v.path(p.strip()) for p in s.split(",") if p.strip()), "path prefixes never redirected to HTTPS"),
     "hsts-preload": ("hsts_preload", v.boolean, "add preload to Strict-Transport-Security"),
+    "log-format-stream": ("log_format_stream", _stream_log_format, "access log format of TCP/UDP services"),
     "log-format-escape-json": ("log_format_escape_json", v.boolean,
                                "escape variables in the access log for JSON (log_format escape=json)"),
     "ssl-protocols": ("ssl_protocols", _ssl_protocols, "TLS versions offered (space-separated)"),

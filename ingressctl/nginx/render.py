@@ -102,6 +102,7 @@ def quote_header_value(value: object) -> str:
 
 
 HEADERS_MORE_MODULE = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
 
 
@@ -166,6 +167,8 @@ class RenderContext:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + self.lua_modules)
         if model.settings.add_headers and HEADERS_MORE_MODULE not in ctx.modules:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + (HEADERS_MORE_MODULE,))
+        if model.streams and STREAM_MODULE not in ctx.modules:
+            ctx = dataclasses.replace(ctx, modules=ctx.modules + (STREAM_MODULE,))
         return ctx
 
 

@@ -55,15 +55,18 @@ GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
 
 
 def default_specs(watch_namespace: str = "", configmap: str = "",
-                  secret_selector: str = DEFAULT_SECRET_SELECTOR, gateway: bool = False) -> list[WatchSpec]:
+                  secret_selector: str = DEFAULT_SECRET_SELECTOR, gateway: bool = False,
+                  configmaps: tuple[str, ...] = ()) -> list[WatchSpec]:
     """What `ingressctl controller` watches: one spec per kind (`gateway`: the Gateway API
-    kinds too, optional, and Namespaces for allowedRoutes selectors)."""
+    kinds too, optional, and Namespaces for allowedRoutes selectors). ConfigMaps: every one
+    of the controller ConfigMap's namespace (and of `configmaps`' namespaces, e.g. the TCP/UDP
+    services), so the ConfigMaps its keys name (add-headers, proxy-set-headers) are seen."""
     ns = watch_namespace
     specs = [WatchSpec("IngressClass"), WatchSpec("Ingress", ns), WatchSpec("Service", ns),
              WatchSpec("EndpointSlice", ns), WatchSpec("Secret", ns, secret_selector)]
-    if configmap:
-        cm_ns, _, cm_name = configmap.partition("/")
-        specs.append(WatchSpec("ConfigMap", cm_ns, f"metadata.name={cm_name}"))
+    cm_namespaces = sorted({ref.partition("/")[0] for ref in (configmap, *configmaps) if ref})
+    if cm_namespaces:
+        specs.append(WatchSpec("ConfigMap", cm_namespaces[0] if len(cm_namespaces) == 1 else ""))
     if gateway:
         specs += [WatchSpec(k, "" if k == "GatewayClass" else ns, optional=True) for k in GATEWAY_KINDS]
         specs.append(WatchSpec("Namespace"))
