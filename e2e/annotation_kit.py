@@ -216,6 +216,8 @@ def validate_refuses(manifests: Path, extra_args: list[str]) -> frozenset[str]:
     args = [*INGRESSCTL, "validate", "--manifests", str(manifests)]
     if "--configmap" in extra_args:
         args += ["--configmap", extra_args[extra_args.index("--configmap") + 1]]
+    if "--enable-ssl-passthrough" in extra_args:
+        args.append("--enable-ssl-passthrough")
     out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
     return frozenset(re.findall(r"^error: Ingress (\S+): ", out.stdout + out.stderr, re.M))
 

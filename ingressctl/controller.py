@@ -68,6 +68,7 @@ class ControllerOptions:
     stale_after: float = 60.0  # /readyz fails when the wanted configuration has not gone live for longer
     gateway: GatewayOptions = field(default_factory=GatewayOptions)  # Gateway API (gateway/build.py)
     request_metrics: RequestMetricsOptions | None = None  # per-request metrics (with the Lua balancer)
+    ssl_passthrough: bool = False  # --enable-ssl-passthrough
     tcp_services: str = ""  # --tcp-services-configmap NS/NAME
     udp_services: str = ""  # --udp-services-configmap NS/NAME
 
@@ -84,7 +85,7 @@ class ControllerOptions:
                              lazy_default_certificate=self.lazy_default_certificate,
                              redirect_https_port=self.redirect_https_port,
                              request_metrics=self.dynamic_endpoints and self.request_metrics is not None,
-                             metrics_buckets=self._metric_bounds())
+                             metrics_buckets=self._metric_bounds(), ssl_passthrough=self.ssl_passthrough)
 
     def _metric_bounds(self) -> tuple[str, str, str]:
         opts = self.request_metrics or RequestMetricsOptions()
@@ -188,7 +189,7 @@ class Controller:
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
                             lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate,
-                            balancer=self.options.dynamic_endpoints)
+                            balancer=self.options.dynamic_endpoints, ssl_passthrough=self.options.ssl_passthrough)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         if self.options.tcp_services or self.options.udp_services:
             streams, stream_problems = stream_services(

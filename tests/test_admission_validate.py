@@ -108,7 +108,9 @@ def test_valid_ingress_is_allowed(name: str) -> None:
 # Some need a path with capture groups; snippets are checked with snippets enabled.
 NEEDS_PATH = {"rewrite-target": ("/api/(v[0-9]+)/(.*)", "ImplementationSpecific")}
 DENIED_BY_DESIGN = {("auth-tls-secret", "app/client-ca"): "SecretNamespace: auth-tls Secret app/client-ca is in "
-                    "another namespace"}
+                    "another namespace",
+                    ("ssl-passthrough", "true"): "SSLPassthroughDisabled: ssl-passthrough needs the controller's "
+                    "--enable-ssl-passthrough"}
 GOOD_ANNOTATIONS = [(n, val) for n, val, _ in GOOD if (n, val) not in DENIED_BY_DESIGN]
 
 

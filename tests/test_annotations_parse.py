@@ -100,6 +100,7 @@ GOOD: list[tuple[str, str, Any]] = [
     ("canary-by-header-pattern", "^(eu|us)-west-[0-9]+$", "^(eu|us)-west-[0-9]+$"),
     ("canary-by-cookie", "use_v2", "use_v2"),
     ("satisfy", "any", "any"),
+    ("ssl-passthrough", "true", True),
     ("proxy-ssl-secret", "backend-tls", SecretRef("", "backend-tls")),
     ("proxy-ssl-verify", "on", "on"),
     ("proxy-ssl-verify-depth", "3", 3),
@@ -205,6 +206,7 @@ BAD: list[tuple[str, str, str]] = [
     ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
     ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
     ("satisfy", "some", "is not one of"),
+    ("ssl-passthrough", "yes!", "not true or false"),
     ("proxy-ssl-secret", "a/b/c", "proxy-ssl-secret"),
     ("proxy-ssl-verify", "maybe", "not on or off"),
     ("proxy-ssl-verify-depth", "0", "proxy-ssl-verify-depth"),
@@ -323,7 +325,7 @@ def test_rewrite_target_implies_regex() -> None:
 # -- issue 14 §1: fail closed on what changes security or where TLS ends -----------------------
 
 @pytest.mark.parametrize("name", [
-    "ssl-passthrough", "proxy-ssl-new-thing", "auth-cache-key", "auth-snippet",
+    "proxy-ssl-new-thing", "auth-cache-key", "auth-snippet",
     "auth-tls-error-page", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
     "global-rate-limit", "limit-new-thing", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
 ])

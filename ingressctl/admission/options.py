@@ -20,5 +20,5 @@ def validate_options(copts: ControllerOptions, snap: Snapshot, now: datetime | N
     settings, _ = settings_from(snap, copts.configmap)
     when = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     build = BuildOptions(classes=copts.classes, settings=settings, default_backend=copts.default_backend, now=when,
-                         default_certificate=copts.default_certificate)
+                         default_certificate=copts.default_certificate, ssl_passthrough=copts.ssl_passthrough)
     return ValidateOptions(build=build, template_dir=str(copts.template_dir) if copts.template_dir else None)

@@ -55,6 +55,9 @@ def add_nginx_flags(p: argparse.ArgumentParser, http: int, https: int, listen: s
     g.add_argument("--stale-after", type=float, default=60.0, metavar="S",
                    help="/readyz answers 503 once the wanted configuration has failed to go live for longer "
                         "than S seconds (default 60)")
+    g.add_argument("--enable-ssl-passthrough", action="store_true",
+                   help="serve ssl-passthrough Ingresses: the HTTPS port reads the SNI and passes those hosts' "
+                        "TLS to their backends; the rest reaches nginx's HTTPS servers (PROXY protocol)")
     g.add_argument("--tcp-services-configmap", default="", metavar="NS/NAME",
                    help='ConfigMap of TCP services: "PORT": "NAMESPACE/SERVICE:PORT[:PROXY][:PROXY]" (ingress-nginx\'s)')
     g.add_argument("--udp-services-configmap", default="", metavar="NS/NAME",
@@ -162,6 +165,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         redirect_https_port=getattr(args, "redirect_https_port", 0),
         default_certificate=_secret_ref(getattr(args, "default_ssl_certificate", "")),
         request_metrics=request_metrics_options(args),
+        ssl_passthrough=getattr(args, "enable_ssl_passthrough", False),
         tcp_services=_ref(getattr(args, "tcp_services_configmap", ""), "--tcp-services-configmap"),
         udp_services=_ref(getattr(args, "udp_services_configmap", ""), "--udp-services-configmap"),
         gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER),

@@ -71,6 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _manifest_flags(validate, required=False)
     validate.add_argument("-f", "--filename", type=Path, default=None, metavar="FILE",
                           help="a manifest file instead of --manifests ('-': stdin)")
+    validate.add_argument("--enable-ssl-passthrough", action="store_true",
+                          help="judge as a controller running with --enable-ssl-passthrough")
     add_class_flags(validate)
     validate.set_defaults(func=cmd_validate)
 

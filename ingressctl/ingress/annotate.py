@@ -27,7 +27,7 @@ from .annotations.shapes import SecretRef
 from .auth import AuthError, client_ca_file, htpasswd_file, proxy_ssl_files
 from .backends import BackendResolver, normal_ip
 from .canary import CanaryIndex
-from .model import Affinity, AuthFile, Endpoint, ErrorPage, Location, RateLimit, Server, Upstream
+from .model import Affinity, AuthFile, Endpoint, ErrorPage, Location, Passthrough, RateLimit, Server, Upstream
 
 Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, warning
 
@@ -73,6 +73,7 @@ class AnnotationResolver:
         self.counter = 0
         self.alias_owner: dict[str, Ingress] = {}
         self.zone_owner: dict[str, str] = {}  # rate-limit zone, '-' and '.' as '_' -> Ingress ns/name
+        self.passthrough: dict[str, str] = {}  # host -> upstream name (ssl-passthrough)
 
     # -- upstreams -------------------------------------------------------------------------
     def upstream(self, ing: Ingress, cfg: IngressConfig, backend: ServiceBackend,
@@ -274,6 +275,8 @@ class AnnotationResolver:
             return server
         cfg = owners[0][1]
         changes: dict[str, object] = {"config": cfg}
+        if cfg.ssl_passthrough and server.host:
+            self._passthrough(server, owners[0][0])
         aliases = tuple(a for a in cfg.server_alias if a != server.host)
         if aliases:
             changes["aliases"] = aliases
@@ -324,8 +327,19 @@ class AnnotationResolver:
             out.append(Server(host=twin, locations=(), tls=s.tls, certificate=s.certificate, redirect_to=s.host))
         return out
 
+    def _passthrough(self, server: Server, ing: Ingress) -> None:
+        root = next((loc for loc in server.locations if loc.modifier == "" and loc.path == "/" and loc.upstream
+                     and loc.ingress == ing.meta.key), None)
+        if root is None or root.external_name:
+            self.report(ing, "PassthroughWithoutBackend", f"ssl-passthrough: host {server.host} has no '/' path "
+                        "with endpoints of this Ingress; its TLS is ended by nginx", True)
+            return
+        self.passthrough[server.host] = root.upstream
+
     def model_parts(self) -> dict[str, object]:
+        known = {u.name: u for u in (*self.backends.upstreams(), *self.variants.values())}
         return {
+            "passthrough": tuple(Passthrough(h, known[n]) for h, n in sorted(self.passthrough.items()) if n in known),
             "auth_files": tuple(self.auth_files[k] for k in sorted(self.auth_files)),
             "rate_limits": tuple(self.rate_limits[k] for k in sorted(self.rate_limits)),
             "canaries": self.canaries.used(),

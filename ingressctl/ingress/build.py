@@ -42,6 +42,7 @@ class BuildOptions:
     exclude: frozenset[str] = frozenset()  # "ns/name" of Ingresses left out (nginx refused them)
     default_certificate: str = ""  # --default-ssl-certificate "ns/name" ("" = the generated one)
     balancer: bool = True  # endpoints through the Lua balancer (--dynamic-endpoints); affinity needs it
+    ssl_passthrough: bool = False  # --enable-ssl-passthrough
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,10 @@ class _Builder:
             routes, problems = ingress_routes(ing, self.opts.settings.allow_snippet_annotations)
             self.problems.extend(problems)
             if any(not p.warning for p in problems):
+                continue
+            if not self.opts.ssl_passthrough and any(r.config.ssl_passthrough for r in routes):
+                self.problems.append(_problem(ing, "SSLPassthroughDisabled", "ssl-passthrough needs the controller's "
+                                              "--enable-ssl-passthrough; refused rather than ending its TLS at nginx"))
                 continue
             if not self.opts.lua and any(r.config.needs_escaped_request_uri for r in routes):
                 self.problems.append(_problem(ing, "LuaRequired", "auth-signin needs nginx's Lua module "

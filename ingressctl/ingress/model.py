@@ -382,6 +382,19 @@ def _server_name(host: str) -> str:
 
 
 @dataclass(frozen=True)
+class Passthrough:
+    """A host whose TLS connections go to its backend as they are (ssl-passthrough), by SNI."""
+
+    host: str
+    upstream: Upstream
+
+    @property
+    def socket_name(self) -> str:
+        """The internal stream listener that strips the PROXY header before the backend."""
+        return f"passthrough-{self.upstream.name}.sock"
+
+
+@dataclass(frozen=True)
 class StreamService:
     """A TCP or UDP port nginx forwards to a Service's endpoints (ingress/streams.py)."""
 
@@ -406,6 +419,7 @@ class Model:
     dispatches: tuple[Dispatch, ...] = ()  # Gateway API request dispatch (gateway/model.py)
     default_certificate: str = ""  # Certificate.file_name of --default-ssl-certificate ("" = generated one)
     streams: tuple[StreamService, ...] = ()  # TCP/UDP services (--tcp/udp-services-configmap)
+    passthrough: tuple[Passthrough, ...] = ()  # ssl-passthrough hosts (--enable-ssl-passthrough)
 
     def server(self, host: str) -> Server | None:
         for s in self.servers:

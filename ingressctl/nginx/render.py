@@ -131,6 +131,7 @@ class RenderContext:
     redirect_https_port: int = 0  # --redirect-https-port: the port HTTPS redirects name (0: none, as on 443)
     request_metrics: bool = False  # per-request metrics in the Lua log phase (templates/ingressctl_metrics.lua)
     metrics_buckets: tuple[str, str, str] = ("", "", "")  # time, length, size bucket bounds for Lua
+    ssl_passthrough: bool = False  # the HTTPS port is a stream server choosing by SNI (--enable-ssl-passthrough)
 
     @property
     def lua_path(self) -> str:
@@ -139,6 +140,11 @@ class RenderContext:
     @property
     def endpoints_file(self) -> str:
         return f"{self.prefix}/endpoints.txt"
+
+    @property
+    def https_socket(self) -> str:
+        """Where the HTTPS servers listen (PROXY protocol) when the HTTPS port is the passthrough front."""
+        return f"{self.prefix}/https.sock"
 
     @property
     def status_socket(self) -> str:
@@ -167,7 +173,7 @@ class RenderContext:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + self.lua_modules)
         if model.settings.add_headers and HEADERS_MORE_MODULE not in ctx.modules:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + (HEADERS_MORE_MODULE,))
-        if model.streams and STREAM_MODULE not in ctx.modules:
+        if (model.streams or ctx.ssl_passthrough) and STREAM_MODULE not in ctx.modules:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + (STREAM_MODULE,))
         return ctx
 

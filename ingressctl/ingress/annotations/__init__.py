@@ -66,7 +66,6 @@ REGISTRY: dict[str, Annotation] = {}
 # its author asked for, so it is refused until ingressctl implements them. Any other unknown
 # annotation is a warning.
 SECURITY_CATEGORIES: tuple[tuple[str, str], ...] = (
-    ("ssl-passthrough", "moves where TLS ends (passthrough to the backend)"),
     ("proxy-ssl-", "sets TLS (and its verification) towards the backend"),
     ("auth-", "controls authentication"),
     ("enable-modsecurity", "enables the web application firewall"),

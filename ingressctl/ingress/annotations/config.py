@@ -127,6 +127,7 @@ class IngressConfig:
     use_port_in_redirects: bool = False
     ssl_ciphers: str = ""  # "" = the ConfigMap's
     ssl_prefer_server_ciphers: bool | None = None  # None = the ConfigMap's
+    ssl_passthrough: bool = False
     # errors, fallbacks, mirroring
     custom_http_errors: tuple[int, ...] = ()
     default_backend: str | None = None

@@ -42,6 +42,10 @@ ANNOTATIONS: tuple[Annotation, ...] = (
                "Ingress already serves is dropped and reported.", risk="High"),
 )
 TLS = (
+    Annotation("ssl-passthrough", "ssl_passthrough", v.boolean, "bool", "false",
+               "TLS of this Ingress's hosts is not ended by nginx: the connection goes to the backend of the "
+               "host's '/' path as it is, chosen by SNI (needs --enable-ssl-passthrough; refused without). Like "
+               "ingress-nginx, the host's other annotations do not apply to HTTPS then.", risk="High"),
     Annotation("ssl-ciphers", "ssl_ciphers", ciphers, "OpenSSL cipher list", "(ConfigMap ssl-ciphers)",
                "Ciphers offered on this host's server (the oldest Ingress of the host decides)."),
     Annotation("ssl-prefer-server-ciphers", "ssl_prefer_server_ciphers", v.boolean, "bool",
