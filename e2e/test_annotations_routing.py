@@ -79,7 +79,8 @@ def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: S
         "regex.yaml": ingress("regex", "regex.test", [("/items/[0-9]+$", "ImplementationSpecific", "a")],
                               {"use-regex": "true"}),
         "mirror.yaml": ingress("mirror", "mirror.test", a,
-                               {"mirror-target": f"http://127.0.0.1:{sink.port}$request_uri"}),
+                               {"mirror-target": f"http://127.0.0.1:{sink.port}$request_uri",
+                                "mirror-host": "shadow.test"}),
     }
     return m
 
@@ -216,6 +217,7 @@ def test_mirror_target_receives_a_copy(ctl, servers):
     assert copies, [s.path for s in mirror.seen]
     assert copies[0].method == "POST" and copies[0].body == b"payload"
     assert copies[0].headers["x-original-uri"] == "/m/1?x=1"
+    assert copies[0].headers["host"] == "shadow.test"  # mirror-host
 
 
 def test_ssl_redirect_on_tls_hosts_and_its_opt_out(ctl):

@@ -20,7 +20,7 @@ CONFIGMAP = """\
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: ingressctl, namespace: ingress}
-data: {allow-snippet-annotations: "true"}
+data: {allow-snippet-annotations: "true", custom-http-errors: "418"}
 """
 
 
@@ -36,7 +36,8 @@ def servers():
             "version": ScriptedServer(lambda r: (200, {"X-Backend": "version"}, r.version.encode())),
             "slowish": ScriptedServer(_slow),
             "mirror": ScriptedServer(lambda r: (200, {}, b"")),
-            "codes": ScriptedServer(lambda r: (502, {"X-Backend": "codes"}, b"bad gateway from upstream"))}
+            "codes": ScriptedServer(lambda r: (502, {"X-Backend": "codes"}, b"bad gateway from upstream")),
+            "teapot": ScriptedServer(lambda r: (418, {"X-Backend": "teapot"}, b"short and stout"))}
     yield made
     for s in made.values():
         s.stop()
@@ -71,6 +72,10 @@ def _manifests(b: Backends, servers: dict[str, ScriptedServer]) -> dict[str, str
             "mirror-target": f"http://127.0.0.1:{servers['mirror'].port}/copy", "mirror-request-body": "false"}),
         "svc-global.yaml": service("global-default", [b.start("global-default")]),
         "svc-codes.yaml": service("codes", [servers["codes"].port]),
+        "svc-teapot.yaml": service("teapot", [servers["teapot"].port]),
+        "teapot.yaml": ingress("teapot", "teapot.test", [("/", "Prefix", "teapot")]),
+        "teapot-own.yaml": ingress("teapot-own", "teapot-own.test", [("/", "Prefix", "teapot")],
+                                   {"custom-http-errors": "500"}),
         "errors.yaml": ingress("errors", "errors-global.test", [("/", "Prefix", "codes")],
                                {"custom-http-errors": "502"}),
         "snippet.yaml": ingress("snippet", "snippet.test", a, {
@@ -176,3 +181,11 @@ def test_custom_http_errors_fall_back_to_the_global_default_backend(ctl):
     r = ctl.get("errors-global.test", "/x")
     assert r.backend == "global-default"
     assert r.json()["headers"]["x-code"] == "502" and r.json()["headers"]["x-service-name"] == "codes"
+
+
+def test_the_configmaps_custom_http_errors_cover_locations_without_their_own(ctl):
+    r = ctl.get("teapot.test")
+    assert r.backend == "global-default", r  # answered by the default backend, told which code it replaces
+    assert r.json()["headers"]["x-code"] == "418" and r.json()["headers"]["x-service-name"] == "teapot"
+    own = ctl.get("teapot-own.test")  # its own annotation (500) wins: the 418 passes through
+    assert (own.status, own.body) == (418, b"short and stout")

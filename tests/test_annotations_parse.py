@@ -132,6 +132,7 @@ GOOD: list[tuple[str, str, Any]] = [
     ("mirror-target", "http://10.0.0.9:9000/copy$request_uri", MirrorTarget("http://10.0.0.9:9000/copy", True)),
     ("mirror-target", "https://mirror.example.com/", MirrorTarget("https://mirror.example.com/", False)),
     ("mirror-request-body", "false", False),
+    ("mirror-host", "shadow.example.com", "shadow.example.com"),
     ("configuration-snippet", "add_header X-A b;", None),  # checked in test_annotations_snippet
     ("server-snippet", "location = /x { return 204; }", None),
 ]
@@ -206,6 +207,7 @@ BAD: list[tuple[str, str, str]] = [
     ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
     ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
     ("satisfy", "some", "is not one of"),
+    ("mirror-host", "a;b", "mirror-host"),
     ("ssl-passthrough", "yes!", "not true or false"),
     ("proxy-ssl-secret", "a/b/c", "proxy-ssl-secret"),
     ("proxy-ssl-verify", "maybe", "not on or off"),

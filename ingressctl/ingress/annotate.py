@@ -61,10 +61,11 @@ def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = Non
 class AnnotationResolver:
     def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report,
                  global_default: tuple[str, ServiceBackend] | None = None, balancer: bool = True,
-                 now: datetime = datetime(2000, 1, 1, tzinfo=UTC)) -> None:
+                 now: datetime = datetime(2000, 1, 1, tzinfo=UTC), custom_http_errors: tuple[int, ...] = ()) -> None:
         self.snap, self.backends, self.report = snap, backends, report
         self.balancer = balancer  # endpoints through the Lua balancer (affinity needs it)
         self.now = now  # certificates are checked against it
+        self.custom_http_errors = custom_http_errors  # the ConfigMap's, for locations without the annotation
         self.global_default = global_default  # --default-backend-service: custom-http-errors' fallback
         self.auth_files: dict[str, AuthFile] = {}
         self.rate_limits: dict[str, RateLimit] = {}
@@ -139,6 +140,9 @@ class AnnotationResolver:
             return loc
         cfg = loc.config
         changes: dict[str, object] = {}
+        if self.custom_http_errors and not cfg.custom_http_errors and self.global_default is not None:
+            cfg = dataclasses.replace(cfg, custom_http_errors=self.custom_http_errors)
+            changes["config"] = cfg
         fallback = self.default_backend(ing, cfg)
         if loc.status == 503 and fallback is not None:
             changes.update(upstream=fallback.name, status=0, external_name=fallback.external_name,

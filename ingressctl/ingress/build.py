@@ -162,7 +162,8 @@ class _Builder:
         self.canary_ingresses: set[str] = set()  # never own a host
         self.owner: dict[str, str] = {}  # host -> namespace that owns it (oldest Ingress naming it)
         self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts),
-                                           balancer=opts.balancer, now=opts.now)
+                                           balancer=opts.balancer, now=opts.now,
+                                           custom_http_errors=opts.settings.custom_http_errors)
 
     def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
         self.problems.append(_problem(ing, reason, message, warning))

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import values as v
 from .annotations.shapes import ciphers as _ciphers
-from .annotations.shapes import next_upstream, on_off
+from .annotations.shapes import next_upstream, on_off, status_codes
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ class Settings:
     block_cidrs: tuple[str, ...] = ()
     block_user_agents: tuple[str, ...] = ()
     block_referers: tuple[str, ...] = ()
+    custom_http_errors: tuple[int, ...] = ()  # every location without its own annotation
     # nginx hash tables: the defaults are the least the names ingressctl accepts need
     server_name_hash_bucket_size: int = 512
     variables_hash_bucket_size: int = 256
@@ -383,6 +384,9 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
                           "User-Agents refused with 403: exact, or ~regex / ~*caseless regex (comma-separated)"),
     "block-referers": ("block_referers", _match_list,
                        "Referers refused with 403: exact, or ~regex / ~*caseless regex (comma-separated)"),
+    "custom-http-errors": ("custom_http_errors", lambda s: status_codes(s) if s.strip() else (),
+                           "status codes answered by --default-backend-service for every location without its own "
+                           "custom-http-errors annotation (comma-separated)"),
     "server-name-hash-bucket-size": ("server_name_hash_bucket_size", _bucket(512),
                                      "server_names_hash_bucket_size (at least 512: host names up to 253 characters)"),
     "variables-hash-bucket-size": ("variables_hash_bucket_size", _bucket(256), "variables_hash_bucket_size"),

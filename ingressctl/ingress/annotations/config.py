@@ -133,6 +133,7 @@ class IngressConfig:
     default_backend: str | None = None
     mirror_target: MirrorTarget | None = None
     mirror_request_body: bool = True
+    mirror_host: str = ""
     # snippets (only with allow-snippet-annotations)
     configuration_snippet: tuple[Any, ...] = ()
     server_snippet: tuple[Any, ...] = ()

@@ -17,6 +17,8 @@ ANNOTATIONS = (
     Annotation("mirror-target", "mirror_target", mirror_target, "URL", "",
                "Copy every request to this URL (responses are ignored); may end in $request_uri.",
                risk="High"),
+    Annotation("mirror-host", "mirror_host", v.host, "host name", "(mirror-target's host)",
+               "Host header of the mirrored requests."),
     Annotation("mirror-request-body", "mirror_request_body", v.boolean, "bool", "true",
                "Include the request body in mirrored requests."),
 )
