@@ -28,8 +28,21 @@ data:
   block-cidrs: 127.0.0.66/32
   block-user-agents: "EvilBot/1.0,~*crawler"
   block-referers: "~spam\\\\.example"
+  global-allowed-response-headers: X-Team-Header
   no-such-key: "1"
 """
+TEAM_HEADERS = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: team-headers, namespace: default}
+data: {X-Team-Header: blue, X-Not-Allowed: "no"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: auth-headers, namespace: default}
+data: {X-Auth-Team: platform}
+"""
+AUTH: list[ScriptedServer] = []
 RESPONSE_HEADERS = """\
 apiVersion: v1
 kind: ConfigMap
@@ -47,18 +60,25 @@ data: {X-Team: platform, X-Start: "t=${msec}", X-Bad: "$secret_variable"}
 @pytest.fixture(scope="module")
 def ctl() -> Iterator[tuple[LocalController, ScriptedServer]]:
     backend = ScriptedServer(lambda r: (200, {"X-Secret": "s3cr3t", "X-Kept": "yes"}, b"ok"))
+    auth = ScriptedServer(lambda r: (200, {}, b""))
     b = Backends()
     try:
         root = [("/", "Prefix", "scripted")]
         manifests = {"svc.yaml": service("scripted", [backend.port]),
                      "open.yaml": ingress("open", "open.test", root),
                      "allow.yaml": ingress("allow", "allow.test", root, {"allowlist-source-range": "127.0.0.0/8"}),
-                     "settings.yaml": SETTINGS, "response.yaml": RESPONSE_HEADERS, "request.yaml": REQUEST_HEADERS}
+                     "settings.yaml": SETTINGS, "response.yaml": RESPONSE_HEADERS, "request.yaml": REQUEST_HEADERS,
+                     "team.yaml": TEAM_HEADERS,
+                     "custom.yaml": ingress("custom", "custom.test", root, {"custom-headers": "team-headers"}),
+                     "authed.yaml": ingress("authed", "authed.test", root, {
+                         "auth-url": f"http://127.0.0.1:{auth.port}/check", "auth-proxy-set-headers": "auth-headers"})}
+        AUTH.append(auth)
         yield from ((c, backend) for c in started_controller(
             manifests, lambda c: c.get("open.test").status == 200, extra_args=["--configmap", "ingress/ingressctl"]))
     finally:
         b.stop()
         backend.stop()
+        auth.stop()
 
 
 def test_response_headers_hidden_passed_and_added(ctl: tuple[LocalController, ScriptedServer]) -> None:
@@ -102,3 +122,16 @@ def test_problems_of_the_configmap_are_reported_as_metrics(ctl: tuple[LocalContr
     _, text = c.status("/metrics")
     assert 'ingressctl_problems{reason="UnknownConfigMapKey"} 1.0' in text
     assert 'ingressctl_problems{reason="InvalidConfigMapValue"} 1.0' in text  # X-Bad's variable
+
+
+def test_custom_headers_only_those_the_configmap_allows(ctl: tuple[LocalController, ScriptedServer]) -> None:
+    c, _ = ctl
+    r = c.get("custom.test")
+    assert r.headers["x-team-header"] == "blue" and "x-not-allowed" not in r.headers
+    assert "x-team-header" not in c.get("open.test").headers  # only that Ingress's locations
+
+
+def test_auth_proxy_set_headers_reach_the_auth_service(ctl: tuple[LocalController, ScriptedServer]) -> None:
+    c, _ = ctl
+    assert c.get("authed.test").status == 200
+    assert AUTH[-1].seen[-1].headers["x-auth-team"] == "platform"

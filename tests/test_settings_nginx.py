@@ -61,6 +61,7 @@ ACCEPTED = {
     "hsts-preload": ["true"],
     "log-format-escape-json": ["true"],
     "disable-access-log": ["true", "false"],
+    "global-allowed-response-headers": ["X-Frame-Options,Content-Security-Policy", ""],
     "custom-http-errors": ["404,503", "500", ""],
     "log-format-stream": ["$remote_addr $protocol $status", "[$time_local] $upstream_addr $session_time"],
     "hide-headers": ["X-Powered-By", "X-Powered-By, Server,X-AspNet-Version", ""],

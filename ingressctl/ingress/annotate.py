@@ -28,6 +28,7 @@ from .auth import AuthError, client_ca_file, htpasswd_file, proxy_ssl_files
 from .backends import BackendResolver, normal_ip
 from .canary import CanaryIndex
 from .model import Affinity, AuthFile, Endpoint, ErrorPage, Location, Passthrough, RateLimit, Server, Upstream
+from .settings import headers_from
 
 Report = Callable[[Ingress, str, str, bool], None]  # ingress, reason, message, warning
 
@@ -61,11 +62,13 @@ def check_route(kind: str, path: str, cfg: IngressConfig, host: str | None = Non
 class AnnotationResolver:
     def __init__(self, snap: Snapshot, backends: BackendResolver, report: Report,
                  global_default: tuple[str, ServiceBackend] | None = None, balancer: bool = True,
-                 now: datetime = datetime(2000, 1, 1, tzinfo=UTC), custom_http_errors: tuple[int, ...] = ()) -> None:
+                 now: datetime = datetime(2000, 1, 1, tzinfo=UTC), custom_http_errors: tuple[int, ...] = (),
+                 allowed_response_headers: tuple[str, ...] = ()) -> None:
         self.snap, self.backends, self.report = snap, backends, report
         self.balancer = balancer  # endpoints through the Lua balancer (affinity needs it)
         self.now = now  # certificates are checked against it
         self.custom_http_errors = custom_http_errors  # the ConfigMap's, for locations without the annotation
+        self.allowed_response_headers = allowed_response_headers  # what custom-headers may set
         self.global_default = global_default  # --default-backend-service: custom-http-errors' fallback
         self.auth_files: dict[str, AuthFile] = {}
         self.rate_limits: dict[str, RateLimit] = {}
@@ -173,6 +176,16 @@ class AnnotationResolver:
                 changes.update(status=503, upstream="")
             else:
                 changes.update(proxy_ssl_client=files[0], proxy_ssl_ca=files[1])
+        if cfg.custom_headers is not None:
+            allowed = {h.lower() for h in self.allowed_response_headers}
+            pairs = self._headers(ing, cfg.custom_headers, "custom-headers")
+            refused = [n for n, _ in pairs if n.lower() not in allowed]
+            if refused:
+                self.report(ing, "ResponseHeaderNotAllowed", f"custom-headers: {', '.join(refused[:10])} not in the "
+                            "ConfigMap's global-allowed-response-headers; left out", True)
+            changes["response_headers"] = tuple((n, val) for n, val in pairs if n.lower() in allowed)
+        if cfg.auth_url and cfg.auth_proxy_set_headers is not None:
+            changes["auth_request_headers"] = self._headers(ing, cfg.auth_proxy_set_headers, "auth-proxy-set-headers")
         if cfg.auth_url:
             changes["auth_location"] = f"/_ingressctl_auth_{self._next()}"
         if cfg.mirror_target is not None:
@@ -227,6 +240,22 @@ class AnnotationResolver:
                        cfg.limit_burst_multiplier, cfg.limit_whitelist)
         self.rate_limits[zone] = rl
         return rl
+
+    def _headers(self, ing: Ingress, ref: SecretRef, what: str) -> tuple[tuple[str, str], ...]:
+        """The valid headers of a ConfigMap of the Ingress's own namespace; the rest reported."""
+        ns = ref.namespace or ing.meta.namespace
+        if ns != ing.meta.namespace:
+            self.report(ing, "ConfigMapNamespace", f"{what} ConfigMap {ns}/{ref.name} is in another namespace; only "
+                        "the Ingress's own is allowed; no headers", False)
+            return ()
+        cm = self.snap.configmap(ns, ref.name)
+        if cm is None:
+            self.report(ing, "ConfigMapNotFound", f"{what} ConfigMap {ns}/{ref.name} not found; no headers", True)
+            return ()
+        pairs, reasons = headers_from(cm.data)
+        for reason in reasons[:5]:
+            self.report(ing, "InvalidHeader", f"{what} ConfigMap {ns}/{ref.name}: {reason}; left out", True)
+        return pairs
 
     def _own_secret(self, ing: Ingress, ref: SecretRef, what: str) -> Secret | None:
         """The Secret `ref` names in the Ingress's own namespace; reported (deny with 503) otherwise."""

@@ -163,7 +163,8 @@ class _Builder:
         self.owner: dict[str, str] = {}  # host -> namespace that owns it (oldest Ingress naming it)
         self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts),
                                            balancer=opts.balancer, now=opts.now,
-                                           custom_http_errors=opts.settings.custom_http_errors)
+                                           custom_http_errors=opts.settings.custom_http_errors,
+                                           allowed_response_headers=opts.settings.global_allowed_response_headers)
 
     def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
         self.problems.append(_problem(ing, reason, message, warning))

@@ -250,6 +250,8 @@ class Location:
     affinity: Affinity | None = None  # session cookie (affinity: cookie), through the Lua balancer
     proxy_ssl_client: str = ""  # AuthFile.file_name: client certificate + key for TLS to the backend
     proxy_ssl_ca: str = ""  # AuthFile.file_name: CAs the backend's certificate must chain to
+    response_headers: tuple[tuple[str, str], ...] = ()  # custom-headers: added to responses
+    auth_request_headers: tuple[tuple[str, str], ...] = ()  # auth-proxy-set-headers: sent to auth-url
 
     @property
     def is_regex(self) -> bool:

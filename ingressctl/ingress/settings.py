@@ -109,6 +109,7 @@ class Settings:
     block_user_agents: tuple[str, ...] = ()
     block_referers: tuple[str, ...] = ()
     custom_http_errors: tuple[int, ...] = ()  # every location without its own annotation
+    global_allowed_response_headers: tuple[str, ...] = ()  # what custom-headers annotations may set
     # nginx hash tables: the defaults are the least the names ingressctl accepts need
     server_name_hash_bucket_size: int = 512
     variables_hash_bucket_size: int = 256
@@ -384,6 +385,9 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
                           "User-Agents refused with 403: exact, or ~regex / ~*caseless regex (comma-separated)"),
     "block-referers": ("block_referers", _match_list,
                        "Referers refused with 403: exact, or ~regex / ~*caseless regex (comma-separated)"),
+    "global-allowed-response-headers": ("global_allowed_response_headers", _header_names,
+                                        "response headers custom-headers annotations may set (comma-separated; "
+                                        "none by default, as in ingress-nginx)"),
     "custom-http-errors": ("custom_http_errors", lambda s: status_codes(s) if s.strip() else (),
                            "status codes answered by --default-backend-service for every location without its own "
                            "custom-http-errors annotation (comma-separated)"),

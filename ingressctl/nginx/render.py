@@ -171,7 +171,8 @@ class RenderContext:
                 raise RenderError("auth-signin and $escaped_request_uri need nginx's Lua module (nginx-extras), "
                                   "which is not installed")
             ctx = dataclasses.replace(ctx, modules=ctx.modules + self.lua_modules)
-        if model.settings.add_headers and HEADERS_MORE_MODULE not in ctx.modules:
+        custom = any(loc.response_headers for server in model.servers for loc in server.locations)
+        if (model.settings.add_headers or custom) and HEADERS_MORE_MODULE not in ctx.modules:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + (HEADERS_MORE_MODULE,))
         if (model.streams or ctx.ssl_passthrough) and STREAM_MODULE not in ctx.modules:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + (STREAM_MODULE,))

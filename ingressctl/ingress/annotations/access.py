@@ -51,6 +51,8 @@ ANNOTATIONS = (
                "bool", "false", "Send the client certificate (URL-encoded PEM) in the ssl-client-cert header."),
     Annotation("auth-tls-match-cn", "auth_tls_match_cn", cn_regex, "regex", "",
                "Regex the client certificate's subject DN must match (e.g. CN=(alice|bob)); others get 403."),
+    Annotation("auth-proxy-set-headers", "auth_proxy_set_headers", secret_ref, "ConfigMap name", "",
+               "ConfigMap of the Ingress's namespace whose entries (header: value) are sent to auth-url."),
     Annotation("satisfy", "satisfy", lambda s: v.enum(s.strip(), ("all", "any")), "enum", "all",
                "any: a request passes when the source ranges OR the authentication (basic or auth-url) allow "
                "it; all: both must.", risk="Medium"),

@@ -128,6 +128,8 @@ class IngressConfig:
     ssl_ciphers: str = ""  # "" = the ConfigMap's
     ssl_prefer_server_ciphers: bool | None = None  # None = the ConfigMap's
     ssl_passthrough: bool = False
+    custom_headers: SecretRef | None = None  # a ConfigMap of the Ingress's namespace (SecretRef: ns/name)
+    auth_proxy_set_headers: SecretRef | None = None  # likewise
     # errors, fallbacks, mirroring
     custom_http_errors: tuple[int, ...] = ()
     default_backend: str | None = None

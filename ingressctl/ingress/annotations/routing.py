@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import values as v
 from . import Annotation, register
-from .shapes import ciphers, host_list, rewrite_target, url
+from .shapes import ciphers, host_list, rewrite_target, secret_ref, url
 
 
 def _redirect_code(value: str) -> int:
@@ -37,6 +37,10 @@ ANNOTATIONS: tuple[Annotation, ...] = (
                "Redirect www.<host> to <host> (or the reverse when the rule's host starts with www.) with 308."),
     Annotation("use-port-in-redirects", "use_port_in_redirects", v.boolean, "bool", "false",
                "Name nginx's listen port in redirects nginx itself makes (port_in_redirect on)."),
+    Annotation("custom-headers", "custom_headers", secret_ref, "ConfigMap name", "",
+               "ConfigMap of the Ingress's namespace whose entries (header: value) are added to responses; "
+               "only the names the ConfigMap key global-allowed-response-headers lists (as ingress-nginx).",
+               risk="Medium"),
     Annotation("server-alias", "server_alias", host_list, "host list", "",
                "Extra host names (comma-separated) served by the same server block; a name another "
                "Ingress already serves is dropped and reported.", risk="High"),
