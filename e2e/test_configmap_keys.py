@@ -71,7 +71,10 @@ def ctl() -> Iterator[tuple[LocalController, ScriptedServer]]:
                      "team.yaml": TEAM_HEADERS,
                      "custom.yaml": ingress("custom", "custom.test", root, {"custom-headers": "team-headers"}),
                      "authed.yaml": ingress("authed", "authed.test", root, {
-                         "auth-url": f"http://127.0.0.1:{auth.port}/check", "auth-proxy-set-headers": "auth-headers"})}
+                         "auth-url": f"http://127.0.0.1:{auth.port}/check", "auth-proxy-set-headers": "auth-headers"}),
+                     "cached.yaml": ingress("cached", "cached.test", root, {
+                         "auth-url": f"http://127.0.0.1:{auth.port}/cached", "auth-cache-key": "$http_x_user",
+                         "auth-cache-duration": "200 1m"})}
         AUTH.append(auth)
         yield from ((c, backend) for c in started_controller(
             manifests, lambda c: c.get("open.test").status == 200, extra_args=["--configmap", "ingress/ingressctl"]))
@@ -135,3 +138,18 @@ def test_auth_proxy_set_headers_reach_the_auth_service(ctl: tuple[LocalControlle
     c, _ = ctl
     assert c.get("authed.test").status == 200
     assert AUTH[-1].seen[-1].headers["x-auth-team"] == "platform"
+
+
+def test_auth_answers_are_cached_per_key(ctl: tuple[LocalController, ScriptedServer]) -> None:
+    c, _ = ctl
+    auth = AUTH[-1]
+
+    def asked() -> int:
+        return sum(1 for s in auth.seen if s.path.startswith("/cached"))
+
+    before = asked()
+    for _ in range(3):
+        assert c.get("cached.test", headers={"X-User": "alice"}).status == 200
+    assert asked() == before + 1  # one auth request for alice, then the cache
+    assert c.get("cached.test", headers={"X-User": "bob"}).status == 200
+    assert asked() == before + 2  # another key: asked again

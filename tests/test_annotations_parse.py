@@ -100,6 +100,8 @@ GOOD: list[tuple[str, str, Any]] = [
     ("canary-by-header-pattern", "^(eu|us)-west-[0-9]+$", "^(eu|us)-west-[0-9]+$"),
     ("canary-by-cookie", "use_v2", "use_v2"),
     ("satisfy", "any", "any"),
+    ("auth-cache-key", "$remote_user$http_authorization", "$remote_user$http_authorization"),
+    ("auth-cache-duration", "200 202 10m, 401 30s", ("200 202 600s", "401 30s")),
     ("custom-headers", "security-headers", SecretRef("", "security-headers")),
     ("auth-proxy-set-headers", "team/auth-headers", SecretRef("team", "auth-headers")),
     ("ssl-passthrough", "true", True),
@@ -209,6 +211,10 @@ BAD: list[tuple[str, str, str]] = [
     ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
     ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
     ("satisfy", "some", "is not one of"),
+    ("auth-cache-key", "$document_root", "cannot be used"),
+    ("auth-cache-key", "a b", "auth-cache-key"),
+    ("auth-cache-duration", "200 xyz", "auth-cache-duration"),
+    ("auth-cache-duration", "999 5m", "auth-cache-duration"),
     ("custom-headers", "a b", "custom-headers"),
     ("auth-proxy-set-headers", "x/y/z", "auth-proxy-set-headers"),
     ("mirror-host", "a;b", "mirror-host"),
@@ -331,7 +337,7 @@ def test_rewrite_target_implies_regex() -> None:
 # -- issue 14 §1: fail closed on what changes security or where TLS ends -----------------------
 
 @pytest.mark.parametrize("name", [
-    "proxy-ssl-new-thing", "auth-cache-key", "auth-snippet",
+    "proxy-ssl-new-thing", "auth-new-thing", "auth-snippet",
     "auth-tls-error-page", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
     "global-rate-limit", "limit-new-thing", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
 ])

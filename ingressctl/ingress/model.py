@@ -423,6 +423,11 @@ class Model:
     streams: tuple[StreamService, ...] = ()  # TCP/UDP services (--tcp/udp-services-configmap)
     passthrough: tuple[Passthrough, ...] = ()  # ssl-passthrough hosts (--enable-ssl-passthrough)
 
+    @property
+    def auth_cache(self) -> bool:
+        """Some auth-url location caches its answers (auth-cache-key)."""
+        return any(loc.config.auth_cache_key for s in self.servers for loc in s.auth_subrequests)
+
     def server(self, host: str) -> Server | None:
         for s in self.servers:
             if s.host == host:

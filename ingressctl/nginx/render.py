@@ -103,6 +103,17 @@ def quote_header_value(value: object) -> str:
 
 HEADERS_MORE_MODULE = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
+_KEY_UNSAFE = re.compile(r'["\\\s\x00-\x1f\x7f;{}#]')
+
+
+def quote_cache_key(value: object) -> str:
+    """auth-cache-key (validated by annotations.shapes.cache_key): double-quoted, its variables kept."""
+    text = str(value)
+    if _KEY_UNSAFE.search(text) or len(text) > 700:
+        raise RenderError(f"refusing to render cache key {text[:80]!r}")
+    return f'"{text}"'
+
+
 LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
 
 
@@ -198,6 +209,7 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     env.filters["q_re"] = quote_regex
     env.filters["q_url"] = quote_url
     env.filters["q_hv"] = quote_header_value
+    env.filters["q_key"] = quote_cache_key
     return env
 
 

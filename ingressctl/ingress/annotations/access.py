@@ -5,7 +5,17 @@ from __future__ import annotations
 from .. import values as v
 from . import Annotation, register, register_check
 from .config import IngressConfig
-from .shapes import URL_VARIABLES, cn_regex, header_list, method, secret_ref, text, url_with_variables
+from .shapes import (
+    URL_VARIABLES,
+    cache_durations,
+    cache_key,
+    cn_regex,
+    header_list,
+    method,
+    secret_ref,
+    text,
+    url_with_variables,
+)
 
 _VARS = ", ".join("$" + n for n in URL_VARIABLES)
 
@@ -51,6 +61,12 @@ ANNOTATIONS = (
                "bool", "false", "Send the client certificate (URL-encoded PEM) in the ssl-client-cert header."),
     Annotation("auth-tls-match-cn", "auth_tls_match_cn", cn_regex, "regex", "",
                "Regex the client certificate's subject DN must match (e.g. CN=(alice|bob)); others get 403."),
+    Annotation("auth-cache-key", "auth_cache_key", cache_key, "text with variables", "",
+               "Cache auth-url's answers under this key (e.g. $remote_user$http_authorization); variables: "
+               "$http_*, $cookie_*, $arg_*, $remote_user, $remote_addr, $host, $request_uri, $uri."),
+    Annotation("auth-cache-duration", "auth_cache_duration", cache_durations, "codes + duration", "200 202 401 5m",
+               "With auth-cache-key: how long answers with these statuses are kept (proxy_cache_valid), e.g. "
+               "'200 202 10m, 401 30s'."),
     Annotation("auth-proxy-set-headers", "auth_proxy_set_headers", secret_ref, "ConfigMap name", "",
                "ConfigMap of the Ingress's namespace whose entries (header: value) are sent to auth-url."),
     Annotation("satisfy", "satisfy", lambda s: v.enum(s.strip(), ("all", "any")), "enum", "all",

@@ -130,6 +130,8 @@ class IngressConfig:
     ssl_passthrough: bool = False
     custom_headers: SecretRef | None = None  # a ConfigMap of the Ingress's namespace (SecretRef: ns/name)
     auth_proxy_set_headers: SecretRef | None = None  # likewise
+    auth_cache_key: str = ""
+    auth_cache_duration: tuple[str, ...] = ("200 202 401 5m",)
     # errors, fallbacks, mirroring
     custom_http_errors: tuple[int, ...] = ()
     default_backend: str | None = None

@@ -304,3 +304,34 @@ def ciphers(value: str) -> str:
     if not _CIPHERS_RE.match(value.strip()):
         raise v.InvalidValue("must be an OpenSSL cipher list (letters, digits and !+@:._=-)")
     return value.strip()
+
+
+_CACHE_KEY_RE = re.compile(r'^[^"\\\s\x00-\x1f\x7f;{}#]{1,512}\Z')
+_CACHE_VARS = ("remote_user", "remote_addr", "host", "request_uri", "uri", "scheme")
+_CACHE_VAR_RE = re.compile(r"\$\{?([A-Za-z0-9_]*)\}?")
+
+
+def cache_key(value: str) -> str:
+    """auth-cache-key: text and variables that are always defined (an unknown one would fail
+    `nginx -t` for everyone): headers, cookies, arguments and a few request variables."""
+    if not _CACHE_KEY_RE.match(value):
+        raise InvalidValue(f"{value[:80]!r}: 1-512 characters without spaces, quotes, backslashes, ';', '{{', '}}', '#'")
+    for m in _CACHE_VAR_RE.finditer(value):
+        name = m.group(1)
+        if name not in _CACHE_VARS and not re.fullmatch(r"(http|cookie|arg)_[a-z0-9_]{1,64}", name):
+            raise InvalidValue(f"${name} cannot be used in auth-cache-key")
+    return value
+
+
+def cache_durations(value: str) -> tuple[str, ...]:
+    """auth-cache-duration: comma-separated '[CODE ...] DURATION' items, as proxy_cache_valid takes them."""
+    out = []
+    for item in (x.strip() for x in value.split(",") if x.strip()):
+        *codes, duration = item.split()
+        for code in codes:
+            if code != "any":
+                v.integer(code, 100, 599)
+        out.append(" ".join([*codes, str(v.duration(duration))]))
+    if not out or len(out) > 10:
+        raise InvalidValue("1-10 items like '200 202 5m'")
+    return tuple(out)
