@@ -74,6 +74,9 @@ def _manifests(b: Backends, servers: dict[str, ScriptedServer]) -> dict[str, str
         "svc-codes.yaml": service("codes", [servers["codes"].port]),
         "svc-teapot.yaml": service("teapot", [servers["teapot"].port]),
         "teapot.yaml": ingress("teapot", "teapot.test", [("/", "Prefix", "teapot")]),
+        "authsnip.yaml": ingress("authsnip", "auth-snippet.test", a, {
+            "auth-url": f"http://127.0.0.1:{servers['mirror'].port}/auth-check",
+            "auth-snippet": "proxy_set_header X-From-Snippet yes;"}),
         "teapot-own.yaml": ingress("teapot-own", "teapot-own.test", [("/", "Prefix", "teapot")],
                                    {"custom-http-errors": "500"}),
         "errors.yaml": ingress("errors", "errors-global.test", [("/", "Prefix", "codes")],
@@ -189,3 +192,9 @@ def test_the_configmaps_custom_http_errors_cover_locations_without_their_own(ctl
     assert r.json()["headers"]["x-code"] == "418" and r.json()["headers"]["x-service-name"] == "teapot"
     own = ctl.get("teapot-own.test")  # its own annotation (500) wins: the 418 passes through
     assert (own.status, own.body) == (418, b"short and stout")
+
+
+def test_auth_snippet_lands_in_the_auth_location(ctl, servers):
+    assert ctl.get("auth-snippet.test").status == 200
+    checks = [s for s in servers["mirror"].seen if s.path.startswith("/auth-check")]
+    assert checks and checks[-1].headers["x-from-snippet"] == "yes"

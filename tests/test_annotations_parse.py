@@ -139,6 +139,7 @@ GOOD: list[tuple[str, str, Any]] = [
     ("mirror-host", "shadow.example.com", "shadow.example.com"),
     ("configuration-snippet", "add_header X-A b;", None),  # checked in test_annotations_snippet
     ("server-snippet", "location = /x { return 204; }", None),
+    ("auth-snippet", "proxy_set_header X-From-Snippet yes;", None),
 ]
 
 # (annotation, bad value, words the reason must contain)
@@ -211,6 +212,7 @@ BAD: list[tuple[str, str, str]] = [
     ("canary-by-header-pattern", "a b", "canary-by-header-pattern"),
     ("canary-by-header-pattern", "(a+)+$x", "canary-by-header-pattern"),
     ("satisfy", "some", "is not one of"),
+    ("auth-snippet", "include /etc/passwd;", "auth-snippet"),
     ("auth-cache-key", "$document_root", "cannot be used"),
     ("auth-cache-key", "a b", "auth-cache-key"),
     ("auth-cache-duration", "200 xyz", "auth-cache-duration"),
@@ -337,7 +339,7 @@ def test_rewrite_target_implies_regex() -> None:
 # -- issue 14 §1: fail closed on what changes security or where TLS ends -----------------------
 
 @pytest.mark.parametrize("name", [
-    "proxy-ssl-new-thing", "auth-new-thing", "auth-snippet",
+    "proxy-ssl-new-thing", "auth-new-thing",
     "auth-tls-error-page", "enable-modsecurity", "modsecurity-snippet", "enable-owasp-core-rules",
     "global-rate-limit", "limit-new-thing", "whitelist-something-new", "denylist-new-thing", "auth-keepalive",
 ])

@@ -140,6 +140,7 @@ class IngressConfig:
     mirror_host: str = ""
     # snippets (only with allow-snippet-annotations)
     configuration_snippet: tuple[Any, ...] = ()
+    auth_snippet: tuple[Any, ...] = ()
     server_snippet: tuple[Any, ...] = ()
 
     @property

@@ -214,6 +214,9 @@ ANNOTATIONS = (
                "nginx directives added to each location of this Ingress (only with "
                "allow-snippet-annotations; code-loading and file directives are refused).",
                risk="Critical", snippet=True),
+    Annotation("auth-snippet", "auth_snippet", location_snippet, "nginx snippet", "",
+               "nginx directives added to the internal auth-url location (only with allow-snippet-annotations; "
+               "code-loading and file directives are refused).", risk="Critical", snippet=True),
     Annotation("server-snippet", "server_snippet", server_snippet, "nginx snippet", "",
                "nginx directives added to the server block of this Ingress's hosts (only with "
                "allow-snippet-annotations; code-loading and file directives are refused).",
