@@ -153,3 +153,27 @@ def test_auth_answers_are_cached_per_key(ctl: tuple[LocalController, ScriptedSer
     assert asked() == before + 1  # one auth request for alice, then the cache
     assert c.get("cached.test", headers={"X-User": "bob"}).status == 200
     assert asked() == before + 2  # another key: asked again
+
+
+def test_bind_address_replaces_the_listen_address(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from .harness import INGRESS_CLASS
+
+    b = Backends()
+    c = LocalController(tmp_path, extra_args=["--configmap", "ingress/bind"])
+    c.write("00-class.yaml", INGRESS_CLASS)
+    c.write("svc.yaml", service("web", [b.start("web")]))
+    c.write("ing.yaml", ingress("web", "web.test", [("/", "Prefix", "web")]))
+    c.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bind, namespace: ingress}\n"
+                       "data: {bind-address: 127.0.0.3}\n")
+    try:
+        c.start()
+        with socket.create_connection(("127.0.0.3", c.http_port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", c.http_port), timeout=5).close()
+    finally:
+        c.stop()
+        b.stop()

@@ -29,6 +29,8 @@ DIFFERENCES = {
                                     "what a 253-character host needs, and refuses less.",
     "map-hash-bucket-size": "ingress-nginx's default is 64; ingressctl needs 512 (canary header values are "
                             "map keys) and refuses less.",
+    "bind-address": "one key for both families (ingress-nginx has bind-address-ipv4 / -ipv6); it replaces "
+                    "--listen-address for the listeners nginx opens.",
     "variables-hash-bucket-size": "refuses less than 256 (the default), which ingressctl's variables need.",
 }
 # Keys whose value is the opposite of their field's (disable-access-log sets enable_access_log).

@@ -109,6 +109,7 @@ class Settings:
     block_user_agents: tuple[str, ...] = ()
     block_referers: tuple[str, ...] = ()
     custom_http_errors: tuple[int, ...] = ()  # every location without its own annotation
+    bind_address: tuple[str, ...] = ()  # listen on these addresses instead of --listen-address
     global_allowed_response_headers: tuple[str, ...] = ()  # what custom-headers annotations may set
     # nginx hash tables: the defaults are the least the names ingressctl accepts need
     server_name_hash_bucket_size: int = 512
@@ -388,6 +389,9 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "global-allowed-response-headers": ("global_allowed_response_headers", _header_names,
                                         "response headers custom-headers annotations may set (comma-separated; "
                                         "none by default, as in ingress-nginx)"),
+    "bind-address": ("bind_address", lambda s: tuple(dict.fromkeys(v.ip_address(a) for a in s.split(",") if a.strip()))
+                     if s.strip() else (), "addresses the HTTP, HTTPS and TCP/UDP servers listen on instead of "
+                     "--listen-address (comma-separated IPv4/IPv6)"),
     "custom-http-errors": ("custom_http_errors", lambda s: status_codes(s) if s.strip() else (),
                            "status codes answered by --default-backend-service for every location without its own "
                            "custom-http-errors annotation (comma-separated)"),

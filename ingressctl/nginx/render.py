@@ -177,6 +177,9 @@ class RenderContext:
         """This context with the modules `model` needs loaded: Lua for $escaped_request_uri,
         headers-more for the ConfigMap's add-headers."""
         ctx = self
+        if model.settings.bind_address:  # the ConfigMap's bind-address wins over --listen-address
+            listen = tuple(f"[{a}]:" if ":" in a else f"{a}:" for a in model.settings.bind_address)
+            ctx = dataclasses.replace(ctx, listen=listen)
         if needs_lua(model) and not any(m.endswith("ngx_http_lua_module.so") for m in self.modules):
             if not self.lua_modules:
                 raise RenderError("auth-signin and $escaped_request_uri need nginx's Lua module (nginx-extras), "
