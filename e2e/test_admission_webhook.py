@@ -445,3 +445,22 @@ def test_malformed_requests_get_a_4xx(raw_server: Any, headers: dict[str, Any], 
         assert conn.getresponse().status == status
     finally:
         conn.close()
+
+
+def test_accepted_connections_send_without_delay(tmp_path: Path) -> None:
+    """Headers and body of a verdict must not wait for a delayed ACK (~40 ms per review):
+    every accepted socket has TCP_NODELAY (issue 18 §7)."""
+    import socket
+
+    pair = generate(["127.0.0.1"], datetime.now(UTC))
+    secret_volume_version(tmp_path, "..2026_01_01_00_00_00.1", pair)
+    certs = CertificateFiles(tmp_path / "tls.crt", tmp_path / "tls.key")
+    server = WebhookServer(("127.0.0.1", 0), certs, lambda obj: None, Limits())
+    client = socket.create_connection(server.server_address, timeout=5)
+    try:
+        accepted, _ = server.get_request()
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        accepted.close()
+    finally:
+        client.close()
+        server.server_close()
