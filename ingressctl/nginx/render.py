@@ -76,15 +76,20 @@ def quote_log_format(value: object) -> str:
 _URL_VAR_UNSAFE = re.compile(r"[\"'\\\x00-\x20\x7f;{}#]|\$(?!(?:" + "|".join(URL_VARIABLES) + r")(?![A-Za-z0-9_]))")
 
 
+def _quoted(value: object, unsafe: re.Pattern[str], max_len: int, what: str) -> str:
+    """`value` double-quoted, or RenderError when `unsafe` finds something in it or it is too long."""
+    text = str(value)
+    bad = unsafe.search(text)
+    if bad or len(text) > max_len:
+        found = repr(bad.group(0)) if bad else "too many characters"
+        raise RenderError(f"refusing to render {what} {text[:80]!r}: it contains {found}")
+    return f'"{text}"'
+
+
 def quote_url(value: object) -> str:
     """auth-url / auth-signin: double-quoted; `$` only as one of `URL_VARIABLES` (nginx
     interpolates them at request time), nothing nginx would read as syntax."""
-    text = str(value)
-    bad = _URL_VAR_UNSAFE.search(text)
-    if bad or len(text) > 2048:
-        what = repr(bad.group(0)) if bad else "too many characters"
-        raise RenderError(f"refusing to render URL {text[:80]!r}: it contains {what}")
-    return f'"{text}"'
+    return _quoted(value, _URL_VAR_UNSAFE, 2048, "URL")
 
 
 _HV_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]|\$(?!\{?(?:' + "|".join(HEADER_VARIABLES) + r")(?![A-Za-z0-9_]))")
@@ -93,12 +98,7 @@ _HV_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]|\$(?!\{?(?:' + "|".join(HEADER_VARI
 def quote_header_value(value: object) -> str:
     """Header values from the ConfigMap (add-headers, proxy-set-headers): double-quoted; `$`
     only as one of `HEADER_VARIABLES`, which nginx fills in per request."""
-    text = str(value)
-    bad = _HV_UNSAFE.search(text)
-    if bad or len(text) > 1200:
-        what = repr(bad.group(0)) if bad else "too many characters"
-        raise RenderError(f"refusing to render header value {text[:80]!r}: it contains {what}")
-    return f'"{text}"'
+    return _quoted(value, _HV_UNSAFE, 1200, "header value")
 
 
 HEADERS_MORE_MODULE = "/usr/lib/nginx/modules/ngx_http_headers_more_filter_module.so"
@@ -108,10 +108,7 @@ _KEY_UNSAFE = re.compile(r'["\\\s\x00-\x1f\x7f;{}#]')
 
 def quote_cache_key(value: object) -> str:
     """auth-cache-key (validated by annotations.shapes.cache_key): double-quoted, its variables kept."""
-    text = str(value)
-    if _KEY_UNSAFE.search(text) or len(text) > 700:
-        raise RenderError(f"refusing to render cache key {text[:80]!r}")
-    return f'"{text}"'
+    return _quoted(value, _KEY_UNSAFE, 700, "cache key")
 
 
 LUA_MODULES = ("/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so")
