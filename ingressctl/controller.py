@@ -192,9 +192,12 @@ class Controller:
                             balancer=self.options.dynamic_endpoints, ssl_passthrough=self.options.ssl_passthrough)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         if self.options.tcp_services or self.options.udp_services:
+            # nginx's HTTP listeners (Gateway listeners too) own their ports: a TCP service there
+            # would make every reload fail to bind
+            taken = {self.options.http_port, self.options.https_port}
+            taken.update(p for s in result.model.servers for p in s.ports)
             streams, stream_problems = stream_services(
-                snap, self.options.tcp_services, self.options.udp_services,
-                frozenset({self.options.http_port, self.options.https_port}))
+                snap, self.options.tcp_services, self.options.udp_services, frozenset(taken))
             result = dataclasses.replace(result, model=dataclasses.replace(result.model, streams=streams),
                                          problems=result.problems + stream_problems)
         extra = tuple(settings_problems) + (self.quarantine.problems() if self.quarantine.entries else ())

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ingressctl.controller import Controller, ControllerOptions
 from ingressctl.ingress.streams import StreamError, parse_entry, stream_services
 from ingressctl.nginx.defaultcert import ensure_default_certificate
 from ingressctl.nginx.render import RenderContext, Renderer
@@ -19,9 +21,8 @@ from .factory import endpoint_slice, ingress, ingress_class, path, run_build, se
 from .test_golden import nginx_binary
 
 
-def _snap(tcp: dict[str, str], udp: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    store = Store()
-    objs = [{"kind": "ConfigMap", "metadata": {"name": "tcp", "namespace": "ingress"}, "data": tcp},
+def _objects(tcp: dict[str, str], udp: dict[str, str] | None = None) -> list[dict]:  # type: ignore[type-arg]
+    return [{"kind": "ConfigMap", "metadata": {"name": "tcp", "namespace": "ingress"}, "data": tcp},
             {"kind": "ConfigMap", "metadata": {"name": "udp", "namespace": "ingress"}, "data": udp or {}},
             {"kind": "Service", "metadata": {"name": "db", "namespace": "data"},
              "spec": {"ports": [{"name": "pg", "port": 5432}, {"name": "dns", "port": 53, "protocol": "UDP"}]}},
@@ -29,7 +30,11 @@ def _snap(tcp: dict[str, str], udp: dict[str, str] | None = None):  # type: igno
              "metadata": {"name": "db-1", "namespace": "data", "labels": {"kubernetes.io/service-name": "db"}},
              "ports": [{"name": "pg", "port": 15432}, {"name": "dns", "port": 1053, "protocol": "UDP"}],
              "endpoints": [{"addresses": ["10.0.0.7"]}]}]
-    store.replace(None, [parse_object(o) for o in objs])
+
+
+def _snap(tcp: dict[str, str], udp: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    store = Store()
+    store.replace(None, [parse_object(o) for o in _objects(tcp, udp)])
     return store.snapshot()
 
 
@@ -84,3 +89,37 @@ def test_the_stream_block_passes_the_real_nginx_t(tmp_path: Path) -> None:
     r = subprocess.run([nginx_binary(), "-t", "-q", "-p", str(prefix), "-c", str(conf)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+
+GATEWAY = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: ingressctl.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: data}
+spec:
+  gatewayClassName: ours
+  listeners: [{name: web, protocol: HTTP, port: 9100}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: data}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: db, port: 5432}]}]
+"""
+
+
+def test_a_gateway_listener_port_is_not_given_to_a_tcp_service(tmp_path: Path) -> None:
+    store = Store()
+    store.replace(None, [parse_object(o) for o in [*_objects({"9100": "data/db:pg", "9101": "data/db:pg"}),
+                                                   *yaml.safe_load_all(GATEWAY)]])
+    ctl = Controller(store, ControllerOptions(state_dir=tmp_path, tcp_services="ingress/tcp"))
+    result = ctl.build(store.snapshot())
+    assert 9100 in {p for s in result.model.servers for p in s.ports}  # the Gateway listener is served
+    assert [s.port for s in result.model.streams] == [9101]
+    assert any(p.reason == "StreamPortInUse" and "9100" in p.message for p in result.problems)

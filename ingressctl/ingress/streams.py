@@ -78,7 +78,7 @@ def _entries(protocol: str, data: Mapping[str, str], backends: BackendResolver, 
             report("InvalidStreamService", f"{e}; left out")
             continue
         if listen in reserved:
-            report("StreamPortInUse", f"port {listen} is the HTTP or HTTPS port; left out")
+            report("StreamPortInUse", f"port {listen} is an HTTP, HTTPS or Gateway listener port; left out")
             continue
         res = backends.resolve(ns, backend)
         for reason, message, _ in res.problems:
