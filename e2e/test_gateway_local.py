@@ -108,7 +108,8 @@ spec:
   - matches: [{path: {type: PathPrefix, value: /hm}}]
     filters:
     - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: X-Set, value: "set by route"}], remove: [X-Drop]}
+      requestHeaderModifier: {set: [{name: X-Set, value: "set by route"}], remove: [X-Drop],
+                              add: [{name: X-Add, value: added-by-route}]}
     backendRefs: [{name: a, port: 80}]
   - backendRefs: [{name: a, port: 80}]
 ---
@@ -281,3 +282,13 @@ def test_request_header_modifier(gw, path, x_set, x_drop):
     sent = r.json()["headers"]
     assert (r.backend, sent.get("x-set"), sent.get("x-drop")) == ("a", x_set, x_drop)
     assert sent.get("x-forwarded-host") == "hm.gw.test"  # the standard proxy headers are still sent
+
+
+@pytest.mark.parametrize(("client", "sent"), [
+    (None, "added-by-route"), ("from-client", "from-client,added-by-route"),  # as the conformance tests expect
+])
+def test_request_header_modifier_add_appends(gw, client, sent):
+    headers = {"X-Add": client} if client else {}
+    assert gw.get("hm.gw.test", "/hm", headers=headers).json()["headers"].get("x-add") == sent
+    other = gw.get("hm.gw.test", "/elsewhere", headers=headers).json()["headers"].get("x-add")
+    assert other == client  # another rule of the route leaves it alone

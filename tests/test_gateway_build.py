@@ -297,8 +297,9 @@ spec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra
 
 
 @pytest.mark.parametrize("modifier, expected", [
-    (dict(set=(("X-A", "1"),), remove=("X-B",)), (("x-a", "1"), ("x-b", ""))),
-    (dict(add=(("X-A", "1"),)), None),  # not supported yet: reported, never half-served
+    (dict(set=(("X-A", "1"),), remove=("X-B",)), (("x-a", "1", False), ("x-b", "", False))),
+    (dict(add=(("X-A", "1"),)), (("x-a", "1", True),)),
+    (dict(set=(("X-A", "1"),), add=(("X-A", "2"),)), (("x-a", "1", False),)),  # set wins over add
     (dict(set=(("Host", "evil"),)), None),  # ingressctl's own headers
     (dict(set=(("X-Forwarded-For", "1.2.3.4"),)), None),
     (dict(set=(("X-A", "$remote_addr"),)), None),  # no nginx variables from a route

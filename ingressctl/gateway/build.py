@@ -90,23 +90,25 @@ _RESERVED_HEADERS = ("host", "connection", "upgrade", "x-real-ip", "x-forwarded-
 _HEADER_VALUE_UNSAFE = re.compile(r'["\\$\x00-\x1f\x7f]')
 
 
-def header_changes(rule: HTTPRule) -> tuple[tuple[str, str], ...]:
-    """A RequestHeaderModifier as (lower-case name, value) pairs, "" = remove; raises InvalidValue."""
+def header_changes(rule: HTTPRule) -> tuple[tuple[str, str, bool], ...]:
+    """A RequestHeaderModifier as (lower-case name, value, append) triples: value "" = remove,
+    append = add (joined to the client's value with ',', as the spec's conformance expects);
+    raises InvalidValue."""
     m = rule.request_headers
     if m is None:
         return ()
-    if m.add:
-        raise v.InvalidValue("RequestHeaderModifier add is not supported yet (set and remove are)")
-    out: dict[str, str] = {}
-    for name, value in [*m.set, *((n, "") for n in m.remove)]:
+    out: dict[str, tuple[str, bool]] = {}
+    changes = [*((n, val, False) for n, val in m.set), *((n, val, True) for n, val in m.add),
+               *((n, "", False) for n in m.remove)]
+    for name, value, append in changes:
         key = v.header_name(name).lower()
         if key in _RESERVED_HEADERS:
             raise v.InvalidValue(f"RequestHeaderModifier: header {name} is set by ingressctl itself")
         if len(value) > 4096 or _HEADER_VALUE_UNSAFE.search(value):
             raise v.InvalidValue(f"RequestHeaderModifier: the value of {name} has '\"', '\\', '$' or control "
                                  "characters, or is longer than 4096")
-        out.setdefault(key, value)
-    return tuple(out.items())
+        out.setdefault(key, (value, append))
+    return tuple((k, val, append) for k, (val, append) in out.items())
 
 
 _WELL_KNOWN = {"http": 80, "https": 443}
@@ -171,7 +173,7 @@ class _Candidate:
     target: Target
     route: str
     redirect: str = ""  # Location of a RequestRedirect rule
-    headers: tuple[tuple[str, str], ...] = ()  # RequestHeaderModifier: (lower-case name, value; "" = removed)
+    headers: tuple[tuple[str, str, bool], ...] = ()  # RequestHeaderModifier: (name, value "" = removed, append)
 
 
 @dataclass
@@ -282,10 +284,11 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
         target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
         choices.append(Choice(pattern, target, c.route, c.redirect))
-    names = list(dict.fromkeys(n for c in ordered for n, _ in c.headers))
+    names = list(dict.fromkeys(n for c in ordered for n, _, _ in c.headers))
+    changes = [{n: (val, append) for n, val, append in c.headers} for c in ordered]
     headers = tuple(HeaderMap(n, f"$gw_h_{did}_{k}", "$http_" + n.replace("-", "_"), tuple(
-        HeaderEntry(ch.pattern, n not in dict(c.headers), dict(c.headers).get(n, "")) for ch, c in zip(choices, ordered, strict=True)))
-        for k, n in enumerate(names))
+        HeaderEntry(ch.pattern, n not in change, *change.get(n, ("", False)))
+        for ch, change in zip(choices, changes, strict=True))) for k, n in enumerate(names))
     return Dispatch(did, conditions, tuple(choices), tuple(splits.values()), headers)
 
 

@@ -48,6 +48,7 @@ class HeaderEntry:
     pattern: str  # the same pattern as the choice it belongs to
     keep: bool  # pass the client's value on
     value: str = ""  # else this value ("" = the header is not sent)
+    append: bool = False  # add: the client's value (if any), ',' and this value
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ class HeaderMap:
     original: str  # $http_<name>: the client's value, for choices that leave it alone
     entries: tuple[HeaderEntry, ...]
 
+    @property
+    def appends(self) -> bool:
+        return any(e.append for e in self.entries)
+
+    @property
+    def prefix_variable(self) -> str:
+        """The client's value followed by ',' ("" without one), for `add`; ${...} form."""
+        return "${" + self.variable[1:] + "_p}"
+
+    @property
+    def prefix_map_variable(self) -> str:
+        return self.variable + "_p"
 
 @dataclass(frozen=True)
 class Dispatch:
