@@ -210,6 +210,7 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     env.filters["q_url"] = quote_url
     env.filters["q_hv"] = quote_header_value
     env.filters["q_key"] = quote_cache_key
+    env.filters["q_inner"] = lambda value: quote(value)[1:-1]  # checked like `q`, inside a quoted string
     return env
 
 
