@@ -111,6 +111,17 @@ spec:
       requestHeaderModifier: {set: [{name: X-Set, value: "set by route"}], remove: [X-Drop],
                               add: [{name: X-Add, value: added-by-route}]}
     backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /resp}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {set: [{name: Content-Type, value: text/plain}], remove: [X-Backend],
+                               add: [{name: X-Resp-Add, value: added}]}
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /appended}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {add: [{name: X-Backend, value: extra}]}
+    backendRefs: [{name: a, port: 80}]
   - backendRefs: [{name: a, port: 80}]
 ---
 apiVersion: gateway.networking.k8s.io/v1
@@ -292,3 +303,13 @@ def test_request_header_modifier_add_appends(gw, client, sent):
     assert gw.get("hm.gw.test", "/hm", headers=headers).json()["headers"].get("x-add") == sent
     other = gw.get("hm.gw.test", "/elsewhere", headers=headers).json()["headers"].get("x-add")
     assert other == client  # another rule of the route leaves it alone
+
+
+def test_response_header_modifier(gw):
+    r = gw.get("hm.gw.test", "/resp")
+    assert r.status == 200 and r.headers["content-type"] == "text/plain" and r.headers["x-resp-add"] == "added"
+    assert "x-backend" not in r.headers
+    assert gw.get("hm.gw.test", "/appended").headers["x-backend"] == "a,extra"  # the backend's value, then ours
+    other = gw.get("hm.gw.test", "/other")  # another rule of the route: the backend's headers as they were
+    assert other.headers["content-type"] == "application/json" and other.backend == "a"
+    assert "x-resp-add" not in other.headers

@@ -115,6 +115,7 @@ class HTTPRule:
     redirect: Redirect | None = None
     request_headers: HeaderModifier | None = None
     timeouts: bool = False  # spec.rules[].timeouts is set (not served yet: reported)
+    response_headers: HeaderModifier | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,11 @@ def _rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
     headers = next((_header_modifier(r, r.mapping(f, path).get("requestHeaderModifier"),
                                      f"{path}.filters[{i}].requestHeaderModifier")
                     for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "RequestHeaderModifier"), None)
-    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect, headers, bool(m.get("timeouts")))
+    response = next((_header_modifier(r, r.mapping(f, path).get("responseHeaderModifier"),
+                                      f"{path}.filters[{i}].responseHeaderModifier")
+                     for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "ResponseHeaderModifier"),
+                    None)
+    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect, headers, bool(m.get("timeouts")), response)
 
 
 def _header_modifier(r: _Reader, raw: Any, path: str) -> HeaderModifier:

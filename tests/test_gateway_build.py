@@ -325,3 +325,22 @@ def test_rule_with_timeouts_is_reported_not_served_without_them():
     result = _build(route)
     acc = result.parents[0].condition("Accepted")
     assert acc is not None and (acc.status, acc.reason) == (False, "UnsupportedValue") and "timeouts" in acc.message
+
+
+@pytest.mark.parametrize(("modifier", "expected"), [
+    (dict(set=(("Content-Type", "text/plain"),), add=(("X-A", "1"),), remove=("X-B",)),
+     (("content-type", "text/plain", False), ("x-a", "1", True), ("x-b", "", False))),
+    (dict(set=(("Content-Length", "0"),)), None),  # nginx frames the answer
+    (dict(add=(("Set-Cookie", "a=b"),)), None),  # several lines: never merged into one
+    (dict(set=(("X-A", "$upstream_addr"),)), None),
+])
+def test_response_header_modifier_values(modifier, expected):
+    from ingressctl.gateway.build import response_header_changes
+    from ingressctl.ingress.values import InvalidValue
+    from ingressctl.objects_gateway import HeaderModifier, HTTPMatch, HTTPRule
+    rule = HTTPRule((HTTPMatch(),), (), ("ResponseHeaderModifier",), response_headers=HeaderModifier(**modifier))
+    if expected is None:
+        with pytest.raises(InvalidValue):
+            response_header_changes(rule)
+    else:
+        assert response_header_changes(rule) == expected

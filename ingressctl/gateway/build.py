@@ -21,7 +21,16 @@ from ..ingress.backends import BackendResolver
 from ..ingress.model import Certificate, Location, Problem, Server, Upstream
 from ..ingress.tls import TLSError, certificate_from_secret
 from ..objects import ServiceBackend
-from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPMatch, HTTPRoute, HTTPRule, ObjectRef, Redirect
+from ..objects_gateway import (
+    GATEWAY_GROUP,
+    Gateway,
+    HeaderModifier,
+    HTTPMatch,
+    HTTPRoute,
+    HTTPRule,
+    ObjectRef,
+    Redirect,
+)
 from ..store import Snapshot
 from .attach import Attachment, attach, gateway_status, listener_problems, parent_gateway, parent_status
 from .model import Choice, Condition, Dispatch, HeaderEntry, HeaderMap, Split
@@ -94,7 +103,22 @@ def header_changes(rule: HTTPRule) -> tuple[tuple[str, str, bool], ...]:
     """A RequestHeaderModifier as (lower-case name, value, append) triples: value "" = remove,
     append = add (joined to the client's value with ',', as the spec's conformance expects);
     raises InvalidValue."""
-    m = rule.request_headers
+    return _modifier_changes(rule.request_headers, "RequestHeaderModifier", _RESERVED_HEADERS)
+
+
+# Response headers nginx itself frames the answer with, and Set-Cookie (several lines, which
+# one kept value would merge): a route may not touch them.
+_RESERVED_RESPONSE_HEADERS = ("content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+                              "set-cookie")
+
+
+def response_header_changes(rule: HTTPRule) -> tuple[tuple[str, str, bool], ...]:
+    """A ResponseHeaderModifier, as `header_changes` (add joins the backend's value)."""
+    return _modifier_changes(rule.response_headers, "ResponseHeaderModifier", _RESERVED_RESPONSE_HEADERS)
+
+
+def _modifier_changes(m: HeaderModifier | None, what: str, reserved: tuple[str, ...]
+                      ) -> tuple[tuple[str, str, bool], ...]:
     if m is None:
         return ()
     out: dict[str, tuple[str, bool]] = {}
@@ -102,10 +126,10 @@ def header_changes(rule: HTTPRule) -> tuple[tuple[str, str, bool], ...]:
                *((n, "", False) for n in m.remove)]
     for name, value, append in changes:
         key = v.header_name(name).lower()
-        if key in _RESERVED_HEADERS:
-            raise v.InvalidValue(f"RequestHeaderModifier: header {name} is set by ingressctl itself")
+        if key in reserved:
+            raise v.InvalidValue(f"{what}: header {name} is set by ingressctl itself")
         if len(value) > 4096 or _HEADER_VALUE_UNSAFE.search(value):
-            raise v.InvalidValue(f"RequestHeaderModifier: the value of {name} has '\"', '\\', '$' or control "
+            raise v.InvalidValue(f"{what}: the value of {name} has '\"', '\\', '$' or control "
                                  "characters, or is longer than 4096")
         out.setdefault(key, (value, append))
     return tuple((k, val, append) for k, (val, append) in out.items())
@@ -153,7 +177,8 @@ def route_invalid(route: HTTPRoute) -> str:
         for rule in route.rules:
             for m in rule.matches:
                 match_conditions(m)
-            unsupported = [f for f in rule.filter_types if f not in ("RequestRedirect", "RequestHeaderModifier")]
+            unsupported = [f for f in rule.filter_types
+                           if f not in ("RequestRedirect", "RequestHeaderModifier", "ResponseHeaderModifier")]
             if unsupported:
                 raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported yet")
             if rule.timeouts:
@@ -161,6 +186,7 @@ def route_invalid(route: HTTPRoute) -> str:
             if rule.redirect is not None:
                 redirect_location(rule.redirect, 80)
             header_changes(rule)
+            response_header_changes(rule)
     except v.InvalidValue as e:
         return str(e)
     return ""
@@ -174,6 +200,7 @@ class _Candidate:
     route: str
     redirect: str = ""  # Location of a RequestRedirect rule
     headers: tuple[tuple[str, str, bool], ...] = ()  # RequestHeaderModifier: (name, value "" = removed, append)
+    response_headers: tuple[tuple[str, str, bool], ...] = ()  # ResponseHeaderModifier, the same way
 
 
 @dataclass
@@ -284,12 +311,19 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
         target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
         choices.append(Choice(pattern, target, c.route, c.redirect))
-    names = list(dict.fromkeys(n for c in ordered for n, _, _ in c.headers))
-    changes = [{n: (val, append) for n, val, append in c.headers} for c in ordered]
-    headers = tuple(HeaderMap(n, f"$gw_h_{did}_{k}", "$http_" + n.replace("-", "_"), tuple(
-        HeaderEntry(ch.pattern, n not in change, *change.get(n, ("", False)))
-        for ch, change in zip(choices, changes, strict=True))) for k, n in enumerate(names))
-    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()), headers)
+    headers = _header_maps(choices, [c.headers for c in ordered], f"$gw_h_{did}_", "$http_")
+    response = _header_maps(choices, [c.response_headers for c in ordered], f"$gw_r_{did}_", "$sent_http_")
+    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()), headers, response)
+
+
+def _header_maps(choices: list[Choice], per_choice: list[tuple[tuple[str, str, bool], ...]], variable: str,
+                 original: str) -> tuple[HeaderMap, ...]:
+    """One map per header some choice changes; the others keep the original value."""
+    names = list(dict.fromkeys(n for changes in per_choice for n, _, _ in changes))
+    tables = [{n: (val, append) for n, val, append in changes} for changes in per_choice]
+    return tuple(HeaderMap(n, f"{variable}{k}", original + n.replace("-", "_"), tuple(
+        HeaderEntry(ch.pattern, n not in table, *table.get(n, ("", False)))
+        for ch, table in zip(choices, tables, strict=True))) for k, n in enumerate(names))
 
 
 def _split(did: int, target: Target, splits: dict[Target, Split]) -> str:
@@ -378,7 +412,8 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
             dispatches.append(d)
             loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
                            dispatch_redirect=d.location_variable if d.redirects else "",
-                           header_sets=tuple((h.name, h.variable) for h in d.headers))
+                           header_sets=tuple((h.name, h.variable) for h in d.headers),
+                           response_header_sets=tuple((h.name, h.variable) for h in d.response_headers))
             servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports,
                                   tls=ssl, certificate=certs.get((port, host), "")))
     return servers, dispatches
@@ -396,7 +431,8 @@ def _add_candidates(by_host: ByHost, a: Attachment, targets: list[Target]) -> No
                 redirect = redirect_location(rule.redirect, a.listener.port, a.listener.protocol.lower()) \
                     if rule.redirect else ""
                 by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect,
-                                                                      header_changes(rule))))
+                                                                      header_changes(rule),
+                                                                      response_header_changes(rule))))
 
 
 def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
@@ -408,5 +444,6 @@ def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
             continue
         for _, c in cands:
             key = (*_host_rank(host, rh), *c.key)
-            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route, c.redirect, c.headers))
+            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route, c.redirect, c.headers,
+                                                        c.response_headers))
     return list(out.values())

@@ -81,6 +81,7 @@ class Dispatch:
     choices: tuple[Choice, ...]  # in the spec's precedence order; a target may be a Split variable
     splits: tuple[Split, ...] = ()
     headers: tuple[HeaderMap, ...] = ()
+    response_headers: tuple[HeaderMap, ...] = ()  # ResponseHeaderModifier (original: $sent_http_<name>)
 
     @property
     def variable(self) -> str:

@@ -247,6 +247,7 @@ class Location:
     dispatch: str = ""  # Gateway API: the variable (gateway/model.py Dispatch) naming the upstream or a status
     dispatch_redirect: str = ""  # Gateway API: the variable holding a RequestRedirect's Location
     header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) sent upstream
+    response_header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) answered
     affinity: Affinity | None = None  # session cookie (affinity: cookie), through the Lua balancer
     proxy_ssl_client: str = ""  # AuthFile.file_name: client certificate + key for TLS to the backend
     proxy_ssl_ca: str = ""  # AuthFile.file_name: CAs the backend's certificate must chain to

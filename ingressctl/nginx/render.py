@@ -182,7 +182,8 @@ class RenderContext:
                 raise RenderError("auth-signin and $escaped_request_uri need nginx's Lua module (nginx-extras), "
                                   "which is not installed")
             ctx = dataclasses.replace(ctx, modules=ctx.modules + self.lua_modules)
-        custom = any(loc.response_headers for server in model.servers for loc in server.locations)
+        custom = any(loc.response_headers or loc.response_header_sets for server in model.servers
+                     for loc in server.locations)
         if (model.settings.add_headers or custom) and HEADERS_MORE_MODULE not in ctx.modules:
             ctx = dataclasses.replace(ctx, modules=ctx.modules + (HEADERS_MORE_MODULE,))
         if (model.streams or ctx.ssl_passthrough) and STREAM_MODULE not in ctx.modules:
