@@ -92,6 +92,10 @@ spec:
     filters:
     - type: RequestRedirect
       requestRedirect: {hostname: new.test, statusCode: 301, path: {type: ReplaceFullPath, replaceFullPath: /new}}
+  - matches: [{path: {type: PathPrefix, value: /original-prefix}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /replacement-prefix}}
   - matches: [{path: {type: PathPrefix, value: /tls}}]
     filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
   - matches: [{path: {type: PathPrefix, value: /port}}]
@@ -121,6 +125,32 @@ spec:
     filters:
     - type: ResponseHeaderModifier
       responseHeaderModifier: {add: [{name: X-Backend, value: extra}]}
+    backendRefs: [{name: a, port: 80}]
+  - backendRefs: [{name: a, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: rewrites, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: ["rw.gw.test"]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /prefix/one}}]
+    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /one}}}]
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /strip}}]
+    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}}]
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /full}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: rewritten.test, path: {type: ReplaceFullPath, replaceFullPath: /one}}
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /mirrored}}]
+    filters: [{type: RequestMirror, requestMirror: {backendRef: {name: m, port: 80}}}]
+    backendRefs: [{name: a, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /slow}}]
+    timeouts: {request: 500ms}
     backendRefs: [{name: a, port: 80}]
   - backendRefs: [{name: a, port: 80}]
 ---
@@ -190,7 +220,7 @@ def gw(tmp_path_factory):
     controller = LocalController(tmp_path_factory.mktemp("gateway"))
     controller.write("00-class.yaml", INGRESS_CLASS)
     controller.start()
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "m"):
         controller.write(f"svc-{name}.yaml", manifests_for_backends("default", name, [backends.start(name)]))
     controller.write("gw.yaml", GATEWAY.replace("PORT", str(port)))
     controller.write("tls.yaml", _secret_yaml(tls_secret("cert", "secure.gw.test", ns="certs")) + "---\n"
@@ -198,6 +228,7 @@ def gw(tmp_path_factory):
     controller.write("routes.yaml", ROUTES)
     listener = Listener(port, controller)
     listener.tls_port = tls_port
+    listener.mirror = backends.servers[-1]  # m's echo server: its `seen` lists what it answered
     try:
         controller.wait_for(lambda: listener.get("z.gw.test", "/new").backend == "c", what="routes live")
         yield listener
@@ -258,7 +289,10 @@ def test_a_missing_backend_keeps_its_share_and_answers_500(gw):
 
 
 @pytest.mark.parametrize("path, status, location", [
-    ("/old/x?q=1", 301, "http://new.test:PORT/new"),  # no scheme: the listener's port
+    ("/old/x?q=1", 301, "http://new.test:PORT/new?q=1"),  # no scheme: the listener's port; the query is kept
+    ("/original-prefix/lemon?q=1", 302, "http://r.gw.test:PORT/replacement-prefix/lemon?q=1"),
+    ("/original-prefix", 302, "http://r.gw.test:PORT/replacement-prefix"),
+    ("/original-prefixes", 200, None),  # a prefix matches whole path elements
     ("/tls/x?q=1", 302, "https://r.gw.test/tls/x?q=1"),  # the scheme's well-known port is left out
     ("/port", 302, "http://r.gw.test:8443/port"),
     ("/other", 200, None),
@@ -313,3 +347,45 @@ def test_response_header_modifier(gw):
     other = gw.get("hm.gw.test", "/other")  # another rule of the route: the backend's headers as they were
     assert other.headers["content-type"] == "application/json" and other.backend == "a"
     assert "x-resp-add" not in other.headers
+
+
+@pytest.mark.parametrize("path, sent, host", [
+    ("/prefix/one/two?x=1", "/one/two?x=1", "rw.gw.test"),  # the matched prefix replaced, the query kept
+    ("/prefix/one", "/one", "rw.gw.test"),
+    ("/prefix/one/a%20b", "/one/a%20b", "rw.gw.test"),  # nginx escapes the new path again
+    ("/strip/three", "/three", "rw.gw.test"),  # a "/" replacement strips the prefix
+    ("/strip", "/", "rw.gw.test"),  # never an empty path
+    ("/full/x/y?q=1", "/one?q=1", "rewritten.test"),  # ReplaceFullPath and the hostname
+    ("/other/a%2Fb?y=2", "/other/a%2Fb?y=2", "rw.gw.test"),  # other rules: the path exactly as sent
+])
+def test_url_rewrite(gw, path, sent, host):
+    r = gw.get("rw.gw.test", path)
+    assert (r.status, r.json()["path"], r.json()["host"]) == (200, sent, host)
+    assert r.json()["headers"].get("x-forwarded-host") == "rw.gw.test"
+
+
+def test_request_mirror_copies_only_its_rule(gw):
+    seen = gw.mirror.seen
+    seen.clear()
+    r = gw.get("rw.gw.test", "/mirrored/x?k=v")
+    assert (r.status, r.backend) == (200, "a")
+    wait_until(lambda: ("GET", "/mirrored/x?k=v", "rw.gw.test") in seen, 5, "the mirror got a copy")
+    gw.get("rw.gw.test", "/other")
+    gw.get("rw.gw.test", "/mirrored/y")  # the mirror answers in order: once y is seen, /other was not sent
+    wait_until(lambda: ("GET", "/mirrored/y", "rw.gw.test") in seen, 5, "the mirror got the second copy")
+    assert [p for _, p, _ in seen] == ["/mirrored/x?k=v", "/mirrored/y"]
+
+
+@pytest.mark.parametrize("path, delay, status", [
+    ("/slow", "1.5", 504),  # timeouts.request 500ms: the backend's late answer is not waited for
+    ("/slow", "0.05", 200),
+    ("/other", "1.5", 200),  # another rule of the route keeps nginx's own timeouts
+])
+def test_rule_timeouts(gw, path, delay, status):
+    import time
+    start = time.monotonic()
+    r = gw.get("rw.gw.test", path, headers={"X-Echo-Delay": delay})
+    took = time.monotonic() - start
+    assert r.status == status
+    if status == 504:
+        assert took < 1.4, took

@@ -2,7 +2,10 @@
 """A tiny HTTP backend for the quickstart and the e2e tests.
 
 Answers every request with JSON naming itself and echoing what it received (method, path,
-Host, X-Forwarded-* headers, body length). Usage: echo_server.py NAME HOST:PORT [HOST:PORT...]
+Host, X-Forwarded-* headers, body length). A request header `X-Echo-Delay: SECONDS` (at most
+10) delays the answer, to try timeouts. Each server keeps the last 100 requests it answered
+in `server.seen` as (method, path, Host) for tests.
+Usage: echo_server.py NAME HOST:PORT [HOST:PORT...]
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
+from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -21,6 +26,11 @@ def handler_for(name: str, port: int) -> type[BaseHTTPRequestHandler]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
+            self.server.seen.append((self.command, self.path, self.headers.get("Host", "")))  # type: ignore[attr-defined]
+            try:
+                time.sleep(min(float(self.headers.get("X-Echo-Delay") or 0), 10.0))
+            except ValueError:
+                pass
             data = json.dumps({
                 "backend": name, "port": port, "method": self.command, "path": self.path,
                 "host": self.headers.get("Host", ""), "body_bytes": len(body),
@@ -49,6 +59,7 @@ def serve(name: str, addresses: list[str]) -> list[ThreadingHTTPServer]:
         host, _, port = addr.rpartition(":")
         srv = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler_for(name, int(port)))
         srv.daemon_threads = True
+        srv.seen = deque(maxlen=100)  # type: ignore[attr-defined]
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
     return servers

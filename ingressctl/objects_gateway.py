@@ -108,14 +108,33 @@ class Redirect:
 
 
 @dataclass(frozen=True)
+class Rewrite:
+    """A URLRewrite filter as written ("" = not set)."""
+
+    hostname: str = ""
+    path_type: str = ""  # ReplaceFullPath | ReplacePrefixMatch
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """spec.rules[].timeouts as written (Gateway API durations, "" = not set)."""
+
+    request: str = ""
+    backend_request: str = ""
+
+
+@dataclass(frozen=True)
 class HTTPRule:
     matches: tuple[HTTPMatch, ...]
     backend_refs: tuple[ObjectRef, ...]
     filter_types: tuple[str, ...] = ()
     redirect: Redirect | None = None
     request_headers: HeaderModifier | None = None
-    timeouts: bool = False  # spec.rules[].timeouts is set (not served yet: reported)
+    timeouts: Timeouts | None = None
     response_headers: HeaderModifier | None = None
+    rewrite: Rewrite | None = None
+    mirrors: tuple[ObjectRef, ...] = ()  # RequestMirror filters' backendRefs
 
 
 @dataclass(frozen=True)
@@ -241,7 +260,31 @@ def _rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
                                       f"{path}.filters[{i}].responseHeaderModifier")
                      for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "ResponseHeaderModifier"),
                     None)
-    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect, headers, bool(m.get("timeouts")), response)
+    rewrite = next((_rewrite(r, r.mapping(f, path).get("urlRewrite"), f"{path}.filters[{i}].urlRewrite")
+                    for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "URLRewrite"), None)
+    mirrors = tuple(_ref(r, r.mapping(r.mapping(f, path).get("requestMirror"), f"{path}.filters[{i}].requestMirror")
+                         .get("backendRef"), f"{path}.filters[{i}].requestMirror.backendRef", "", "Service")
+                    for i, f in enumerate(raw_filters) if r.mapping(f, path).get("type") == "RequestMirror")
+    timeouts = None
+    if m.get("timeouts") is not None:
+        t = r.mapping(m.get("timeouts"), f"{path}.timeouts")
+        timeouts = Timeouts(r.text(t.get("request"), f"{path}.timeouts.request"),
+                            r.text(t.get("backendRequest"), f"{path}.timeouts.backendRequest"))
+    return HTTPRule(matches or (HTTPMatch(),), refs, filters, redirect, headers, timeouts, response, rewrite, mirrors)
+
+
+def _path_modifier(r: _Reader, m: Mapping[str, Any], path: str) -> tuple[str, str]:
+    """(type, value) of an HTTPPathModifier ("", "" when there is none)."""
+    p = r.mapping(m.get("path"), f"{path}.path")
+    kind = r.text(p.get("type"), f"{path}.path.type")
+    value = p.get("replaceFullPath") if kind == "ReplaceFullPath" else p.get("replacePrefixMatch")
+    return kind, r.text(value, f"{path}.path")
+
+
+def _rewrite(r: _Reader, raw: Any, path: str) -> Rewrite:
+    m = r.mapping(raw, path)
+    kind, value = _path_modifier(r, m, path)
+    return Rewrite(hostname=r.text(m.get("hostname"), f"{path}.hostname"), path_type=kind, path=value)
 
 
 def _header_modifier(r: _Reader, raw: Any, path: str) -> HeaderModifier:
@@ -257,13 +300,11 @@ def _header_modifier(r: _Reader, raw: Any, path: str) -> HeaderModifier:
 
 def _redirect(r: _Reader, raw: Any, path: str) -> Redirect:
     m = r.mapping(raw, path)
-    p = r.mapping(m.get("path"), f"{path}.path")
-    kind = r.text(p.get("type"), f"{path}.path.type")
-    value = p.get("replaceFullPath") if kind == "ReplaceFullPath" else p.get("replacePrefixMatch")
+    kind, value = _path_modifier(r, m, path)
     return Redirect(scheme=r.text(m.get("scheme"), f"{path}.scheme"), hostname=r.text(m.get("hostname"), f"{path}.hostname"),
                     port=r.integer(m.get("port"), f"{path}.port"),
                     status_code=r.integer(m.get("statusCode"), f"{path}.statusCode", 302),
-                    path_type=kind, path=r.text(value, f"{path}.path"))
+                    path_type=kind, path=value)
 
 
 def parse_http_route(raw: Mapping[str, Any]) -> HTTPRoute:

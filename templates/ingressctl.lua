@@ -294,7 +294,10 @@ function M.balance(name)
         return ngx.exit(503)
     end
     local first = not balancer.get_last_failure()
-    if first and n > 1 then  -- allow retries on the others
+    local timeout = tonumber(ngx.var.ingressctl_timeout or "")  -- a Gateway API rule's timeout
+    if timeout then
+        balancer.set_timeouts(math.min(timeout, 5), timeout, timeout)
+    elseif first and n > 1 then  -- allow retries on the others
         balancer.set_more_tries(math.min(n, 3) - 1)
     end
     local setting = ngx.var.ingressctl_affinity

@@ -5,6 +5,8 @@ HTTPRouteInvalidCrossNamespaceBackendRef, HTTPRouteInvalidNonExistentBackendRef)
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -189,28 +191,36 @@ def test_route_with_a_value_we_cannot_serve_is_not_accepted(match):
 
 
 @pytest.mark.parametrize("redirect, listener_port, expected", [
-    (dict(), 80, "http://$host$request_uri"),
-    (dict(), 8080, "http://$host:8080$request_uri"),  # no scheme: the listener's port
-    (dict(scheme="https"), 8080, "https://$host$request_uri"),  # a scheme: its well-known port
-    (dict(scheme="http", port=443), 80, "http://$host:443$request_uri"),
-    (dict(hostname="a.test", path_type="ReplaceFullPath", path="/x"), 80, "http://a.test/x"),
+    (dict(), 80, "http://$host"),
+    (dict(), 8080, "http://$host:8080"),  # no scheme: the listener's port
+    (dict(scheme="https"), 8080, "https://$host"),  # a scheme: its well-known port
+    (dict(scheme="http", port=443), 80, "http://$host:443"),
+    (dict(hostname="a.test", path_type="ReplaceFullPath", path="/x"), 80, "http://a.test"),
 ])
-def test_redirect_location(redirect, listener_port, expected):
-    from ingressctl.gateway.build import redirect_location
+def test_redirect_base(redirect, listener_port, expected):
+    from ingressctl.gateway.build import redirect_base
     from ingressctl.objects_gateway import Redirect
-    assert redirect_location(Redirect(**redirect), listener_port) == expected
+    assert redirect_base(Redirect(**redirect), listener_port) == expected
 
 
-@pytest.mark.parametrize("redirect", [
-    dict(status_code=307), dict(scheme="ftp"), dict(hostname="a;b"), dict(port=70000),
-    dict(path_type="ReplacePrefixMatch", path="/x"), dict(path_type="ReplaceFullPath", path="/a b"),
+@pytest.mark.parametrize("redirect, matches", [
+    (dict(status_code=307), ""), (dict(scheme="ftp"), ""), (dict(hostname="a;b"), ""), (dict(port=70000), ""),
+    (dict(path_type="ReplaceFullPath", path="/a b"), ""), (dict(path_type="Other", path="/x"), ""),
+    (dict(path_type="ReplacePrefixMatch", path="/x"), "[{path: {type: Exact, value: /a}}]"),
+    (dict(path_type="ReplacePrefixMatch", path="/x"), "[{path: {type: PathPrefix, value: /a}}, {method: GET, "
+                                                      "path: {type: RegularExpression, value: /b.*}}]"),
 ])
-def test_redirect_values_we_cannot_serve(redirect):
-    from ingressctl.gateway.build import redirect_location
-    from ingressctl.ingress.values import InvalidValue
+def test_redirect_values_we_cannot_serve(redirect, matches):
+    from ingressctl.gateway.build import route_invalid
+    from ingressctl.objects import parse_object
+    route = parse_object(yaml.safe_load(_route("app", "{name: gw}")))
+    rule = route.rules[0]
+    if matches:
+        rule = dataclasses.replace(rule, matches=parse_object(yaml.safe_load(_route("app", "{name: gw}").replace(
+            "rules: [{backendRefs", f"rules: [{{matches: {matches}, backendRefs"))).rules[0].matches)
     from ingressctl.objects_gateway import Redirect
-    with pytest.raises(InvalidValue):
-        redirect_location(Redirect(**redirect), 80)
+    route = dataclasses.replace(route, rules=(dataclasses.replace(rule, redirect=Redirect(**redirect)),))
+    assert route_invalid(route)
 
 
 def test_listeners_get_servers_on_their_own_ports():
@@ -319,12 +329,79 @@ def test_request_header_modifier_values(modifier, expected):
         assert header_changes(rule) == expected
 
 
-def test_rule_with_timeouts_is_reported_not_served_without_them():
-    route = _route("infra", "{name: gw, sectionName: same}").replace(
-        "rules: [{backendRefs", "rules: [{timeouts: {request: 10s}, backendRefs")
-    result = _build(route)
+def _accepted(rules: str, balancer: bool = True):
+    from ingressctl.gateway.build import GatewayOptions
+    route = _route("infra", "{name: gw, sectionName: same}").replace("rules: [{backendRefs: [{name: svc, port: 80}]}]",
+                                                                      f"rules: {rules}")
+    objs = [parse_object(d) for d in yaml.safe_load_all(BASE + "---" + route) if d]
+    result = build_gateway(Snapshot.of(objs), GatewayOptions(balancer=balancer))
     acc = result.parents[0].condition("Accepted")
-    assert acc is not None and (acc.status, acc.reason) == (False, "UnsupportedValue") and "timeouts" in acc.message
+    assert acc is not None
+    return acc, result
+
+
+@pytest.mark.parametrize("rules, balancer, problem", [
+    ("[{timeouts: {request: 10s}, backendRefs: [{name: svc, port: 80}]}]", True, ""),
+    ("[{timeouts: {request: 1m30s, backendRequest: 500ms}}]", True, ""),
+    ("[{timeouts: {request: 10s}}]", False, "Lua balancer"),  # --dynamic-endpoints off: nothing applies them
+    ("[{timeouts: {request: '10'}}]", True, "duration"),
+    ("[{timeouts: {request: 1s, backendRequest: 2s}}]", True, "longer"),
+    ("[{filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /x}}}]}]",
+     True, ""),
+    ("[{matches: [{path: {type: Exact, value: /a}}], filters: [{type: URLRewrite, urlRewrite: "
+     "{path: {type: ReplacePrefixMatch, replacePrefixMatch: /x}}}]}]", True, "PathPrefix"),
+    ("[{filters: [{type: URLRewrite, urlRewrite: {hostname: 'bad host'}}]}]", True, "host"),
+    ("[{filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: '/a$b'}}}]}]",
+     True, "path"),
+    ("[{filters: [{type: URLRewrite, urlRewrite: {hostname: a.test}}, {type: RequestRedirect, "
+     "requestRedirect: {port: 8080}}]}]", True, "both"),
+    ("[{filters: [{type: URLRewrite, urlRewrite: {hostname: a.test}}, {type: URLRewrite, "
+     "urlRewrite: {hostname: b.test}}]}]", True, "more than once"),
+    ("[{filters: [{type: ExtensionRef}]}]", True, "not supported"),
+])
+def test_rule_values_accepted_or_reported(rules, balancer, problem):
+    acc, _ = _accepted(rules, balancer)
+    if problem:
+        assert (acc.status, acc.reason) == (False, "UnsupportedValue") and problem in acc.message, acc
+    else:
+        assert acc.status, acc
+
+
+@pytest.mark.parametrize("timeouts, seconds", [
+    ("{request: 10s}", "10.000"), ("{request: 1m30s, backendRequest: 500ms}", "0.500"),
+    ("{request: 0s}", ""),  # 0s: no timeout of ours
+    ("{backendRequest: 1h}", "3600.000"),
+])
+def test_rule_timeout_seconds(timeouts, seconds):
+    _, result = _accepted(f"[{{timeouts: {timeouts}, backendRefs: [{{name: svc, port: 80}}]}}]")
+    (d,) = result.dispatches
+    assert d.timeouts is None if not seconds else [e.value for e in d.timeouts.entries] == [seconds]
+
+
+@pytest.mark.parametrize("prefix, replacement, uri, expected", [
+    # the spec's ReplacePrefixMatch table
+    ("/foo", "/xyz", "/foo/bar", "/xyz/bar"), ("/foo", "/xyz/", "/foo/bar", "/xyz/bar"),
+    ("/foo/", "/xyz", "/foo/bar", "/xyz/bar"), ("/foo/", "/xyz/", "/foo/bar", "/xyz/bar"),
+    ("/foo", "/xyz", "/foo", "/xyz"), ("/foo", "/xyz", "/foo/", "/xyz/"),
+    ("/foo", "", "/foo/bar", "/bar"), ("/foo", "", "/foo/", "/"), ("/foo", "", "/foo", "/"),
+    ("/foo", "/", "/foo/", "/"), ("/foo", "/", "/foo", "/"),
+    ("/", "/xyz", "/bar", "/xyz/bar"),
+])
+def test_replace_prefix_match_follows_the_spec_table(prefix, replacement, uri, expected):
+    """The map entries, run the way nginx runs them: the first regex that matches wins, $1 filled in."""
+    import re
+    _, result = _accepted(f"[{{matches: [{{path: {{type: PathPrefix, value: '{prefix}'}}}}], filters: "
+                          f"[{{type: URLRewrite, urlRewrite: {{path: {{type: ReplacePrefixMatch, "
+                          f"replacePrefixMatch: '{replacement}'}}}}}}], backendRefs: [{{name: svc, port: 80}}]}}]")
+    (d,) = result.dispatches
+    flags = "1" * len(d.conditions) or "x"
+    key = f"{flags}|{uri}"
+    for e in d.rewrites.entries:
+        m = re.search(e.pattern.replace("(?s)", ""), key, re.S)
+        if m:
+            assert e.value.replace("$1", m.group(1) if m.groups() else "") == expected
+            return
+    raise AssertionError(f"no entry matched {key!r}")
 
 
 @pytest.mark.parametrize(("modifier", "expected"), [

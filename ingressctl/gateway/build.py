@@ -12,6 +12,7 @@ most query matches, oldest route, route namespace/name, rule order, match order.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from ..objects_gateway import (
 )
 from ..store import Snapshot
 from .attach import Attachment, attach, gateway_status, listener_problems, parent_gateway, parent_status
-from .model import Choice, Condition, Dispatch, HeaderEntry, HeaderMap, Split
+from .model import Choice, Condition, Dispatch, HeaderEntry, HeaderMap, Split, UriEntry, UriMap
 from .status import Condition as StatusCondition
 from .status import ObjectStatus, ParentStatus
 
@@ -49,6 +50,7 @@ class GatewayOptions:
     ingress_http_port: int = 80  # a listener on this port shares the Ingress servers (merge.py)
     ingress_https_port: int = 443  # TLS for Ingress: an HTTP listener cannot share it
     now: datetime = datetime(2000, 1, 1, tzinfo=UTC)  # certificate validity is checked against it
+    balancer: bool = True  # the Lua balancer runs (--dynamic-endpoints): rule timeouts need it
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,13 @@ def _modifier_changes(m: HeaderModifier | None, what: str, reserved: tuple[str, 
 
 
 _WELL_KNOWN = {"http": 80, "https": 443}
+_DURATION = re.compile(r"^(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}\Z")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+PathChange = tuple[str, str]  # (ReplaceFullPath | ReplacePrefixMatch, the validated new path)
 
 
-def redirect_location(r: Redirect, listener_port: int, listener_scheme: str = "http") -> str:
-    """The Location of a RequestRedirect on an HTTP listener, as the spec derives it: the
+def redirect_base(r: Redirect, listener_port: int, listener_scheme: str = "http") -> str:
+    """scheme://host[:port] of a RequestRedirect's Location, as the spec derives it: the
     scheme's well-known port when a scheme is given, else the listener's port; no port in
     the URL when it is the scheme's well-known one. Raises InvalidValue."""
     scheme = v.enum(r.scheme, ("http", "https")) if r.scheme else listener_scheme
@@ -149,14 +154,41 @@ def redirect_location(r: Redirect, listener_port: int, listener_scheme: str = "h
         raise v.InvalidValue(f"redirect port {r.port} is out of range")
     port = r.port or (_WELL_KNOWN[scheme] if r.scheme else listener_port)
     host = v.host(r.hostname) if r.hostname else "$host"
-    if r.path_type == "ReplaceFullPath":
-        path = v.path(r.path)
-    elif r.path_type:
-        raise v.InvalidValue(f"redirect path type {r.path_type!r}: only ReplaceFullPath is served yet")
-    else:
-        path = "$request_uri"
     suffix = "" if _WELL_KNOWN[scheme] == port else f":{port}"
-    return f"{scheme}://{host}{suffix}{path}"
+    return f"{scheme}://{host}{suffix}"
+
+
+def path_change(kind: str, value: str, rule: HTTPRule, what: str) -> PathChange | None:
+    """A RequestRedirect's or URLRewrite's path modifier, validated; None = the path is kept.
+    ReplacePrefixMatch replaces the matched prefix, so every match of the rule must be a
+    PathPrefix (the spec makes the route not Accepted otherwise)."""
+    if not kind:
+        return None
+    if kind == "ReplaceFullPath":
+        return kind, v.path(value)
+    if kind != "ReplacePrefixMatch":
+        raise v.InvalidValue(f"{what} path type {kind!r} is not ReplaceFullPath or ReplacePrefixMatch")
+    if any(m.path_type != "PathPrefix" for m in rule.matches):
+        raise v.InvalidValue(f"{what} ReplacePrefixMatch needs PathPrefix matches only")
+    return kind, v.path(value) if value else ""
+
+
+def timeout_seconds(rule: HTTPRule) -> str:
+    """The rule's timeout for the Lua balancer (backendRequest, else request; '' = nginx's own
+    timeouts, also for 0s, which the spec reads as no timeout). Raises InvalidValue."""
+    t = rule.timeouts
+    if t is None:
+        return ""
+    seconds = []
+    for name, value in (("request", t.request), ("backendRequest", t.backend_request)):
+        if value and not _DURATION.match(value):
+            raise v.InvalidValue(f"timeouts.{name} {value!r} is not a duration such as 10s, 500ms or 1m30s")
+        seconds.append(sum(int(n) * _UNITS[u] for n, u in re.findall(r"([0-9]+)(h|ms|m|s)", value)) if value else 0.0)
+    request, backend = seconds
+    if request and backend > request:
+        raise v.InvalidValue("timeouts.backendRequest is longer than timeouts.request")
+    chosen = backend or request
+    return f"{chosen:.3f}" if chosen else ""
 
 
 def _value_regex(typ: str, value: str, what: str) -> str:
@@ -169,27 +201,54 @@ def _value_regex(typ: str, value: str, what: str) -> str:
     raise v.InvalidValue(f"{what}: match type {typ!r} is not Exact or RegularExpression")
 
 
-def route_invalid(route: HTTPRoute) -> str:
-    """'' when every value of the route can be served, else why not."""
+_FILTERS = ("RequestRedirect", "RequestHeaderModifier", "ResponseHeaderModifier", "URLRewrite", "RequestMirror")
+
+
+def route_invalid(route: HTTPRoute, balancer: bool = True) -> str:
+    """'' when every value of the route can be served, else why not (`balancer`: the Lua
+    balancer runs, which rule timeouts need)."""
     try:
         for h in route.hostnames:
             v.host(h)
         for rule in route.rules:
             for m in rule.matches:
                 match_conditions(m)
-            unsupported = [f for f in rule.filter_types
-                           if f not in ("RequestRedirect", "RequestHeaderModifier", "ResponseHeaderModifier")]
+            unsupported = [f for f in rule.filter_types if f not in _FILTERS]
             if unsupported:
-                raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported yet")
-            if rule.timeouts:
-                raise v.InvalidValue("timeouts are not supported yet")
+                raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported")
+            for f in set(rule.filter_types) - {"RequestMirror"}:
+                if rule.filter_types.count(f) > 1:
+                    raise v.InvalidValue(f"filter {f} appears more than once in a rule")
+            if rule.redirect is not None and rule.rewrite is not None:
+                raise v.InvalidValue("a rule cannot have both RequestRedirect and URLRewrite")
             if rule.redirect is not None:
-                redirect_location(rule.redirect, 80)
+                redirect_base(rule.redirect, 80)
+                path_change(rule.redirect.path_type, rule.redirect.path, rule, "redirect")
+            if rule.rewrite is not None:
+                if rule.rewrite.hostname:
+                    v.host(rule.rewrite.hostname)
+                path_change(rule.rewrite.path_type, rule.rewrite.path, rule, "URLRewrite")
+            if timeout_seconds(rule) and not balancer:
+                raise v.InvalidValue("timeouts need the Lua balancer (--dynamic-endpoints)")
             header_changes(rule)
             response_header_changes(rule)
     except v.InvalidValue as e:
         return str(e)
     return ""
+
+
+@dataclass(frozen=True)
+class _Effects:
+    """What a rule does besides choosing a target (the same for every match of the rule)."""
+
+    redirect: str = ""  # RequestRedirect: scheme://host[:port] of the Location
+    redirect_path: PathChange | None = None
+    rewrite: PathChange | None = None  # URLRewrite's path
+    host: str = ""  # URLRewrite's hostname
+    headers: tuple[tuple[str, str, bool], ...] = ()  # RequestHeaderModifier: (name, value "" = removed, append)
+    response_headers: tuple[tuple[str, str, bool], ...] = ()  # ResponseHeaderModifier, the same way
+    mirrors: tuple[str, ...] = ()  # RequestMirror: upstream names
+    timeout: str = ""  # seconds, for the Lua balancer
 
 
 @dataclass
@@ -198,9 +257,8 @@ class _Candidate:
     conditions: list[tuple[str, str]]
     target: Target
     route: str
-    redirect: str = ""  # Location of a RequestRedirect rule
-    headers: tuple[tuple[str, str, bool], ...] = ()  # RequestHeaderModifier: (name, value "" = removed, append)
-    response_headers: tuple[tuple[str, str, bool], ...] = ()  # ResponseHeaderModifier, the same way
+    prefix: str = ""  # a PathPrefix match's prefix without its trailing '/' (what ReplacePrefixMatch replaces)
+    effects: _Effects = _Effects()
 
 
 @dataclass
@@ -271,18 +329,21 @@ class _Builder:
                 certs[lst.name] = cert.file_name
         return certs, failures
 
-    def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[Target, list[str]]:
+    def rule_target(self, route: HTTPRoute, rule: HTTPRule) -> tuple[Target, list[str], tuple[str, ...]]:
         """Where one rule sends requests: (target, weight) pairs (a forbidden or missing backend
-        keeps its share and answers 500, as the spec says), and the ResolvedRefs failures."""
+        keeps its share and answers 500, as the spec says), the ResolvedRefs failures, and the
+        upstreams its RequestMirrors copy requests to (one that does not resolve copies nothing)."""
+        mirrored = [self.backend(route, r) for r in rule.mirrors]
+        mirrors = tuple(t for t, _ in mirrored if t not in ("500", "503"))
         if rule.redirect is not None:
-            return ((str(rule.redirect.status_code), 1),), []
+            return ((str(rule.redirect.status_code), 1),), [], ()
         results = [(self.backend(route, r), r.weight) for r in rule.backend_refs]
-        failures = [reason for (_, reason), _ in results if reason]
+        failures = [reason for (_, reason), _ in results if reason] + [reason for _, reason in mirrored if reason]
         weighted: dict[str, int] = {}
         for (target, _), weight in results:
             if weight > 0:
                 weighted[target] = weighted.get(target, 0) + min(weight, 1_000_000)
-        return tuple(weighted.items()) or (("500", 1),), failures
+        return tuple(weighted.items()) or (("500", 1),), failures, mirrors
 
 
 def _host_rank(server_host: str, route_host: str) -> tuple[int, int]:
@@ -310,10 +371,52 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
         need = {conds[x] for x in c.conditions}
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
         target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
-        choices.append(Choice(pattern, target, c.route, c.redirect))
-    headers = _header_maps(choices, [c.headers for c in ordered], f"$gw_h_{did}_", "$http_")
-    response = _header_maps(choices, [c.response_headers for c in ordered], f"$gw_r_{did}_", "$sent_http_")
-    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()), headers, response)
+        choices.append(Choice(pattern, target, c.route))
+    fx = [c.effects for c in ordered]
+    headers = _header_maps(choices, [e.headers for e in fx], f"$gw_h_{did}_", "$http_")
+    response = _header_maps(choices, [e.response_headers for e in fx], f"$gw_r_{did}_", "$sent_http_")
+    # the path maps look at "<flags>|$uri": a choice's flags pattern, padded to every flag
+    flags = ["(?s)^" + (ch.pattern[1:].ljust(len(conds), ".") if conds else "x") + "[|]" for ch in choices]
+    locations = rewrites = None
+    if any(e.redirect for e in fx):
+        locations = UriMap(f"$gw_l_{did}", tuple(
+            x for f, c in zip(flags, ordered, strict=True) for x in _path_entries(
+                f, c.prefix, c.effects.redirect_path, c.effects.redirect, "$is_args$args",
+                c.effects.redirect + "$request_uri" if c.effects.redirect else "")))
+    if any(e.rewrite for e in fx):
+        rewrites = UriMap(f"$gw_u_{did}", tuple(
+            x for f, c in zip(flags, ordered, strict=True) for x in _path_entries(f, c.prefix, c.effects.rewrite,
+                                                                                  "", "", "")))
+    host = None
+    if any(e.host for e in fx):
+        host = HeaderMap("host", f"$gw_host_{did}", "$host", tuple(
+            HeaderEntry(ch.pattern, not e.host, e.host) for ch, e in zip(choices, fx, strict=True)))
+    slots = max(len(e.mirrors) for e in fx) if fx else 0
+    mirrors = tuple(HeaderMap(f"mirror{j}", f"$gw_m_{did}_{j}", '""', tuple(
+        HeaderEntry(ch.pattern, False, e.mirrors[j] if j < len(e.mirrors) else "")
+        for ch, e in zip(choices, fx, strict=True))) for j in range(slots))
+    timeouts = None
+    if any(e.timeout for e in fx):
+        timeouts = HeaderMap("timeouts", f"$gw_t_{did}", '""', tuple(
+            HeaderEntry(ch.pattern, False, e.timeout) for ch, e in zip(choices, fx, strict=True)))
+    return Dispatch(did, conditions, tuple(choices), tuple(splits.values()), headers, response, locations, rewrites,
+                    host, mirrors, timeouts)
+
+
+def _path_entries(flags: str, prefix: str, change: PathChange | None, before: str, after: str,
+                  keep: str) -> list[UriEntry]:
+    """A choice's entries of a UriMap: `before` + the new path + `after`, or `keep` when the
+    path is not changed. ReplacePrefixMatch follows the spec's table: /foo → /xyz, /foo/bar →
+    /xyz/bar, and an empty or "/" replacement leaves /bar (never an empty path)."""
+    if change is None:
+        return [UriEntry(flags, keep)]
+    kind, value = change
+    if kind == "ReplaceFullPath":
+        return [UriEntry(flags, before + value + after)]
+    lit, rest = literal(prefix), value.rstrip("/")
+    return [UriEntry(f"{flags}{lit}$", before + (rest or "/") + after),
+            UriEntry(f"{flags}{lit}(/.*)$", before + rest + "$1" + after),
+            UriEntry(flags, keep)]
 
 
 def _header_maps(choices: list[Choice], per_choice: list[tuple[tuple[str, str, bool], ...]], variable: str,
@@ -354,9 +457,9 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
     attached: dict[str, dict[str, int]] = {k: {} for k in ours}
     by_port: dict[int, ByHost] = {}
     for route in sorted(snap.http_routes.values(), key=lambda r: r.meta.age_key):
-        invalid = route_invalid(route)
+        invalid = route_invalid(route, opts.balancer)
         targets = [b.rule_target(route, rule) for rule in route.rules] if not invalid else []
-        failures = [f for _, fs in targets for f in fs]
+        failures = [f for _, fs, _ in targets for f in fs]
         g = route.meta.generation
         resolved = StatusCondition("ResolvedRefs", not failures, failures[0] if failures else "ResolvedRefs", "", g)
         for ref in route.parent_refs:
@@ -373,7 +476,7 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
             for a in atts:
                 counts = attached[gw.meta.key]
                 counts[a.listener.name] = counts.get(a.listener.name, 0) + 1
-                _add_candidates(by_port.setdefault(a.listener.port, {}), a, [t for t, _ in targets])
+                _add_candidates(by_port.setdefault(a.listener.port, {}), a, [(t, m) for t, _, m in targets])
                 for host in a.hostnames:
                     host_certs.setdefault((a.listener.port, host), certs[gw.meta.key][0].get(a.listener.name, ""))
     for k, gway in ours.items():  # a programmed listener's port is served even before a route attaches
@@ -411,7 +514,11 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
             d = _dispatch(len(dispatches), _host_candidates(by_host, host))
             dispatches.append(d)
             loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
-                           dispatch_redirect=d.location_variable if d.redirects else "",
+                           dispatch_redirect=d.locations.variable if d.locations else "",
+                           dispatch_rewrite=d.rewrites.variable if d.rewrites else "",
+                           upstream_host=d.host.variable if d.host else "",
+                           mirrors=tuple(m.variable for m in d.mirrors),
+                           timeouts=d.timeouts.variable if d.timeouts else "",
                            header_sets=tuple((h.name, h.variable) for h in d.headers),
                            response_header_sets=tuple((h.name, h.variable) for h in d.response_headers))
             servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports,
@@ -419,20 +526,31 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
     return servers, dispatches
 
 
-def _add_candidates(by_host: ByHost, a: Attachment, targets: list[Target]) -> None:
+def _add_candidates(by_host: ByHost, a: Attachment, targets: list[tuple[Target, tuple[str, ...]]]) -> None:
     r = a.route
-    for host in a.hostnames:
-        for ri, (rule, target) in enumerate(zip(r.rules, targets, strict=True)):
-            for mi, m in enumerate(rule.matches):
-                conds = match_conditions(m)
-                path_len = len(m.path.rstrip("/")) if m.path_type == "PathPrefix" else len(m.path)
-                key = (0 if m.path_type == "Exact" else 1, -path_len, m.path_type == "RegularExpression",
-                       0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
-                redirect = redirect_location(rule.redirect, a.listener.port, a.listener.protocol.lower()) \
-                    if rule.redirect else ""
-                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, redirect,
-                                                                      header_changes(rule),
-                                                                      response_header_changes(rule))))
+    for ri, (rule, (target, mirrors)) in enumerate(zip(r.rules, targets, strict=True)):
+        effects = _rule_effects(rule, a, mirrors)
+        for mi, m in enumerate(rule.matches):
+            conds = match_conditions(m)
+            path_len = len(m.path.rstrip("/")) if m.path_type == "PathPrefix" else len(m.path)
+            key = (0 if m.path_type == "Exact" else 1, -path_len, m.path_type == "RegularExpression",
+                   0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
+            prefix = m.path.rstrip("/") if m.path_type == "PathPrefix" else ""
+            for host in a.hostnames:
+                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, prefix, effects)))
+
+
+def _rule_effects(rule: HTTPRule, a: Attachment, mirrors: tuple[str, ...]) -> _Effects:
+    """The validated filters of a rule (route_invalid has accepted them)."""
+    redirect = redirect_base(rule.redirect, a.listener.port, a.listener.protocol.lower()) if rule.redirect else ""
+    rw = rule.rewrite
+    return _Effects(
+        redirect=redirect,
+        redirect_path=path_change(rule.redirect.path_type, rule.redirect.path, rule, "redirect") if rule.redirect else None,
+        rewrite=path_change(rw.path_type, rw.path, rule, "URLRewrite") if rw else None,
+        host=v.host(rw.hostname) if rw and rw.hostname else "",
+        headers=header_changes(rule), response_headers=response_header_changes(rule),
+        mirrors=mirrors, timeout=timeout_seconds(rule))
 
 
 def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
@@ -444,6 +562,5 @@ def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
             continue
         for _, c in cands:
             key = (*_host_rank(host, rh), *c.key)
-            out.setdefault((c.route, c.key), _Candidate(key, c.conditions, c.target, c.route, c.redirect, c.headers,
-                                                        c.response_headers))
+            out.setdefault((c.route, c.key), dataclasses.replace(c, key=key))
     return list(out.values())

@@ -31,7 +31,6 @@ class Choice:
     pattern: str  # e.g. "^1.1$": flags 0 and 2 must be 1
     target: str  # an upstream name, "404" / "500" / "503", or a Split variable
     route: str  # "ns/name" of the HTTPRoute (comment for readers)
-    redirect: str = ""  # Location of a RequestRedirect (target is then "301" or "302")
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,8 @@ class HeaderEntry:
 
 @dataclass(frozen=True)
 class HeaderMap:
-    """A request header a RequestHeaderModifier sets or removes for some choices of a dispatch:
-    a map with the same patterns, in the same order, giving the value to send."""
+    """A value that differs per choice of a dispatch (mostly a header a HeaderModifier sets or
+    removes): a map with the same patterns, in the same order, giving the value."""
 
     name: str  # validated header name
     variable: str  # $gw_h_<dispatch>_<index>
@@ -75,6 +74,21 @@ class HeaderMap:
         return self.variable + "_p"
 
 @dataclass(frozen=True)
+class UriEntry:
+    pattern: str  # over the dispatch's `uri_key`: the choice's flags, '|', then the path
+    value: str  # may name $1 (the path after a replaced prefix), $host, $request_uri, $is_args$args
+
+
+@dataclass(frozen=True)
+class UriMap:
+    """A value per choice that depends on the request path too (a redirect's Location, a
+    URLRewrite's new path): `map "<flags>|$uri" <variable>`, entries in the choices' order."""
+
+    variable: str
+    entries: tuple[UriEntry, ...]
+
+
+@dataclass(frozen=True)
 class Dispatch:
     id: int
     conditions: tuple[Condition, ...]
@@ -82,6 +96,11 @@ class Dispatch:
     splits: tuple[Split, ...] = ()
     headers: tuple[HeaderMap, ...] = ()
     response_headers: tuple[HeaderMap, ...] = ()  # ResponseHeaderModifier (original: $sent_http_<name>)
+    locations: UriMap | None = None  # RequestRedirect: the Location per choice
+    rewrites: UriMap | None = None  # URLRewrite: the new path ("" = unchanged)
+    host: HeaderMap | None = None  # URLRewrite hostname: the Host header sent (original: $host)
+    mirrors: tuple[HeaderMap, ...] = ()  # RequestMirror: per slot, the upstream a copy goes to ("" = none)
+    timeouts: HeaderMap | None = None  # rule timeouts: "<seconds>" for the Lua balancer ("" = the defaults)
 
     @property
     def variable(self) -> str:
@@ -89,12 +108,21 @@ class Dispatch:
 
     @property
     def redirects(self) -> bool:
-        return any(ch.redirect for ch in self.choices)
+        return self.locations is not None
 
     @property
-    def location_variable(self) -> str:
-        """The redirect Location, from a second map with the same patterns in the same order."""
-        return f"$gw_l_{self.id}"
+    def value_maps(self) -> tuple[HeaderMap, ...]:
+        """Every per-choice value map, for the template."""
+        extra = tuple(m for m in (self.host, self.timeouts) if m is not None)
+        return self.headers + self.response_headers + self.mirrors + extra
+
+    @property
+    def uri_maps(self) -> tuple[UriMap, ...]:
+        return tuple(m for m in (self.locations, self.rewrites) if m is not None)
+
+    @property
+    def uri_key(self) -> str:
+        return self.key + "|$uri"
 
     @property
     def key(self) -> str:

@@ -246,6 +246,10 @@ class Location:
     fallback_code: int = 0  # proxied to a default backend in place of this status (error-backend headers)
     dispatch: str = ""  # Gateway API: the variable (gateway/model.py Dispatch) naming the upstream or a status
     dispatch_redirect: str = ""  # Gateway API: the variable holding a RequestRedirect's Location
+    dispatch_rewrite: str = ""  # Gateway API: the variable holding a URLRewrite's new path ("" = unchanged)
+    upstream_host: str = ""  # Gateway API: the variable holding the Host header sent (URLRewrite hostname)
+    mirrors: tuple[str, ...] = ()  # Gateway API: variables naming the upstream a copy goes to ("" = none)
+    timeouts: str = ""  # Gateway API: the variable holding the rule's timeout for the Lua balancer
     header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) sent upstream
     response_header_sets: tuple[tuple[str, str], ...] = ()  # Gateway API: (header name, variable) answered
     affinity: Affinity | None = None  # session cookie (affinity: cookie), through the Lua balancer
@@ -304,7 +308,8 @@ class Location:
         nginx inherits proxy_set_header only into levels that define none)."""
         c = self.config
         return bool(self.external_name or c.upstream_vhost or c.x_forwarded_prefix or c.auth_response_headers
-                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code or self.header_sets or c.connection_proxy_header)
+                    or c.auth_tls_pass_certificate_to_upstream or self.fallback_code or self.header_sets or self.upstream_host
+                    or c.connection_proxy_header)
 
     @property
     def sort_key(self) -> tuple[int, int, str]:

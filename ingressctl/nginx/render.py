@@ -92,6 +92,15 @@ def quote_url(value: object) -> str:
     return _quoted(value, _URL_VAR_UNSAFE, 2048, "URL")
 
 
+_URI_UNSAFE = re.compile(r"[\"'\\\x00-\x20\x7f;{}#]|\$(?!(?:1|host|request_uri|is_args|args)(?![A-Za-z0-9_]))")
+
+
+def quote_uri(value: object) -> str:
+    """Gateway API Locations and rewritten paths (gateway/model.py UriMap): double-quoted; `$`
+    only as $1 (the rest of a replaced prefix), $host, $request_uri, $is_args or $args."""
+    return _quoted(value, _URI_UNSAFE, 2048, "URI")
+
+
 _HV_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]|\$(?!\{?(?:' + "|".join(HEADER_VARIABLES) + r")(?![A-Za-z0-9_]))")
 
 
@@ -209,6 +218,7 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     env.filters["q_log"] = quote_log_format
     env.filters["q_re"] = quote_regex
     env.filters["q_url"] = quote_url
+    env.filters["q_uri"] = quote_uri
     env.filters["q_hv"] = quote_header_value
     env.filters["q_key"] = quote_cache_key
     env.filters["q_inner"] = lambda value: quote(value)[1:-1]  # checked like `q`, inside a quoted string
