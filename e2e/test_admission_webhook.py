@@ -122,6 +122,18 @@ spec:
   rules:
   - host: shop.example.com
     http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: ingressctl.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  gatewayClassName: ours
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
 """
 
 
@@ -215,6 +227,26 @@ def test_webhook_answers_over_tls_verified_with_the_patched_ca_bundle(webhook: A
     assert status == 400 and "not JSON" in doc["error"]
     status, _ = client.post(review("x", "x.example.com"), path="/other")
     assert status == 404
+
+
+def route_review(value: str) -> bytes:
+    obj = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+           "metadata": {"name": "r", "namespace": "default"},
+           "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"filters": [{
+               "type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-A", "value": value}]}}],
+               "backendRefs": [{"name": "web", "port": 80}]}]}}
+    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-route", "operation": "CREATE", "object": obj,
+        "kind": {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "HTTPRoute"}}}).encode()
+
+
+def test_webhook_judges_http_routes_of_our_gateways_on_the_routes_path(webhook: Any) -> None:
+    client, _, _ = webhook
+    status, doc = client.post(route_review("fine"), path="/gateway/v1/routes")
+    assert status == 200 and doc["response"]["allowed"] is True, doc
+    _, doc = client.post(route_review('x";\n  root /etc; #'), path="/gateway/v1/routes")
+    assert doc["response"]["allowed"] is False
+    assert "ingressctl denied HTTPRoute default/r" in doc["response"]["status"]["message"]
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")

@@ -324,8 +324,9 @@ def test_certgen_jobs_run_as_their_pods_would(scratch: Path) -> None:
             proc = launch(w, c, [*expanded_args(w, c), f"--kubeconfig={kubeconfig}"], env, [], log)
             assert proc.wait(timeout=60) == 0, log.read_text(errors="replace")
         ca = api.get("Secret", "ingressctl", "ingressctl-admission")["data"]["ca.crt"]
-        hook = api.get("ValidatingWebhookConfiguration", "", vwc["metadata"]["name"])["webhooks"][0]
-        assert hook["clientConfig"]["caBundle"] == ca
+        hooks = api.get("ValidatingWebhookConfiguration", "", vwc["metadata"]["name"])["webhooks"]
+        assert [h["clientConfig"]["caBundle"] for h in hooks] == [ca, ca]
+        assert [h["failurePolicy"] for h in hooks] == ["Fail", "Ignore"]  # routes of other controllers pass
     finally:
         api.stop()
     assert not api.denied

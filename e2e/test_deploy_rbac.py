@@ -99,7 +99,7 @@ def test_certgen_jobs_need_exactly_their_rules(tmp_path: Path) -> None:
         assert "patched" in run(patch)
         ca = api.get("Secret", "ingressctl", "ingressctl-admission")["data"]["ca.crt"]
         hooks = api.get("ValidatingWebhookConfiguration", "", vwc["metadata"]["name"])["webhooks"]
-        assert [h["clientConfig"]["caBundle"] for h in hooks] == [ca] and base64.b64decode(ca).startswith(b"-----")
+        assert [h["clientConfig"]["caBundle"] for h in hooks] == [ca, ca] and base64.b64decode(ca).startswith(b"-----")
     finally:
         api.stop()
     assert not api.denied, f"certgen asked for more than deploy/webhook/certgen-rbac.yaml grants: {api.denied}"

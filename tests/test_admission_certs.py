@@ -122,6 +122,17 @@ def test_patch_sets_ca_bundle_once() -> None:
     assert len(api.writes) == writes
 
 
+def test_patch_keeps_the_failure_policy_of_named_webhooks() -> None:
+    """The routes webhook stays Ignore: a stopped ingressctl must not block other controllers' routes."""
+    api = FakeApi()
+    path = vwc(api)
+    ca = certs.generate(NAMES, NOW).ca_pem
+    assert certs.patch_webhook(api, "ingressctl", ca, "Fail", keep_policy=("h1.ingressctl.io",)) is True
+    hooks = api.objects[path]["webhooks"]
+    assert [h["failurePolicy"] for h in hooks] == ["Fail", "Ignore"]
+    assert all(base64.b64decode(h["clientConfig"]["caBundle"]) == ca for h in hooks)
+
+
 def test_patch_retries_a_conflict_and_reports_a_missing_configuration() -> None:
     api = FakeApi()
     vwc(api)

@@ -202,7 +202,7 @@ def test_ingress_of_another_controller_is_allowed_untouched() -> None:
     ({"kind": "Ingress", "metadata": {"name": "x"}, "spec": {}}, "either defaultBackend or rules"),
     ({"kind": "Ingress", "metadata": {"name": "x"}, "spec": {"rules": "nope"}}, "spec.rules: expected a list"),
     ({"kind": "Ingress", "metadata": {}}, "metadata.name: is required"),
-    ({"kind": "Service", "metadata": {"name": "x"}}, "expected an Ingress, got Service"),
+    ({"kind": "Service", "metadata": {"name": "x"}}, "expected an Ingress or HTTPRoute, got Service"),
     ({"kind": "Ingress", "metadata": {"name": "x"}, "spec": {"rules": [{"host": "a.example.com", "http": {
         "paths": [{"path": "/", "pathType": "Regex", "backend": {}}]}}]}}, "is not Exact, Prefix"),
 ])

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
 
-from ingressctl.admission.server import WEBHOOK_PATH
+from ingressctl.admission.server import ROUTES_PATH, WEBHOOK_PATH
 from ingressctl.cli import build_parser
 from ingressctl.ingress.classes import CONTROLLER_NAME
 from ingressctl.ingress.settings import KEYS, Settings, parse_settings
@@ -122,7 +122,7 @@ def test_webhook_reaches_the_controllers_webhook_port_with_the_certgen_secret(bu
                                                                               overlay: str) -> None:
     objs = built[overlay]
     vwc = one(objs, "ValidatingWebhookConfiguration", "ingressctl-admission")
-    (hook,) = vwc["webhooks"]
+    hook, routes = vwc["webhooks"]
     # Ignore until certgen has patched the caBundle (then Fail); a few seconds at most per write
     assert (hook["failurePolicy"], hook["sideEffects"], hook["matchPolicy"]) == ("Ignore", "None", "Equivalent")
     assert 1 <= hook["timeoutSeconds"] <= 5
@@ -149,6 +149,12 @@ def test_webhook_reaches_the_controllers_webhook_port_with_the_certgen_secret(bu
     assert flag(jobs["create"], "--service") == svc["metadata"]["name"]
     assert flag(jobs["patch"], "--webhook-name") == vwc["metadata"]["name"]
     assert flag(jobs["patch"], "--failure-policy") == "Fail"
+    # HTTPRoutes: the same Service on their own path, and Ignore for good (other controllers' routes)
+    assert routes["clientConfig"]["service"] == {**ref, "path": ROUTES_PATH}
+    (rule,) = routes["rules"]
+    assert (rule["apiGroups"], rule["resources"]) == (["gateway.networking.k8s.io"], ["httproutes"])
+    assert routes["failurePolicy"] == "Ignore" and "matchConditions" not in routes
+    assert flag(jobs["patch"], "--keep-failure-policy") == routes["name"]
 
 
 def _ingress(class_name: str | None = None, legacy: str | None = None) -> dict[str, Any]:
@@ -174,7 +180,7 @@ def test_webhook_is_sent_only_ingresses_of_our_class(built: dict[str, Any], ingr
         pytest.fail("cel-python is missing: run scripts/setup.sh (or .venv/bin/python -m pip install "
                     "'cel-python>=0.5,<0.6')", pytrace=False)
 
-    (hook,) = one(built["nodeport"], "ValidatingWebhookConfiguration", "ingressctl-admission")["webhooks"]
+    hook = one(built["nodeport"], "ValidatingWebhookConfiguration", "ingressctl-admission")["webhooks"][0]
     ic = one(built["nodeport"], "IngressClass", "ingressctl")
     env = celpy.Environment()
     results = [env.program(env.compile(c["expression"])).evaluate({"object": celpy.json_to_cel(ingress)})

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -184,8 +184,9 @@ def ensure_secret(api: Api, namespace: str, name: str, names: Sequence[str],
 
 
 def patch_webhook(api: Api, name: str, ca_pem: bytes, failure_policy: str | None = None,
-                  attempts: int = 3) -> bool:
-    """Set caBundle (and failurePolicy) on every webhook of the configuration; True if it changed."""
+                  attempts: int = 3, keep_policy: Collection[str] = ()) -> bool:
+    """Set caBundle (and failurePolicy, except on the webhooks named in `keep_policy`) on every
+    webhook of the configuration; True if it changed."""
     for _ in range(attempts):
         vwc = _get(api, VWC_PATH + name)
         if vwc is None:
@@ -195,7 +196,7 @@ def patch_webhook(api: Api, name: str, ca_pem: bytes, failure_policy: str | None
             cc = hook.setdefault("clientConfig", {})
             if cc.get("caBundle") != _b64(ca_pem):
                 cc["caBundle"], changed = _b64(ca_pem), True
-            if failure_policy and hook.get("failurePolicy") != failure_policy:
+            if failure_policy and hook.get("name") not in keep_policy and hook.get("failurePolicy") != failure_policy:
                 hook["failurePolicy"], changed = failure_policy, True
         if not changed:
             return False

@@ -7,6 +7,7 @@ candidate exactly as the controller would: same class filter, same ConfigMap set
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from ..controller import ControllerOptions, settings_from
@@ -21,4 +22,6 @@ def validate_options(copts: ControllerOptions, snap: Snapshot, now: datetime | N
     when = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
     build = BuildOptions(classes=copts.classes, settings=settings, default_backend=copts.default_backend, now=when,
                          default_certificate=copts.default_certificate, ssl_passthrough=copts.ssl_passthrough)
-    return ValidateOptions(build=build, template_dir=str(copts.template_dir) if copts.template_dir else None)
+    gateway = dataclasses.replace(copts.gateway, now=when)  # the balancer is assumed, as for affinity
+    return ValidateOptions(build=build, template_dir=str(copts.template_dir) if copts.template_dir else None,
+                           gateway=gateway)

@@ -35,8 +35,10 @@ from .validate import ValidateOptions, Validator, Verdict
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/networking/v1/ingresses"
+ROUTES_PATH = "/gateway/v1/routes"  # HTTPRoutes: a second webhook, failurePolicy Ignore (other controllers' routes)
 MAX_BODY = 4 << 20  # an object may be 1.5 MiB; a review carries object and oldObject
 INGRESS_GVK = {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}
+KINDS = (INGRESS_GVK, {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "HTTPRoute"})
 
 Check = Callable[[Mapping[str, Any]], Verdict]
 
@@ -62,8 +64,9 @@ def _request(body: bytes) -> Mapping[str, Any]:
     if not isinstance(req, dict) or not isinstance(req.get("uid"), str) or not req["uid"]:
         raise BadReview("request.uid is missing")
     kind = req.get("kind")
-    if not isinstance(kind, dict) or any(kind.get(k) != v for k, v in INGRESS_GVK.items()):
-        raise BadReview(f"request.kind {kind!r} is not networking.k8s.io/v1 Ingress")
+    if not isinstance(kind, dict) or not any(all(kind.get(k) == v for k, v in gvk.items()) for gvk in KINDS):
+        raise BadReview(f"request.kind {kind!r} is not networking.k8s.io/v1 Ingress "
+                        "or gateway.networking.k8s.io/v1 HTTPRoute")
     return req
 
 
@@ -71,7 +74,7 @@ def response(uid: str, verdict: Verdict) -> dict[str, Any]:
     resp: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
     if not verdict.allowed:
         resp["status"] = {"code": 403, "reason": "Forbidden",
-                          "message": f"ingressctl denied Ingress {verdict.ingress}: {verdict.message}"}
+                          "message": f"ingressctl denied {verdict.kind} {verdict.ingress}: {verdict.message}"}
     if verdict.warnings:
         resp["warnings"] = [w[:512] for w in verdict.warnings[:20]]
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp}
@@ -279,8 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": f"no such path {self.path.split('?')[0]}"})
 
     def do_POST(self) -> None:
-        if self.path.split("?")[0] != WEBHOOK_PATH:
-            self._send(404, {"error": f"POST AdmissionReviews to {WEBHOOK_PATH}"})
+        if self.path.split("?")[0] not in (WEBHOOK_PATH, ROUTES_PATH):
+            self._send(404, {"error": f"POST AdmissionReviews to {WEBHOOK_PATH} or {ROUTES_PATH}"})
             return
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():

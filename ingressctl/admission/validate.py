@@ -1,4 +1,5 @@
-"""Admission checks for Ingress objects, shared by the webhook and `ingressctl validate`.
+"""Admission checks for Ingress objects and Gateway API routes, shared by the webhook and
+`ingressctl validate`.
 
 `Validator.check(snapshot, candidate)` answers one question: may this Ingress enter the
 cluster? It runs, in order: the object schema (`parse_object`), the class filter (an
@@ -13,6 +14,12 @@ happened), and nothing rebuilds the whole cluster for one candidate. A `HostInde
 each host to the Ingresses that use it and caches their validated routes; the candidate is
 built together with only the Ingresses sharing its hosts (plus host-less ones), which is
 all that can change the servers it appears in.
+
+An HTTPRoute whose parents include a Gateway of ours is checked the same way: every value
+the gateway build would refuse (`route_invalid`: regexes, header names and values, redirect
+and rewrite fields, timeouts), then the Gateway API configuration with the candidate is
+built (without any Ingress: they cannot change a route's maps), rendered and scanned
+against the one without it. Routes of other controllers' Gateways pass untouched.
 """
 
 from __future__ import annotations
@@ -24,11 +31,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..gateway.build import GatewayOptions, route_invalid
+from ..gateway.merge import with_gateway
 from ..ingress.annotations import PREFIX, REGISTRY
 from ..ingress.build import BuildOptions, Route, build, ingress_routes
 from ..ingress.model import Model, Problem
 from ..nginx.render import RenderContext, Renderer, RenderError
 from ..objects import Ingress, ObjectError, parse_object
+from ..objects_gateway import GATEWAY_GROUP, HTTPRoute
 from ..store import Snapshot
 from . import scan
 
@@ -45,6 +55,7 @@ class ValidateOptions:
     render: RenderContext = field(default_factory=lambda: RenderContext(prefix=ADMISSION_PREFIX))
     template_dir: str | None = None  # the controller's template override directory, if any
     scan: bool = True
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Verdict:
     allowed: bool
     reasons: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    kind: str = "Ingress"
 
     @property
     def message(self) -> str:
@@ -141,8 +153,10 @@ class Validator:
                 obj = parse_object(candidate)
             except ObjectError as e:
                 return Verdict(_raw_key(candidate), False, (f"invalid object: {e}",))
+            if isinstance(obj, HTTPRoute):
+                return self.check_route(snap, obj)
             if not isinstance(obj, Ingress):
-                return Verdict(_raw_key(candidate), False, (f"expected an Ingress, got {obj.meta.kind}",))
+                return Verdict(_raw_key(candidate), False, (f"expected an Ingress or HTTPRoute, got {obj.meta.kind}",))
             candidate = obj
         key = candidate.meta.key
         opts = self.options.build
@@ -164,6 +178,38 @@ class Validator:
             return Verdict(key, False, tuple(reasons), tuple(warnings))
         render_reasons, build_warnings = self._render_and_scan(snap, candidate, related)
         return Verdict(key, not render_reasons, tuple(render_reasons), tuple(dict.fromkeys(warnings + build_warnings)))
+
+    def check_route(self, snap: Snapshot, route: HTTPRoute) -> Verdict:
+        """Verdict for an HTTPRoute: its values, then its rendered configuration (see the module doc)."""
+        key, kind = route.meta.key, route.meta.kind
+        gw_opts = self.options.gateway
+        ours = {n for n, c in snap.gateway_classes.items() if c.controller_name == gw_opts.controller_name}
+        parents = [snap.gateways.get(f"{r.namespace or route.meta.namespace}/{r.name}") for r in route.parent_refs
+                   if r.group == GATEWAY_GROUP and r.kind == "Gateway"]
+        if not any(g is not None and g.class_name in ours for g in parents):
+            return Verdict(key, True, (), ("not validated: no parent is a Gateway of this controller",), kind)
+        why = route_invalid(route, gw_opts.balancer)
+        if why:
+            return Verdict(key, False, (f"UnsupportedValue: {why}",), (), kind)
+        routes = dict(snap.http_routes)
+        routes.pop(key, None)
+        without = dataclasses.replace(snap, ingresses={}, http_routes=routes)
+        with_route = dataclasses.replace(without, http_routes={**routes, key: route})
+        try:
+            after = self._render_gateway(with_route)
+            before = self._render_gateway(without) if self.options.scan else ""
+        except RenderError as e:
+            return Verdict(key, False, (f"rendering refused: {e}",), (), kind)
+        if not self.options.scan:
+            return Verdict(key, True, (), (), kind)
+        vocabulary = None if self.options.build.settings.allow_snippet_annotations else self.vocabulary
+        findings = scan.scan(before, after, vocabulary, lua_vocabulary=self.vocabulary)
+        return Verdict(key, not findings, tuple(f"configuration scan: {f}" for f in findings), (), kind)
+
+    def _render_gateway(self, snap: Snapshot) -> str:
+        model = with_gateway(build(snap, self.options.build), snap,
+                             dataclasses.replace(self.options.gateway, now=self.options.build.now)).model
+        return self.renderer.render(model, self.options.render.for_model(model))
 
     def _related(self, snap: Snapshot, candidate: Ingress) -> dict[str, Ingress]:
         """The other Ingresses of ours that share a server with the candidate."""
@@ -225,9 +271,10 @@ class Validator:
         return model, self.renderer.render(model, ctx or self.options.render)
 
     def check_all(self, snap: Snapshot) -> list[Verdict]:
-        """A verdict for every Ingress in `snap`; conflicts are charged to the newer Ingress."""
-        return [self.check(snap, ing, only_older_conflicts=True)
-                for _, ing in sorted(snap.ingresses.items())]
+        """A verdict for every Ingress in `snap` (conflicts are charged to the newer Ingress),
+        then for every HTTPRoute."""
+        return [*(self.check(snap, ing, only_older_conflicts=True) for _, ing in sorted(snap.ingresses.items())),
+                *(self.check_route(snap, r) for _, r in sorted(snap.http_routes.items()))]
 
 
 def _schema(ing: Ingress) -> list[str]:

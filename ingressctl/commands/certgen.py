@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(patch)
     patch.add_argument("--webhook-name", required=True, help="ValidatingWebhookConfiguration name")
     patch.add_argument("--failure-policy", choices=("Fail", "Ignore"), default=None,
-                       help="also set failurePolicy on every webhook")
+                       help="also set failurePolicy on every webhook (but those of --keep-failure-policy)")
+    patch.add_argument("--keep-failure-policy", action="append", default=[], metavar="WEBHOOK",
+                       help="a webhook (by name) whose failurePolicy is left as it is; repeatable")
     patch.set_defaults(func=cmd_patch)
 
 
@@ -97,7 +99,8 @@ def cmd_patch(args: argparse.Namespace) -> int:
         ca = certs.secret_data(secret).get("ca.crt")
         if not ca:
             raise UserError(f"Secret {args.namespace}/{args.secret_name} has no ca.crt; run certgen create first")
-        changed = certs.patch_webhook(api, args.webhook_name, ca, args.failure_policy)
+        changed = certs.patch_webhook(api, args.webhook_name, ca, args.failure_policy,
+                                      keep_policy=args.keep_failure_policy)
     except (UserError, LookupError, RuntimeError) as e:
         raise UserError(str(e).strip("'\"")) from None
     except API_ERRORS as e:

@@ -185,17 +185,21 @@ def _validate(args: argparse.Namespace, name: Callable[[str], str]) -> int:
     verdicts = validate_snapshot(snap, validate_options(controller_options(args), snap))
     errors = [name(str(p)) for p in source.problems]
     errors += [str(p) for p in settings_problems if p.reason != "UnknownConfigMapKey"]
-    errors += [f"Ingress {v.ingress}: {r}" for v in verdicts for r in v.reasons]
+    errors += [f"{v.kind} {v.ingress}: {r}" for v in verdicts for r in v.reasons]
+    # a route whose Gateway is not among the manifests: its values are still checked
+    unattached = {v.ingress for v in verdicts if v.kind == "HTTPRoute" and v.allowed and v.warnings}
     errors += [f"HTTPRoute {key}: {why}" for key, route in sorted(snap.http_routes.items())
-               if (why := route_invalid(route))]  # the Gateway API checks gateway/build.py makes
+               if key in unattached and (why := route_invalid(route))]
     warnings = [str(p) for p in settings_problems if p.reason == "UnknownConfigMapKey"]
-    warnings += list(dict.fromkeys(f"Ingress {v.ingress}: {w}" for v in verdicts for w in v.warnings))
+    warnings += list(dict.fromkeys(f"{v.kind} {v.ingress}: {w}" for v in verdicts for w in v.warnings))
     for w in warnings:
         print(f"warning: {w}")
     for e in errors:
         print(f"error: {e}")
-    valid = sum(1 for v in verdicts if v.allowed)
-    print(f"{valid} Ingress(es) valid, {len(errors)} error(s), {len(warnings)} warning(s)")
+    valid = sum(1 for v in verdicts if v.allowed and v.kind == "Ingress")
+    routes = f", {sum(1 for v in verdicts if v.allowed and v.kind != 'Ingress')} route(s) valid" \
+        if snap.http_routes else ""
+    print(f"{valid} Ingress(es) valid{routes}, {len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors else 0
 
 
