@@ -62,6 +62,7 @@ RESOURCES = {(r.group_version, r.plural): r for r in (
     Resource("gateway.networking.k8s.io/v1", "gatewayclasses", "GatewayClass", False, has_status=True),
     Resource("gateway.networking.k8s.io/v1", "gateways", "Gateway", True, has_status=True),
     Resource("gateway.networking.k8s.io/v1", "httproutes", "HTTPRoute", True, has_status=True),
+    Resource("gateway.networking.k8s.io/v1", "grpcroutes", "GRPCRoute", True, has_status=True),
     Resource("gateway.networking.k8s.io/v1beta1", "referencegrants", "ReferenceGrant", True),
 )}
 BY_KIND = {r.kind: r for r in RESOURCES.values() if r.group_version != "events.k8s.io/v1"}

@@ -99,9 +99,31 @@ def test_the_leader_writes_gateway_api_status(tmp_path: Path, api: ApiServer, ba
     gw = api.get("Gateway", "default", "gw")["status"]
     assert _conditions(gw)["Programmed"] == ("True", "Programmed")
     assert gw["listeners"][0]["attachedRoutes"] == 1
-    assert gw["listeners"][0]["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}]
+    assert gw["listeners"][0]["supportedKinds"] == [{"group": "gateway.networking.k8s.io", "kind": k}
+                                                    for k in ("HTTPRoute", "GRPCRoute")]
     assert _conditions(api.get("GatewayClass", "", "ours")["status"]) == {"Accepted": ("True", "Accepted")}
 
     api.apply(_route("nosuch"))  # the route changes: ResolvedRefs follows
     wait_until(lambda: _conditions(route_parents()[-1]).get("ResolvedRefs") == ("False", "BackendNotFound"), 10,
                "ResolvedRefs=False/BackendNotFound")
+
+
+def test_grpc_route_status_is_written_to_the_grpcroute(tmp_path: Path, api: ApiServer, backends: Backends,
+                                                      cluster_controllers: list[ClusterController]) -> None:
+    a = backends.start("a")
+    port = free_port()
+    grpc_route = {"apiVersion": G, "kind": "GRPCRoute", "metadata": {"name": "r", "namespace": "default"},
+                  "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["grpc.example.com"],
+                           "rules": [{"matches": [{"method": {"service": "pkg.Svc"}}],
+                                      "backendRefs": [{"name": "nosuch", "port": 80}]}]}}
+    api.apply(service("a"), endpoint_slice("a", [a]), *_gateway_objects(port, "a"), grpc_route)
+    start_controller(cluster_controllers, tmp_path, api, "c1")
+
+    def parents(kind: str) -> list[dict[str, Any]]:
+        return list((api.get(kind, "default", "r").get("status") or {}).get("parents") or [])
+    wait_until(lambda: parents("GRPCRoute") and parents("HTTPRoute"), 10, "both routes' status written")
+    (grpc,) = parents("GRPCRoute")  # the HTTPRoute of the same name keeps its own status
+    assert _conditions(grpc) == {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("False", "BackendNotFound")}
+    assert _conditions(parents("HTTPRoute")[0])["ResolvedRefs"] == ("True", "ResolvedRefs")
+    wait_until(lambda: api.get("Gateway", "default", "gw")["status"]["listeners"][0]["attachedRoutes"] == 2, 10,
+               "both routes counted")

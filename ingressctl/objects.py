@@ -205,7 +205,7 @@ class Node:
 
 
 KubeObject = Union[Ingress, IngressClass, Service, EndpointSlice, Secret, ConfigMap, Node,
-                   "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"]
+                   "GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant", "Namespace"]  # a GRPCRoute is an HTTPRoute
 
 
 # --- parsing ---------------------------------------------------------------------------

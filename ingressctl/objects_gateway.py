@@ -11,6 +11,8 @@ Gateway API reports that in the route's status instead of refusing the object.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -146,11 +148,19 @@ class HeaderModifier:
 
 @dataclass(frozen=True)
 class HTTPRoute:
+    """An HTTPRoute, or a GRPCRoute (meta.kind says which) in the same shape: a gRPC call is
+    POST /<service>/<method> over HTTP/2, so a GRPCRoute's method match is a path match
+    (`grpc_match`) and its rules are HTTP rules with grpc_pass to the backends."""
+
     meta: Meta
     parent_refs: tuple[ObjectRef, ...]
     hostnames: tuple[str, ...]
     rules: tuple[HTTPRule, ...]
     status_parents: tuple[Mapping[str, Any], ...] = ()  # as read: other controllers' entries are kept
+
+    @property
+    def grpc(self) -> bool:
+        return self.meta.kind == "GRPCRoute"
 
 
 @dataclass(frozen=True)
@@ -323,6 +333,63 @@ def parse_http_route(raw: Mapping[str, Any]) -> HTTPRoute:
                      status_parents)
 
 
+# GRPCMethodMatch values, as the CRD's validation has them (our bound on what reaches a regex)
+_GRPC_SERVICE = re.compile(r"(?i)^\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*\Z")
+_GRPC_METHOD = re.compile(r"^[A-Za-z_][A-Za-z_0-9]*\Z")
+
+
+def grpc_match(kind: str, service: str, method: str) -> tuple[str, str]:
+    """A GRPCMethodMatch as (HTTP path type, path): Exact service and method is the Exact
+    path /service/method, a service alone the prefix /service, a method alone the regex
+    /[^/]+/method; RegularExpression puts the two regexes in place. Raises ValueError."""
+    if kind == "Exact":
+        if service and not _GRPC_SERVICE.match(service) or method and not _GRPC_METHOD.match(method):
+            raise ValueError(f"gRPC service {service!r} or method {method!r} is not a valid name")
+        if service and method:
+            return "Exact", f"/{service}/{method}"
+        if service:
+            return "PathPrefix", f"/{service}"
+        return ("RegularExpression", f"/[^/]+/{method}") if method else ("PathPrefix", "/")
+    if kind == "RegularExpression":
+        return "RegularExpression", f"/{service or '[^/]+'}/{method or '[^/]+'}"
+    raise ValueError(f"gRPC method match type {kind!r} is not Exact or RegularExpression")
+
+
+def _grpc_rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
+    m = r.mapping(raw, path)
+    matches = []
+    for i, x in enumerate(r.seq(m.get("matches"), f"{path}.matches", MAX_MATCHES)):
+        mm = r.mapping(x, f"{path}.matches[{i}]")
+        method = r.mapping(mm.get("method"), f"{path}.matches[{i}].method")
+        try:
+            ptype, value = grpc_match(r.text(method.get("type"), f"{path}.matches[{i}].method.type", "Exact"),
+                                      r.text(method.get("service"), f"{path}.matches[{i}].method.service"),
+                                      r.text(method.get("method"), f"{path}.matches[{i}].method.method"))
+        except ValueError as e:
+            raise r.fail(f"{path}.matches[{i}].method", str(e)) from None
+        matches.append(HTTPMatch(path_type=ptype, path=value,
+                                 headers=_pairs(r, mm.get("headers"), f"{path}.matches[{i}].headers")))
+    rule = _rule(r, {k: val for k, val in m.items() if k != "matches"}, path)
+    return dataclasses.replace(rule, matches=tuple(matches) or rule.matches)
+
+
+def parse_grpc_route(raw: Mapping[str, Any]) -> HTTPRoute:
+    from .objects import _describe, _meta, _Reader
+    r = _Reader(_describe(raw))
+    spec = r.mapping(raw.get("spec"), "spec")
+    parents = tuple(_ref(r, x, f"spec.parentRefs[{i}]", GATEWAY_GROUP, "Gateway")
+                    for i, x in enumerate(r.seq(spec.get("parentRefs"), "spec.parentRefs", MAX_PARENT_REFS)))
+    hostnames = tuple(r.text(h, "spec.hostnames") for h in r.seq(spec.get("hostnames"), "spec.hostnames", MAX_HOSTNAMES))
+    rules = tuple(_grpc_rule(r, x, f"spec.rules[{i}]")
+                  for i, x in enumerate(r.seq(spec.get("rules"), "spec.rules", MAX_RULES)))
+    if sum(len(x.matches) for x in rules) > 128:
+        raise r.fail("spec.rules", "more than 128 matches in all rules (the API server's bound)")
+    status = r.mapping(raw.get("status"), "status")
+    status_parents = tuple(r.mapping(p, "status.parents") for p in r.seq(status.get("parents"), "status.parents", 32))
+    return HTTPRoute(_meta(r, "GRPCRoute", raw, True), parents, hostnames, rules or (HTTPRule((HTTPMatch(),), ()),),
+                     status_parents)
+
+
 def parse_reference_grant(raw: Mapping[str, Any]) -> ReferenceGrant:
     from .objects import _describe, _meta, _Reader
     r = _Reader(_describe(raw))
@@ -347,6 +414,7 @@ GATEWAY_PARSERS = {
     "GatewayClass": parse_gateway_class,
     "Gateway": parse_gateway,
     "HTTPRoute": parse_http_route,
+    "GRPCRoute": parse_grpc_route,
     "ReferenceGrant": parse_reference_grant,
     "Namespace": parse_namespace,
 }

@@ -66,6 +66,7 @@ class Snapshot:
     gateway_classes: Mapping[str, GatewayClass] = field(default_factory=dict)
     gateways: Mapping[str, Gateway] = field(default_factory=dict)
     http_routes: Mapping[str, HTTPRoute] = field(default_factory=dict)
+    grpc_routes: Mapping[str, HTTPRoute] = field(default_factory=dict)  # GRPCRoutes, in HTTPRoute's shape
     reference_grants: Mapping[str, ReferenceGrant] = field(default_factory=dict)
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
 
@@ -217,6 +218,7 @@ class Store:
             gateway_classes=self._view("GatewayClass"),  # type: ignore[arg-type]
             gateways=self._view("Gateway"),  # type: ignore[arg-type]
             http_routes=self._view("HTTPRoute"),  # type: ignore[arg-type]
+            grpc_routes=self._view("GRPCRoute"),  # type: ignore[arg-type]
             reference_grants=self._view("ReferenceGrant"),  # type: ignore[arg-type]
             namespaces=self._view("Namespace"),  # type: ignore[arg-type]
         )

@@ -216,3 +216,18 @@ def test_an_http_route_review_runs_the_configuration_scan(route_check: StoreChec
     assert doc["response"]["allowed"] is False
     assert "rendering refused" in doc["response"]["status"]["message"] or \
         "configuration scan" in doc["response"]["status"]["message"]
+
+
+def test_grpc_route_reviews(route_check: StoreCheck) -> None:
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+             "metadata": {"name": "g", "namespace": "default"},
+             "spec": {"parentRefs": [{"name": "gw"}], "rules": [{
+                 "matches": [{"method": {"service": "pkg.Svc"}}], "backendRefs": [{"name": "svc", "port": 80}]}]}}
+    kind = {"req_kind": {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "GRPCRoute"}}
+    _, doc = review(admission_review(route, **kind), route_check)
+    assert doc["response"]["allowed"] is True, doc
+    route["spec"]["rules"][0]["filters"] = [{"type": "RequestHeaderModifier", "requestHeaderModifier": {
+        "set": [{"name": "x-a", "value": BREAKOUT}]}}]
+    _, doc = review(admission_review(route, **kind), route_check)
+    assert doc["response"]["allowed"] is False
+    assert "ingressctl denied GRPCRoute default/g" in doc["response"]["status"]["message"]

@@ -152,7 +152,7 @@ def test_webhook_reaches_the_controllers_webhook_port_with_the_certgen_secret(bu
     # HTTPRoutes: the same Service on their own path, and Ignore for good (other controllers' routes)
     assert routes["clientConfig"]["service"] == {**ref, "path": ROUTES_PATH}
     (rule,) = routes["rules"]
-    assert (rule["apiGroups"], rule["resources"]) == (["gateway.networking.k8s.io"], ["httproutes"])
+    assert (rule["apiGroups"], rule["resources"]) == (["gateway.networking.k8s.io"], ["httproutes", "grpcroutes"])
     assert routes["failurePolicy"] == "Ignore" and "matchConditions" not in routes
     assert flag(jobs["patch"], "--keep-failure-policy") == routes["name"]
 

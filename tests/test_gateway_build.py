@@ -41,6 +41,7 @@ spec:
     allowedRoutes: {namespaces: {from: Selector, selector: {matchLabels: {team: blue}}}}
   - {name: tcp, protocol: TCP, port: 9000}
   - {name: grpc-only, protocol: HTTP, port: 81, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
+  - {name: tcp-kind, protocol: HTTP, port: 83, allowedRoutes: {kinds: [{kind: TCPRoute}]}}
   - {name: dup1, protocol: HTTP, port: 82, hostname: dup.test}
   - {name: dup2, protocol: HTTP, port: 82, hostname: dup.test}
 ---
@@ -147,7 +148,8 @@ def test_gateway_and_listener_conditions():
         return c.status, c.reason
     assert gw.listener("same").attached_routes == 1 and gw.listener("all").attached_routes == 0
     assert cond("tcp", "Accepted") == (False, "UnsupportedProtocol")
-    assert cond("grpc-only", "ResolvedRefs") == (False, "InvalidRouteKinds")
+    assert cond("grpc-only", "ResolvedRefs") == (True, "ResolvedRefs")  # GRPCRoute: served on HTTP listeners
+    assert cond("tcp-kind", "ResolvedRefs") == (False, "InvalidRouteKinds")
     assert cond("dup1", "Conflicted") == (True, "HostnameConflict")
     assert cond("dup1", "Programmed") == (False, "Invalid")
     assert cond("same", "Conflicted") == (False, "NoConflicts")
@@ -187,7 +189,7 @@ def test_route_with_a_value_we_cannot_serve_is_not_accepted(match):
     result = _build(route)
     acc = result.parents[0].condition("Accepted")
     assert acc is not None and (acc.status, acc.reason) == (False, "UnsupportedValue")
-    assert result.servers == ()
+    assert [s for s in result.servers if s.ports != (81,)] == []  # 81: the grpc-only listener's default server
 
 
 @pytest.mark.parametrize("redirect, listener_port, expected", [
@@ -235,7 +237,7 @@ kind: Gateway
 metadata: {name: tls, namespace: infra}
 spec: {gatewayClassName: ours, listeners: [{name: h, protocol: HTTP, port: 443}, {name: p, protocol: HTTP, port: 8081}]}""")
     result = build_gateway(Snapshot.of([*objs, parse_object(gw443)]), GatewayOptions(ingress_http_port=80))
-    assert {(s.host, s.ports) for s in result.servers} == {("a.same.test", ()), ("", (8081,))}
+    assert {(s.host, s.ports) for s in result.servers} == {("a.same.test", ()), ("", (8081,)), ("", (81,))}
     tls = next(s for s in result.statuses if s.name == "tls").listener("h")
     assert tls is not None and any(c.reason == "PortUnavailable" for c in tls.conditions)
 
@@ -421,3 +423,74 @@ def test_response_header_modifier_values(modifier, expected):
             response_header_changes(rule)
     else:
         assert response_header_changes(rule) == expected
+
+
+@pytest.mark.parametrize("kind, service, method, expected", [
+    ("Exact", "pkg.Svc", "Do", ("Exact", "/pkg.Svc/Do")),
+    ("Exact", "pkg.Svc", "", ("PathPrefix", "/pkg.Svc")),
+    ("Exact", "", "Do", ("RegularExpression", "/[^/]+/Do")),
+    ("Exact", "", "", ("PathPrefix", "/")),
+    ("RegularExpression", "pkg\\..*", "", ("RegularExpression", "/pkg\\..*/[^/]+")),
+    ("Exact", "pkg/Svc", "Do", None),  # not a gRPC service name: refused at parse, like the CRD would
+    ("Exact", "pkg.Svc", "Do;", None),
+    ("Prefix", "pkg.Svc", "", None),
+])
+def test_grpc_method_matches_are_path_matches(kind, service, method, expected):
+    from ingressctl.objects_gateway import grpc_match
+    if expected is None:
+        with pytest.raises(ValueError):
+            grpc_match(kind, service, method)
+    else:
+        assert grpc_match(kind, service, method) == expected
+
+
+def _grpc_route(name: str, section: str, hostnames: str = '["g.test"]', filters: str = "[]") -> str:
+    return f"""
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: {name}, namespace: infra}}
+spec:
+  parentRefs: [{{name: gw, sectionName: {section}}}]
+  hostnames: {hostnames}
+  rules: [{{matches: [{{method: {{service: pkg.Svc}}}}], filters: {filters}, backendRefs: [{{name: svc, namespace: app, port: 80}}]}}]
+"""
+
+
+GRPC_GATEWAY = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: h80, protocol: HTTP, port: 80, allowedRoutes: {namespaces: {from: All}}}
+  - {name: h9000, protocol: HTTP, port: 9000, allowedRoutes: {namespaces: {from: All}}}
+"""
+
+
+@pytest.mark.parametrize("extra, served, problem", [
+    (_grpc_route("g", "h9000"), True, ""),
+    (_grpc_route("g", "h80"), False, "Ingress HTTP port"),  # HTTP/1.1 only there
+    (_grpc_route("g", "h9000") + "---" + _route("infra", "{name: gw, sectionName: h9000}", '["g.test"]'),
+     False, "also served by an HTTPRoute"),
+    (_grpc_route("g", "h9000") + "---" + _route("infra", "{name: gw, sectionName: h9000}", '["*.test"]'),
+     False, "also served by an HTTPRoute"),  # a wildcard HTTPRoute covers the host
+    (_grpc_route("g", "h9000", filters="[{type: RequestMirror, requestMirror: {backendRef: {name: svc, port: 80}}}]"),
+     False, "not supported on a GRPCRoute"),
+])
+def test_grpc_routes_are_served_alone_on_h2_ports(extra, served, problem):
+    base = [o for o in (parse_object(d) for d in yaml.safe_load_all(BASE) if d)
+            if (o.meta.kind, o.meta.name) != ("Gateway", "gw")]  # gw: the listeners below instead
+    objs = base + [parse_object(d) for d in yaml.safe_load_all(GRPC_GATEWAY + "---" + extra) if d]
+    result = build_gateway(Snapshot.of(objs))
+    grpc_servers = [s for s in result.servers if s.host == "g.test" and s.locations[0].config.grpc]
+    assert bool(grpc_servers) is served, result.servers
+    if served:
+        (s,) = grpc_servers
+        assert s.ports == (9000,) and s.http2 and not s.tls  # h2c
+        defaults = [x for x in result.servers if x.ports == (9000,) and not x.host]
+        assert all(x.http2 for x in defaults)  # every server of the port: one listen socket
+    else:
+        assert any(problem in p.message for p in result.problems if p.kind == "GRPCRoute") or \
+            any(problem in (c.message or "") for p in result.parents for c in p.conditions), result.problems
+    assert {p.kind for p in result.parents} >= {"GRPCRoute"}

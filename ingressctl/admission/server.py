@@ -38,7 +38,8 @@ WEBHOOK_PATH = "/networking/v1/ingresses"
 ROUTES_PATH = "/gateway/v1/routes"  # HTTPRoutes: a second webhook, failurePolicy Ignore (other controllers' routes)
 MAX_BODY = 4 << 20  # an object may be 1.5 MiB; a review carries object and oldObject
 INGRESS_GVK = {"group": "networking.k8s.io", "version": "v1", "kind": "Ingress"}
-KINDS = (INGRESS_GVK, {"group": "gateway.networking.k8s.io", "version": "v1", "kind": "HTTPRoute"})
+KINDS = (INGRESS_GVK, *({"group": "gateway.networking.k8s.io", "version": "v1", "kind": k}
+                        for k in ("HTTPRoute", "GRPCRoute")))
 
 Check = Callable[[Mapping[str, Any]], Verdict]
 
@@ -66,7 +67,7 @@ def _request(body: bytes) -> Mapping[str, Any]:
     kind = req.get("kind")
     if not isinstance(kind, dict) or not any(all(kind.get(k) == v for k, v in gvk.items()) for gvk in KINDS):
         raise BadReview(f"request.kind {kind!r} is not networking.k8s.io/v1 Ingress "
-                        "or gateway.networking.k8s.io/v1 HTTPRoute")
+                        "or gateway.networking.k8s.io/v1 HTTPRoute or GRPCRoute")
     return req
 
 

@@ -15,7 +15,7 @@ each host to the Ingresses that use it and caches their validated routes; the ca
 built together with only the Ingresses sharing its hosts (plus host-less ones), which is
 all that can change the servers it appears in.
 
-An HTTPRoute whose parents include a Gateway of ours is checked the same way: every value
+An HTTPRoute or GRPCRoute whose parents include a Gateway of ours is checked the same way: every value
 the gateway build would refuse (`route_invalid`: regexes, header names and values, redirect
 and rewrite fields, timeouts), then the Gateway API configuration with the candidate is
 built (without any Ingress: they cannot change a route's maps), rendered and scanned
@@ -180,7 +180,7 @@ class Validator:
         return Verdict(key, not render_reasons, tuple(render_reasons), tuple(dict.fromkeys(warnings + build_warnings)))
 
     def check_route(self, snap: Snapshot, route: HTTPRoute) -> Verdict:
-        """Verdict for an HTTPRoute: its values, then its rendered configuration (see the module doc)."""
+        """Verdict for an HTTPRoute or GRPCRoute: its values, then its rendered configuration (see the module doc)."""
         key, kind = route.meta.key, route.meta.kind
         gw_opts = self.options.gateway
         ours = {n for n, c in snap.gateway_classes.items() if c.controller_name == gw_opts.controller_name}
@@ -191,10 +191,14 @@ class Validator:
         why = route_invalid(route, gw_opts.balancer)
         if why:
             return Verdict(key, False, (f"UnsupportedValue: {why}",), (), kind)
-        routes = dict(snap.http_routes)
+        routes = dict(snap.grpc_routes if route.grpc else snap.http_routes)
         routes.pop(key, None)
-        without = dataclasses.replace(snap, ingresses={}, http_routes=routes)
-        with_route = dataclasses.replace(without, http_routes={**routes, key: route})
+
+        def routes_are(these: dict[str, HTTPRoute]) -> Snapshot:
+            if route.grpc:
+                return dataclasses.replace(snap, ingresses={}, grpc_routes=these)
+            return dataclasses.replace(snap, ingresses={}, http_routes=these)
+        without, with_route = routes_are(routes), routes_are({**routes, key: route})
         try:
             after = self._render_gateway(with_route)
             before = self._render_gateway(without) if self.options.scan else ""
@@ -274,7 +278,8 @@ class Validator:
         """A verdict for every Ingress in `snap` (conflicts are charged to the newer Ingress),
         then for every HTTPRoute."""
         return [*(self.check(snap, ing, only_older_conflicts=True) for _, ing in sorted(snap.ingresses.items())),
-                *(self.check_route(snap, r) for _, r in sorted(snap.http_routes.items()))]
+                *(self.check_route(snap, r) for _, r in sorted(snap.http_routes.items())),
+                *(self.check_route(snap, r) for _, r in sorted(snap.grpc_routes.items()))]
 
 
 def _schema(ing: Ingress) -> list[str]:

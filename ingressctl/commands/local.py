@@ -187,9 +187,10 @@ def _validate(args: argparse.Namespace, name: Callable[[str], str]) -> int:
     errors += [str(p) for p in settings_problems if p.reason != "UnknownConfigMapKey"]
     errors += [f"{v.kind} {v.ingress}: {r}" for v in verdicts for r in v.reasons]
     # a route whose Gateway is not among the manifests: its values are still checked
-    unattached = {v.ingress for v in verdicts if v.kind == "HTTPRoute" and v.allowed and v.warnings}
-    errors += [f"HTTPRoute {key}: {why}" for key, route in sorted(snap.http_routes.items())
-               if key in unattached and (why := route_invalid(route))]
+    unattached = {(v.kind, v.ingress) for v in verdicts if v.kind != "Ingress" and v.allowed and v.warnings}
+    errors += [f"{route.meta.kind} {key}: {why}"
+               for key, route in sorted([*snap.http_routes.items(), *snap.grpc_routes.items()])
+               if (route.meta.kind, key) in unattached and (why := route_invalid(route))]
     warnings = [str(p) for p in settings_problems if p.reason == "UnknownConfigMapKey"]
     warnings += list(dict.fromkeys(f"{v.kind} {v.ingress}: {w}" for v in verdicts for w in v.warnings))
     for w in warnings:
@@ -198,7 +199,7 @@ def _validate(args: argparse.Namespace, name: Callable[[str], str]) -> int:
         print(f"error: {e}")
     valid = sum(1 for v in verdicts if v.allowed and v.kind == "Ingress")
     routes = f", {sum(1 for v in verdicts if v.allowed and v.kind != 'Ingress')} route(s) valid" \
-        if snap.http_routes else ""
+        if snap.http_routes or snap.grpc_routes else ""
     print(f"{valid} Ingress(es) valid{routes}, {len(errors)} error(s), {len(warnings)} warning(s)")
     return 1 if errors else 0
 

@@ -20,7 +20,7 @@ from ..store import Snapshot
 from .status import Condition, ListenerStatus, ObjectStatus, ParentStatus
 
 SUPPORTED_PROTOCOLS = ("HTTP", "HTTPS")
-ROUTE_KINDS = {"HTTP": ("HTTPRoute",), "HTTPS": ("HTTPRoute",)}
+ROUTE_KINDS = {"HTTP": ("HTTPRoute", "GRPCRoute"), "HTTPS": ("HTTPRoute", "GRPCRoute")}
 
 
 @dataclass(frozen=True)
@@ -154,4 +154,4 @@ def _supported(lst: Listener) -> tuple[str, ...]:
 
 
 def parent_status(route: HTTPRoute, ref: ObjectRef, gw: Gateway, conds: tuple[Condition, ...]) -> ParentStatus:
-    return ParentStatus(route.meta.key, gw.meta.key, ref.section_name, ref.port, conds)
+    return ParentStatus(route.meta.key, gw.meta.key, ref.section_name, ref.port, conds, route.meta.kind)

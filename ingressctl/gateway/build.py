@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..ingress import values as v
+from ..ingress.annotations.config import IngressConfig
 from ..ingress.backends import BackendResolver
 from ..ingress.model import Certificate, Location, Problem, Server, Upstream
 from ..ingress.tls import TLSError, certificate_from_secret
@@ -202,6 +203,7 @@ def _value_regex(typ: str, value: str, what: str) -> str:
 
 
 _FILTERS = ("RequestRedirect", "RequestHeaderModifier", "ResponseHeaderModifier", "URLRewrite", "RequestMirror")
+_GRPC_FILTERS = ("RequestHeaderModifier", "ResponseHeaderModifier")  # a mirror copy would go out as HTTP/1.1
 
 
 def route_invalid(route: HTTPRoute, balancer: bool = True) -> str:
@@ -213,9 +215,10 @@ def route_invalid(route: HTTPRoute, balancer: bool = True) -> str:
         for rule in route.rules:
             for m in rule.matches:
                 match_conditions(m)
-            unsupported = [f for f in rule.filter_types if f not in _FILTERS]
+            unsupported = [f for f in rule.filter_types if f not in (_GRPC_FILTERS if route.grpc else _FILTERS)]
             if unsupported:
-                raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported")
+                raise v.InvalidValue(f"filters {', '.join(unsupported)} are not supported"
+                                     + (" on a GRPCRoute" if route.grpc else ""))
             for f in set(rule.filter_types) - {"RequestMirror"}:
                 if rule.filter_types.count(f) > 1:
                     raise v.InvalidValue(f"filter {f} appears more than once in a rule")
@@ -259,6 +262,7 @@ class _Candidate:
     route: str
     prefix: str = ""  # a PathPrefix match's prefix without its trailing '/' (what ReplacePrefixMatch replaces)
     effects: _Effects = _Effects()
+    grpc: bool = False  # from a GRPCRoute: served with grpc_pass
 
 
 @dataclass
@@ -456,7 +460,7 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
     parents: list[ParentStatus] = []
     attached: dict[str, dict[str, int]] = {k: {} for k in ours}
     by_port: dict[int, ByHost] = {}
-    for route in sorted(snap.http_routes.values(), key=lambda r: r.meta.age_key):
+    for route in sorted([*snap.http_routes.values(), *snap.grpc_routes.values()], key=lambda r: r.meta.age_key):
         invalid = route_invalid(route, opts.balancer)
         targets = [b.rule_target(route, rule) for rule in route.rules] if not invalid else []
         failures = [f for _, fs, _ in targets for f in fs]
@@ -469,7 +473,8 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
             if invalid:
                 acc = StatusCondition("Accepted", False, "UnsupportedValue", invalid, g)
                 parents.append(parent_status(route, ref, gw, (acc, resolved)))
-                b.problems.append(Problem("HTTPRoute", route.meta.namespace, route.meta.name, "UnsupportedValue", invalid))
+                b.problems.append(Problem(route.meta.kind, route.meta.namespace, route.meta.name, "UnsupportedValue",
+                                          invalid))
                 continue
             atts, acc = attach(snap, route, ref, gw, listener_conds[gw.meta.key])
             parents.append(parent_status(route, ref, gw, (acc, resolved)))
@@ -486,6 +491,7 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
                 tls[lst.port] = lst.protocol == "HTTPS"
                 if not lst.hostname:
                     host_certs.setdefault((lst.port, ""), certs[k][0].get(lst.name, ""))
+    b.problems += _grpc_conflicts(by_port, opts)
     servers, dispatches = _servers(by_port, opts, tls, host_certs)
     statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
     return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)),
@@ -494,6 +500,8 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
 
 
 ByHost = dict[str, list[tuple[str, "_Candidate"]]]
+_HTTP = IngressConfig()
+_GRPC = IngressConfig(backend_protocol="GRPC")
 
 
 def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bool],
@@ -507,13 +515,18 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
         by_host = by_port[port]
         ssl = tls.get(port, False)
         ports = () if port == opts.ingress_http_port and not ssl else (port,)
+        # HTTPS: HTTP/2 by ALPN beside HTTP/1.1; plain HTTP: h2c (prior knowledge) only where
+        # a GRPCRoute is served, since nginx 1.22 then speaks nothing else on the port
+        http2 = ssl or any(c.grpc for cands in by_host.values() for _, c in cands)
         if ports and "" not in by_host:
             servers.append(Server(host="", locations=(Location("/", "", "", 404, "", ""),), ports=ports, tls=ssl,
-                                  certificate=certs.get((port, ""), "")))
+                                  http2=http2, certificate=certs.get((port, ""), "")))
         for host in ([""] if "" in by_host else []) + sorted(h for h in by_host if h):
-            d = _dispatch(len(dispatches), _host_candidates(by_host, host))
+            cands = _host_candidates(by_host, host)
+            d = _dispatch(len(dispatches), cands)
             dispatches.append(d)
-            loc = Location("/", "", "", 0, "", "", dispatch=d.variable,
+            grpc = any(c.grpc for c in cands)  # _grpc_conflicts left one kind per host
+            loc = Location("/", "", "", 0, "", "", config=_GRPC if grpc else _HTTP, dispatch=d.variable,
                            dispatch_redirect=d.locations.variable if d.locations else "",
                            dispatch_rewrite=d.rewrites.variable if d.rewrites else "",
                            upstream_host=d.host.variable if d.host else "",
@@ -522,7 +535,7 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
                            header_sets=tuple((h.name, h.variable) for h in d.headers),
                            response_header_sets=tuple((h.name, h.variable) for h in d.response_headers))
             servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports,
-                                  tls=ssl, certificate=certs.get((port, host), "")))
+                                  tls=ssl, certificate=certs.get((port, host), ""), http2=http2))
     return servers, dispatches
 
 
@@ -537,7 +550,34 @@ def _add_candidates(by_host: ByHost, a: Attachment, targets: list[tuple[Target, 
                    0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
             prefix = m.path.rstrip("/") if m.path_type == "PathPrefix" else ""
             for host in a.hostnames:
-                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, prefix, effects)))
+                by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, prefix, effects,
+                                                                      r.grpc)))
+
+
+def _grpc_conflicts(by_port: dict[int, ByHost], opts: GatewayOptions) -> list[Problem]:
+    """GRPCRoutes where they cannot be served, taken out of `by_port` and reported: on the
+    Ingress HTTP port (HTTP/1.1 only), and on a host an HTTPRoute of the same port serves
+    (one nginx location cannot both proxy_pass and grpc_pass; implementations refuse to share
+    a hostname between the two kinds)."""
+    problems: dict[str, Problem] = {}
+    for port, by_host in by_port.items():
+        http_hosts = {h for h, cands in by_host.items() if any(not c.grpc for _, c in cands)}
+        for host, cands in by_host.items():
+            if not any(c.grpc for _, c in cands):
+                continue
+            if port == opts.ingress_http_port:
+                why = f"port {port} is the Ingress HTTP port, which speaks HTTP/1.1 only"
+            elif host in http_hosts or "" in http_hosts or any(_covers(h, host) for h in http_hosts if h):
+                why = f"host {host or '*'} on port {port} is also served by an HTTPRoute"
+            else:
+                continue
+            for _, c in cands:
+                if c.grpc:
+                    ns, _, name = c.route.partition("/")
+                    problems.setdefault(c.route + why, Problem("GRPCRoute", ns, name, "HostConflict",
+                                                               f"{why}; this route is left out there", True))
+            by_host[host] = [(h, c) for h, c in cands if not c.grpc]
+    return list(problems.values())
 
 
 def _rule_effects(rule: HTTPRule, a: Attachment, mirrors: tuple[str, ...]) -> _Effects:

@@ -58,6 +58,7 @@ class ParentStatus:
     section_name: str
     port: int
     conditions: tuple[Condition, ...]
+    kind: str = "HTTPRoute"  # or GRPCRoute
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions if c.type == type_), None)

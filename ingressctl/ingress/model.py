@@ -348,6 +348,7 @@ class Server:
     error_pages: tuple[ErrorPage, ...] = ()
     any_depth_wildcard: bool = False  # Gateway API "*.a.b" matches any number of labels (nginx's own "*.")
     ports: tuple[int, ...] = ()  # Gateway API listener ports (plain HTTP); () = the Ingress HTTP and HTTPS ports
+    http2: bool = False  # Gateway API: the listener port speaks HTTP/2 (ALPN with TLS; h2c only without)
 
     @property
     def ssl_redirect(self) -> bool:

@@ -63,6 +63,7 @@ RESOURCES = {r.kind: r for r in (
     Resource("GatewayClass", "gateway.networking.k8s.io/v1", "gatewayclasses", False),
     Resource("Gateway", "gateway.networking.k8s.io/v1", "gateways", True),
     Resource("HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes", True),
+    Resource("GRPCRoute", "gateway.networking.k8s.io/v1", "grpcroutes", True),
     Resource("ReferenceGrant", "gateway.networking.k8s.io/v1beta1", "referencegrants", True),
     Resource("Namespace", "v1", "namespaces", False),
 )}

@@ -61,12 +61,13 @@ class GatewayStatusWriter:
         out: dict[Key, dict[str, Any]] = {}
         for s in self.result.statuses:
             out[(s.kind, s.namespace, s.name)] = object_status_body(s, now)
-        routes = self.store.snapshot().http_routes
-        for key in sorted({p.route for p in self.result.parents}):
-            route = routes.get(key)
+        snap = self.store.snapshot()
+        routes = {"HTTPRoute": snap.http_routes, "GRPCRoute": snap.grpc_routes}
+        for kind, key in sorted({(p.kind, p.route) for p in self.result.parents}):
+            route = routes[kind].get(key)
             if route is not None:
-                parents = [p for p in self.result.parents if p.route == key]
-                out[("HTTPRoute", route.meta.namespace, route.meta.name)] = route_status_body(
+                parents = [p for p in self.result.parents if (p.kind, p.route) == (kind, key)]
+                out[(kind, route.meta.namespace, route.meta.name)] = route_status_body(
                     parents, route.status_parents, self.controller, now)
         return out
 

@@ -51,7 +51,7 @@ class WatchSpec:
     optional: bool = False  # a kind whose CRD may be absent (404): left out, the rest is served
 
 
-GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "ReferenceGrant")
+GATEWAY_KINDS = ("GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute", "ReferenceGrant")
 
 
 def default_specs(watch_namespace: str = "", configmap: str = "",
