@@ -190,8 +190,7 @@ class Controller:
                             default_backend=self.options.default_backend, now=self.clock(),
                             lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate,
                             balancer=self.options.dynamic_endpoints, ssl_passthrough=self.options.ssl_passthrough)
-        result = with_gateway(build(snap, opts), snap, dataclasses.replace(
-            self.options.gateway, now=opts.now, balancer=self.options.dynamic_endpoints))
+        result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         if self.options.tcp_services or self.options.udp_services:
             # nginx's HTTP listeners (Gateway listeners too) own their ports: a TCP service there
             # would make every reload fail to bind

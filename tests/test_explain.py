@@ -27,8 +27,10 @@ def world() -> list[KubeObject]:
 
 def ask(objects: list[KubeObject], url: str, headers: tuple[str, ...] = (), method: str = "GET",
         client_ip: str = "127.0.0.1") -> Any:
+    from ingressctl.gateway.build import GatewayOptions
+    from ingressctl.gateway.merge import with_gateway
     everything = [*world(), *objects]
-    result = run_build(*everything)
+    result = with_gateway(run_build(*everything), Snapshot.of(everything), GatewayOptions())
     return explain(Snapshot.of(everything), result, parse_request(url, headers, method, client_ip),
                    ClassFilter(), 80, 443)
 
@@ -207,3 +209,54 @@ def test_endpoints_show_ready_and_terminating() -> None:
                                      ("/%61pi", "/api"), ("/..", None), ("/a/..", "/")])
 def test_uri_normalisation(raw: str, uri: str | None) -> None:
     assert normalise_path(raw) == uri
+
+
+GATEWAY_WORLD = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: ingressctl.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec: {gatewayClassName: ours, listeners: [{name: h, protocol: HTTP, port: 9000}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [x.io]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}, headers: [{name: X-Env, value: beta}]}]
+    backendRefs: [{name: api, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /old}}]
+    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /new}}}]
+  - matches: [{path: {type: PathPrefix, value: /v1}}]
+    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}]
+    backendRefs: [{name: web, port: 80}]
+  - backendRefs: [{name: web, port: 80}]
+"""
+
+
+@pytest.mark.parametrize("url, headers, status, backend, route, reason", [
+    ("http://x.io:9000/api/x", ("X-Env: beta",), None, "default/api", "HTTPRoute default/r rules[0].matches[0]",
+     "first match in the spec's precedence order"),
+    ("http://x.io:9000/api/x", (), None, "default/web", "HTTPRoute default/r rules[3].matches[0]", ""),
+    ("http://x.io:9000/old/a?q=1", (), 302, None, "HTTPRoute default/r rules[1].matches[0]",
+     "RequestRedirect: 302 to http://x.io:9000/new/a?q=1"),
+    ("http://x.io:9000/v1/users", (), None, "default/web", "HTTPRoute default/r rules[2].matches[0]",
+     "URLRewrite: the backend is sent the path /v2/users"),
+    ("http://x.io/api/x", ("X-Env: beta",), 404, None, "None", "the default server"),  # the Ingress port
+    ("http://y.io:9000/", (), 404, None, "None", "the default server"),  # the listener port's default server
+])
+def test_explain_gateway_routes(url, headers, status, backend, route, reason):
+    import yaml
+
+    from ingressctl.objects import parse_object
+    objects = [parse_object(d) for d in yaml.safe_load_all(GATEWAY_WORLD)]
+    e = ask(objects, url, headers)
+    assert e.status == status and (e.backend and e.backend["service"]) == backend, e.reasons
+    assert str(e.route) == route
+    assert any(reason in r for r in e.reasons), e.reasons

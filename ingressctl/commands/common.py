@@ -148,6 +148,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
     http, https = getattr(args, "http_port", 8080), getattr(args, "https_port", 8443)
     state = getattr(args, "state_dir", None) or Path(f"/tmp/ingressctl-{http}")
     template_dir, resolver = getattr(args, "template_dir", None), getattr(args, "resolver", None)
+    dynamic = _dynamic(getattr(args, "dynamic_endpoints", "off"))
     return ControllerOptions(
         state_dir=Path(state).resolve(),
         http_port=http,
@@ -159,7 +160,7 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         default_backend=args.default_backend_service,
         template_dir=template_dir.resolve() if template_dir else None,
         resolver=tuple(resolver) if resolver else system_resolvers(),
-        dynamic_endpoints=_dynamic(getattr(args, "dynamic_endpoints", "off")),
+        dynamic_endpoints=dynamic,
         lazy_default_certificate=_workers_reach(Path(state)),
         stale_after=getattr(args, "stale_after", 60.0),
         redirect_https_port=getattr(args, "redirect_https_port", 0),
@@ -168,8 +169,10 @@ def controller_options(args: argparse.Namespace) -> ControllerOptions:
         ssl_passthrough=getattr(args, "enable_ssl_passthrough", False),
         tcp_services=_ref(getattr(args, "tcp_services_configmap", ""), "--tcp-services-configmap"),
         udp_services=_ref(getattr(args, "udp_services_configmap", ""), "--udp-services-configmap"),
+        # offline tools (no --dynamic-endpoints) judge routes as a default `run` serves them
         gateway=GatewayOptions(controller_name=getattr(args, "gateway_controller_name", DEFAULT_GATEWAY_CONTROLLER),
-                               ingress_http_port=http, ingress_https_port=https),
+                               ingress_http_port=http, ingress_https_port=https,
+                               balancer=dynamic or not hasattr(args, "dynamic_endpoints")),
     )
 
 

@@ -8,8 +8,9 @@ decisions the location's directives take in nginx's phase order (redirects, acce
 canary maps). A property test sends the same requests through a real nginx.
 
 Design choice: a location's origin is a `RouteRef` (kind, namespace, name, rule, path), not
-an Ingress, so other route kinds (Gateway HTTPRoute) can be explained by the same code once
-their build fills the same model.
+an Ingress: a Gateway host's location is explained by replaying its dispatch maps
+(`gateway.py`), which names the HTTPRoute or GRPCRoute rule and match nginx takes. A URL
+with a Gateway listener's port picks that port's servers.
 """
 
 from .explain import Explanation, explain

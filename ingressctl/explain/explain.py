@@ -14,13 +14,15 @@ from ..ingress.model import Location, Model, Server, Upstream
 from ..objects import Ingress
 from ..store import Snapshot
 from .decide import Decision, decide, server_redirect
+from .gateway import dispatch_decision
 from .match import Candidate, host_matches, internal_paths, location_label, select_location, select_server
 from .request import Request
 
 
 @dataclass(frozen=True)
 class RouteRef:
-    """The object, rule and path a location came from; kind 'Ingress' (Gateway routes later)."""
+    """The object, rule and path a location came from: an Ingress, or an HTTPRoute or
+    GRPCRoute (then `path` is the index of the match in the rule)."""
 
     kind: str
     namespace: str
@@ -33,6 +35,8 @@ class RouteRef:
         return f"{self.namespace}/{self.name}"
 
     def __str__(self) -> str:
+        if self.kind != "Ingress":
+            return f"{self.kind} {self.key} rules[{self.rule}].matches[{self.path}]"
         where = "defaultBackend" if self.rule is None else f"rules[{self.rule}].http.paths[{self.path}]"
         return f"{self.kind} {self.key} {where}"
 
@@ -88,7 +92,7 @@ class Explanation:
 def explain(snap: Snapshot, result: BuildResult, req: Request, classes: ClassFilter,
             http_port: int = 80, https_port: int = 443) -> Explanation:
     model = result.model
-    server, server_why = select_server(model, req.host)
+    server, server_why = select_server(model, req.host, req.port)
     uri = req.uri
     candidates: list[Candidate] = []
     loc: Location | None = None
@@ -104,6 +108,9 @@ def explain(snap: Snapshot, result: BuildResult, req: Request, classes: ClassFil
         decision = (decide(server, loc, req, uri, https_port) if loc is not None
                     else _answer(404, "no location matches: 404"))
     route = _origin(snap, server, loc) if loc is not None else None
+    if loc is not None and uri is not None and loc.dispatch:  # a Gateway host: its dispatch maps decide
+        decision, chosen = dispatch_decision(model, loc, req, uri)
+        route = RouteRef(chosen.kind, chosen.namespace, chosen.name, chosen.rule, chosen.match) if chosen else None
     reasons = [f"server: {server_why}"]
     if loc is not None:
         reasons.append(f"location {location_label(loc)}: " + next(c.why for c in candidates if c.chosen))
@@ -122,7 +129,7 @@ def explain(snap: Snapshot, result: BuildResult, req: Request, classes: ClassFil
     if upstream is not None and upstream.external:
         reasons.append(f"ExternalName: nginx resolves {upstream.external_name} per request")
     annotations = _annotations(snap, route, decision.canary, loc)
-    owner = _host_owner(snap, result, server.host)
+    owner = _host_owner(snap, result, server.host) if not server.ports else None
     if owner is not None and (route is None or owner.meta.key != route.key):
         # the route's own server-level annotations are not in force here; the owner's are
         annotations = tuple(a for a in annotations if a[0][len(PREFIX):] not in SERVER_LEVEL or a[2] == owner.meta.key)
@@ -194,6 +201,8 @@ def _forms(path: str, path_type: str) -> set[str]:
 def _annotations(snap: Snapshot, route: RouteRef | None, canary: bool,
                  loc: Location | None) -> tuple[tuple[str, str, str], ...]:
     out = []
+    if route is not None and route.kind != "Ingress":
+        return ()
     keys = [route.key] if route is not None else []
     if loc is not None and loc.canary is not None and route is not None:
         keys += [k for k, i in snap.ingresses.items() if i.meta.namespace == route.namespace and k != route.key

@@ -38,17 +38,23 @@ def host_matches(pattern: str, host: str) -> bool:
     return pattern == host
 
 
-def select_server(model: Model, host: str) -> tuple[Server, str]:
-    """(server, why) for a Host, as nginx picks the server block."""
-    for s in model.servers:
+def select_server(model: Model, host: str, port: int = 0) -> tuple[Server, str]:
+    """(server, why) for a Host, as nginx picks the server block. A `port` that a Gateway
+    listener has (servers with `ports`) picks among that port's servers; any other port,
+    or none, among the Ingress servers."""
+    listener = bool(port) and any(port in s.ports for s in model.servers)
+    servers = [s for s in model.servers if (port in s.ports if listener else not s.ports)]
+    for s in servers:
         if s.host and not s.host.startswith("*.") and s.host == host:
             return s, f"exact server_name {host}"
         if host in s.aliases:
             return s, f"exact server_name {host} (server-alias of {s.host})"
-    for s in model.servers:
+    for s in servers:
+        if s.host.startswith("*.") and s.any_depth_wildcard and host.endswith(s.host[1:]):
+            return s, f"wildcard {s.host} (a Gateway wildcard: any number of labels before .{s.host[2:]})"
         if s.host.startswith("*.") and host_matches(s.host, host):
             return s, f"wildcard {s.host} (one label before .{s.host[2:]})"
-    default = next(s for s in model.servers if s.is_default)
+    default = next(s for s in servers if s.is_default)
     return default, f"no server_name matches {host}: the default server"
 
 

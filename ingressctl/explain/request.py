@@ -27,6 +27,7 @@ class Request:
     method: str = "GET"
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     client_ip: str = "127.0.0.1"
+    port: int = 0  # from the URL; 0 = not given (the Ingress ports)
 
     @property
     def uri(self) -> str | None:
@@ -97,4 +98,8 @@ def parse_request(url: str, headers: Sequence[str] = (), method: str = "GET",
         raise RequestError(f"--client-ip {client_ip!r} is not an IP address") from None
     if not re.fullmatch(r"[A-Z]+", method):
         raise RequestError(f"--method {method!r}: expected an upper-case HTTP method")
-    return Request(parts.scheme, host, parts.path or "/", parts.query, method, hdrs, ip)
+    try:
+        port = parts.port or 0
+    except ValueError:
+        raise RequestError(f"URL {url!r}: the port is not a number from 0 to 65535") from None
+    return Request(parts.scheme, host, parts.path or "/", parts.query, method, hdrs, ip, port)

@@ -263,6 +263,8 @@ class _Candidate:
     prefix: str = ""  # a PathPrefix match's prefix without its trailing '/' (what ReplacePrefixMatch replaces)
     effects: _Effects = _Effects()
     grpc: bool = False  # from a GRPCRoute: served with grpc_pass
+    rule: int = 0  # the rule and match index in the route
+    match: int = 0
 
 
 @dataclass
@@ -375,7 +377,7 @@ def _dispatch(did: int, cands: list[_Candidate]) -> Dispatch:
         need = {conds[x] for x in c.conditions}
         pattern = "^" + "".join("1" if i in need else "." for i in range(len(conds))) if need else "^"
         target = c.target[0][0] if len(c.target) == 1 else _split(did, c.target, splits)
-        choices.append(Choice(pattern, target, c.route))
+        choices.append(Choice(pattern, target, c.route, "GRPCRoute" if c.grpc else "HTTPRoute", c.rule, c.match))
     fx = [c.effects for c in ordered]
     headers = _header_maps(choices, [e.headers for e in fx], f"$gw_h_{did}_", "$http_")
     response = _header_maps(choices, [e.response_headers for e in fx], f"$gw_r_{did}_", "$sent_http_")
@@ -551,7 +553,7 @@ def _add_candidates(by_host: ByHost, a: Attachment, targets: list[tuple[Target, 
             prefix = m.path.rstrip("/") if m.path_type == "PathPrefix" else ""
             for host in a.hostnames:
                 by_host.setdefault(host, []).append((host, _Candidate(key, conds, target, r.meta.key, prefix, effects,
-                                                                      r.grpc)))
+                                                                      r.grpc, ri, mi)))
 
 
 def _grpc_conflicts(by_port: dict[int, ByHost], opts: GatewayOptions) -> list[Problem]:

@@ -28,9 +28,12 @@ class Condition:
 class Choice:
     """One route match: the flags it needs (a regex over the concatenated flags) and its target."""
 
-    pattern: str  # e.g. "^1.1$": flags 0 and 2 must be 1
+    pattern: str  # e.g. "^1.1": flags 0 and 2 must be 1
     target: str  # an upstream name, "404" / "500" / "503", or a Split variable
     route: str  # "ns/name" of the HTTPRoute (comment for readers)
+    kind: str = "HTTPRoute"  # or GRPCRoute
+    rule: int = 0  # spec.rules[rule].matches[match] of the route (explain names it)
+    match: int = 0
 
 
 @dataclass(frozen=True)
