@@ -213,6 +213,37 @@ class Listener:
         return request(self.port, host, path, **kw)  # type: ignore[arg-type]
 
 
+SHARED_GATEWAY = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: shared, namespace: default}
+spec:
+  gatewayClassName: ours
+  listeners:
+  - {name: http, protocol: HTTP, port: HTTPPORT}
+  - name: https
+    protocol: HTTPS
+    port: HTTPSPORT
+    hostname: secure.shared.test
+    tls: {certificateRefs: [{name: shared-cert}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: both, namespace: default}
+spec:
+  parentRefs: [{name: shared}]
+  hostnames: ["secure.shared.test"]
+  rules: [{matches: [{path: {type: PathPrefix, value: /both}}], backendRefs: [{name: c, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: tls-only, namespace: default}
+spec:
+  parentRefs: [{name: shared, sectionName: https}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /tls-only}}], backendRefs: [{name: a, port: 80}]}]
+"""
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory):
     port, tls_port = free_port(), free_port()
@@ -226,6 +257,9 @@ def gw(tmp_path_factory):
     controller.write("tls.yaml", _secret_yaml(tls_secret("cert", "secure.gw.test", ns="certs")) + "---\n"
                      + TLS_GATEWAY.replace("TLSPORT", str(tls_port)))
     controller.write("routes.yaml", ROUTES)
+    controller.write("shared.yaml", _secret_yaml(tls_secret("shared-cert", "secure.shared.test")) + "---\n"
+                     + SHARED_GATEWAY.replace("HTTPPORT", str(controller.http_port))
+                     .replace("HTTPSPORT", str(controller.https_port)))
     listener = Listener(port, controller)
     listener.tls_port = tls_port
     listener.mirror = backends.servers[-1]  # m's echo server: its `seen` lists what it answered
@@ -433,3 +467,18 @@ def test_explain_agrees_with_nginx_on_gateway_routes(gw):
     e = explain(snap, result, parse_request(f"http://rw.gw.test:{gw.port}/prefix/one/two"), class_filter(args))
     assert str(e.route) == "HTTPRoute default/rewrites rules[0].matches[0]"
     assert any("URLRewrite: the backend is sent the path /one/two" in r for r in e.reasons), e.reasons
+
+
+@pytest.mark.parametrize("path, tls, expected", [
+    ("/both", True, "c"), ("/both", False, "c"),  # one route through both listeners
+    ("/tls-only", True, "a"), ("/tls-only", False, 404),  # the HTTPS listener's route: not on plain HTTP
+])
+def test_listeners_on_the_ingress_ports_share_the_ingress_servers(gw, path, tls, expected):
+    """An HTTP listener on --http-port and an HTTPS listener on --https-port: the Ingress
+    servers' own ports, each route match tested against its listener's scheme."""
+    port = gw.controller.https_port if tls else gw.controller.http_port
+    wait_until(lambda: request(port, "secure.shared.test", "/both", tls=tls).backend == "c", 10, "shared listeners live")
+    r = request(port, "secure.shared.test", path, tls=tls)
+    assert (r.backend if isinstance(expected, str) else r.status) == expected, (r.status, r.body[:200])
+    if tls:
+        assert r.peer_cn == "secure.shared.test"  # the listener's certificate

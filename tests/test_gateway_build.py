@@ -470,7 +470,7 @@ spec:
 
 @pytest.mark.parametrize("extra, served, problem", [
     (_grpc_route("g", "h9000"), True, ""),
-    (_grpc_route("g", "h80"), False, "Ingress HTTP port"),  # HTTP/1.1 only there
+    (_grpc_route("g", "h80"), False, "Ingress HTTP port speaks HTTP/1.1"),
     (_grpc_route("g", "h9000") + "---" + _route("infra", "{name: gw, sectionName: h9000}", '["g.test"]'),
      False, "also served by an HTTPRoute"),
     (_grpc_route("g", "h9000") + "---" + _route("infra", "{name: gw, sectionName: h9000}", '["*.test"]'),

@@ -42,6 +42,8 @@ def _variable(var: str, req: Request, uri: str) -> str:
         return uri
     if var == "$request_method":
         return req.method
+    if var == "$scheme":
+        return req.scheme
     if var.startswith("$http_"):
         want = var[len("$http_"):]
         return next((v for k, v in req.headers.items() if k.lower().replace("-", "_") == want), "")

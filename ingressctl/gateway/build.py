@@ -453,12 +453,12 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
     ours: dict[str, Gateway] = {k: g for k, g in snap.gateways.items() if g.class_name in classes}
     b = _Builder(snap, BackendResolver(snap))
     certs = {k: b.listener_certificates(g, opts.now) for k, g in ours.items()}
-    # nginx makes a port TLS for every server when one server's listen says ssl
-    reserved = {"HTTP": frozenset({opts.ingress_https_port}),
-                "HTTPS": frozenset({opts.ingress_http_port, opts.ingress_https_port})}
+    # nginx makes a port TLS for every server when one server's listen says ssl: the Ingress
+    # ports take only their own protocol (and then share the Ingress servers, port key SHARED)
+    reserved = {"HTTP": frozenset({opts.ingress_https_port}), "HTTPS": frozenset({opts.ingress_http_port})}
     listener_conds = {k: listener_problems(g, reserved, certs[k][1]) for k, g in ours.items()}
     tls: dict[int, bool] = {}  # listener port -> HTTPS
-    host_certs: dict[tuple[int, str], str] = {}  # (port, host) -> certificate file
+    host_certs: dict[tuple[int, str], str] = {}  # (port key, host) -> certificate file (HTTPS listeners)
     parents: list[ParentStatus] = []
     attached: dict[str, dict[str, int]] = {k: {} for k in ours}
     by_port: dict[int, ByHost] = {}
@@ -483,16 +483,20 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
             for a in atts:
                 counts = attached[gw.meta.key]
                 counts[a.listener.name] = counts.get(a.listener.name, 0) + 1
-                _add_candidates(by_port.setdefault(a.listener.port, {}), a, [(t, m) for t, _, m in targets])
-                for host in a.hostnames:
-                    host_certs.setdefault((a.listener.port, host), certs[gw.meta.key][0].get(a.listener.name, ""))
+                port = port_key(a.listener.protocol, a.listener.port, opts)
+                _add_candidates(by_port.setdefault(port, {}), a, [(t, m) for t, _, m in targets],
+                                shared=port == SHARED)
+                if a.listener.protocol == "HTTPS":
+                    for host in a.hostnames:
+                        host_certs.setdefault((port, host), certs[gw.meta.key][0].get(a.listener.name, ""))
     for k, gway in ours.items():  # a programmed listener's port is served even before a route attaches
         for lst in gway.listeners:
             if any(c.type == "Programmed" and c.status for c in listener_conds[k][lst.name]):
-                by_port.setdefault(lst.port, {})
-                tls[lst.port] = lst.protocol == "HTTPS"
-                if not lst.hostname:
-                    host_certs.setdefault((lst.port, ""), certs[k][0].get(lst.name, ""))
+                port = port_key(lst.protocol, lst.port, opts)
+                by_port.setdefault(port, {})
+                tls[port] = tls.get(port, False) or lst.protocol == "HTTPS"
+                if not lst.hostname and lst.protocol == "HTTPS":
+                    host_certs.setdefault((port, ""), certs[k][0].get(lst.name, ""))
     b.problems += _grpc_conflicts(by_port, opts)
     servers, dispatches = _servers(by_port, opts, tls, host_certs)
     statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
@@ -502,24 +506,37 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
 
 
 ByHost = dict[str, list[tuple[str, "_Candidate"]]]
+SHARED = 0  # the port key of listeners on the Ingress ports: they share the Ingress servers
+
+
+def port_key(protocol: str, port: int, opts: GatewayOptions) -> int:
+    """SHARED for an HTTP listener on the Ingress HTTP port and an HTTPS listener on the
+    Ingress HTTPS port (the Ingress servers listen on both; the scheme tells them apart),
+    else the listener's own port."""
+    if (protocol, port) in (("HTTP", opts.ingress_http_port), ("HTTPS", opts.ingress_https_port)):
+        return SHARED
+    return port
 _HTTP = IngressConfig()
 _GRPC = IngressConfig(backend_protocol="GRPC")
 
 
 def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bool],
              certs: dict[tuple[int, str], str]) -> tuple[list[Server], list[Dispatch]]:
-    """One server per (listener port, host). A listener on the Ingress HTTP port shares the
-    Ingress servers (ports=()); any other port gets its own servers and a 404 default server
-    (HTTPS: with the certificate of a hostname-less listener, else the default certificate)."""
+    """One server per (listener port, host). Listeners on the Ingress ports share the Ingress
+    servers (ports=(): both ports; each route match also tests the scheme of its listener, so
+    an HTTPS-only host answers 404 on plain HTTP); any other port gets its own servers and a
+    404 default server (HTTPS: with the certificate of a hostname-less listener, else the
+    default certificate)."""
     servers: list[Server] = []
     dispatches: list[Dispatch] = []
     for port in sorted(by_port):
         by_host = by_port[port]
         ssl = tls.get(port, False)
-        ports = () if port == opts.ingress_http_port and not ssl else (port,)
+        ports = () if port == SHARED else (port,)
         # HTTPS: HTTP/2 by ALPN beside HTTP/1.1; plain HTTP: h2c (prior knowledge) only where
-        # a GRPCRoute is served, since nginx 1.22 then speaks nothing else on the port
-        http2 = ssl or any(c.grpc for cands in by_host.values() for _, c in cands)
+        # a GRPCRoute is served, since nginx 1.22 then speaks nothing else on the port; the
+        # Ingress ports keep the Ingress settings (use-http2)
+        http2 = bool(ports) and (ssl or any(c.grpc for cands in by_host.values() for _, c in cands))
         if ports and "" not in by_host:
             servers.append(Server(host="", locations=(Location("/", "", "", 404, "", ""),), ports=ports, tls=ssl,
                                   http2=http2, certificate=certs.get((port, ""), "")))
@@ -536,17 +553,22 @@ def _servers(by_port: dict[int, ByHost], opts: GatewayOptions, tls: dict[int, bo
                            timeouts=d.timeouts.variable if d.timeouts else "",
                            header_sets=tuple((h.name, h.variable) for h in d.headers),
                            response_header_sets=tuple((h.name, h.variable) for h in d.response_headers))
+            host_tls = ssl if ports else (port, host) in certs or (not host and (port, "") in certs)
             servers.append(Server(host=host, locations=(loc,), any_depth_wildcard=host.startswith("*."), ports=ports,
-                                  tls=ssl, certificate=certs.get((port, host), ""), http2=http2))
+                                  tls=host_tls, certificate=certs.get((port, host), ""), http2=http2))
     return servers, dispatches
 
 
-def _add_candidates(by_host: ByHost, a: Attachment, targets: list[tuple[Target, tuple[str, ...]]]) -> None:
+def _add_candidates(by_host: ByHost, a: Attachment, targets: list[tuple[Target, tuple[str, ...]]],
+                    shared: bool = False) -> None:
+    """The route's matches for each of its hosts; on the shared Ingress ports each match also
+    tests the scheme of the listener it came through."""
     r = a.route
+    scheme = [("$scheme", "^https$" if a.listener.protocol == "HTTPS" else "^http$")] if shared else []
     for ri, (rule, (target, mirrors)) in enumerate(zip(r.rules, targets, strict=True)):
         effects = _rule_effects(rule, a, mirrors)
         for mi, m in enumerate(rule.matches):
-            conds = match_conditions(m)
+            conds = match_conditions(m) + scheme
             path_len = len(m.path.rstrip("/")) if m.path_type == "PathPrefix" else len(m.path)
             key = (0 if m.path_type == "Exact" else 1, -path_len, m.path_type == "RegularExpression",
                    0 if m.method else 1, -len(m.headers), -len(m.query), r.meta.age_key, ri, mi)
@@ -562,23 +584,26 @@ def _grpc_conflicts(by_port: dict[int, ByHost], opts: GatewayOptions) -> list[Pr
     (one nginx location cannot both proxy_pass and grpc_pass; implementations refuse to share
     a hostname between the two kinds)."""
     problems: dict[str, Problem] = {}
+
+    def drop(by_host: ByHost, host: str, these: list[_Candidate], why: str) -> None:
+        for c in these:
+            ns, _, name = c.route.partition("/")
+            problems.setdefault(c.route + why, Problem("GRPCRoute", ns, name, "HostConflict",
+                                                       f"{why}; this route is left out there", True))
+        gone = {id(c) for c in these}
+        by_host[host] = [(h, c) for h, c in by_host[host] if id(c) not in gone]
+
     for port, by_host in by_port.items():
+        where = "the Ingress ports" if port == SHARED else f"port {port}"
+        for host in list(by_host):
+            plain = [c for _, c in by_host[host] if c.grpc and ("$scheme", "^http$") in c.conditions]
+            if plain:
+                drop(by_host, host, plain, "the Ingress HTTP port speaks HTTP/1.1 only")
         http_hosts = {h for h, cands in by_host.items() if any(not c.grpc for _, c in cands)}
-        for host, cands in by_host.items():
-            if not any(c.grpc for _, c in cands):
-                continue
-            if port == opts.ingress_http_port:
-                why = f"port {port} is the Ingress HTTP port, which speaks HTTP/1.1 only"
-            elif host in http_hosts or "" in http_hosts or any(_covers(h, host) for h in http_hosts if h):
-                why = f"host {host or '*'} on port {port} is also served by an HTTPRoute"
-            else:
-                continue
-            for _, c in cands:
-                if c.grpc:
-                    ns, _, name = c.route.partition("/")
-                    problems.setdefault(c.route + why, Problem("GRPCRoute", ns, name, "HostConflict",
-                                                               f"{why}; this route is left out there", True))
-            by_host[host] = [(h, c) for h, c in cands if not c.grpc]
+        for host in list(by_host):
+            grpc = [c for _, c in by_host[host] if c.grpc]
+            if grpc and (host in http_hosts or "" in http_hosts or any(_covers(h, host) for h in http_hosts if h)):
+                drop(by_host, host, grpc, f"host {host or '*'} on {where} is also served by an HTTPRoute")
     return list(problems.values())
 
 
@@ -604,5 +629,5 @@ def _host_candidates(by_host: ByHost, host: str) -> list[_Candidate]:
             continue
         for _, c in cands:
             key = (*_host_rank(host, rh), *c.key)
-            out.setdefault((c.route, c.key), dataclasses.replace(c, key=key))
+            out.setdefault((c.route, c.key, tuple(c.conditions)), dataclasses.replace(c, key=key))
     return list(out.values())
