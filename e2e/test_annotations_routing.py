@@ -51,6 +51,11 @@ def _manifests(b: Backends, codes: ScriptedServer, slow: ScriptedServer, sink: S
         "temp.yaml": ingress("temp", "temp.test", a, {"temporal-redirect": "https://maintenance.example.com/x",
                                                       "permanent-redirect": "https://new.example.com/"}),
         "approot.yaml": ingress("approot", "approot.test", a, {"app-root": "/app"}),
+        # redirects answer in nginx's rewrite phase, before the backend matters (as in ingress-nginx)
+        "perm-empty.yaml": ingress("permempty", "perm-empty.test", [("/", "Prefix", "empty")],
+                                   {"permanent-redirect": "https://new.example.com/"}),
+        "approot-empty.yaml": ingress("approotempty", "approot-empty.test", [("/", "Prefix", "empty")],
+                                      {"app-root": "/app"}),
         "www.yaml": ingress("www", "site.test", a, {"from-to-www-redirect": "true"}),
         "force.yaml": ingress("force", "force.test", a, {"force-ssl-redirect": "true"}),
         "body.yaml": ingress("body", "body.test", a, {"proxy-body-size": "1k"}),
@@ -124,6 +129,8 @@ def test_rewrite_regex_does_not_match_other_prefixes(ctl):
 
 @pytest.mark.parametrize("host, path, code, location", [
     ("perm.test", "/any?q=1", 308, "https://new.example.com/landing"),
+    ("perm-empty.test", "/", 301, "https://new.example.com/"),  # a Service without endpoints: still redirected
+    ("approot-empty.test", "/", 302, "http://approot-empty.test/app"),
     ("perm301.test", "/", 301, "https://new.example.com/"),
     ("temp.test", "/", 302, "https://maintenance.example.com/x"),  # temporal beats permanent
 ])

@@ -206,7 +206,7 @@ def test_redirect_base(redirect, listener_port, expected):
 
 
 @pytest.mark.parametrize("redirect, matches", [
-    (dict(status_code=307), ""), (dict(scheme="ftp"), ""), (dict(hostname="a;b"), ""), (dict(port=70000), ""),
+    (dict(status_code=304), ""), (dict(scheme="ftp"), ""), (dict(hostname="a;b"), ""), (dict(port=70000), ""),
     (dict(path_type="ReplaceFullPath", path="/a b"), ""), (dict(path_type="Other", path="/x"), ""),
     (dict(path_type="ReplacePrefixMatch", path="/x"), "[{path: {type: Exact, value: /a}}]"),
     (dict(path_type="ReplacePrefixMatch", path="/x"), "[{path: {type: PathPrefix, value: /a}}, {method: GET, "

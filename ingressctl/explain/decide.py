@@ -25,6 +25,7 @@ class Decision:
     upstream: str = ""  # the upstream name the request goes to
     redirect: str = ""  # Location header of a redirect nginx answers
     canary: bool = False  # the canary backend was chosen
+    weights: tuple[tuple[str, float], ...] = ()  # a random split: (upstream, percent); `upstream` is the first
     reasons: list[str] = field(default_factory=list)
 
     def answer(self, status: int, why: str, redirect: str = "") -> Decision:
@@ -54,15 +55,15 @@ def decide(server: Server, loc: Location, req: Request, uri: str, https_port: in
     if loc.ssl_redirect and req.scheme == "http":
         url = f"https://{req.host}{port_suffix('https', https_port)}{req.request_uri}"
         return d.answer(308, "plain HTTP is redirected to HTTPS (ssl-redirect/force-ssl-redirect)", url)
-    if loc.status:
-        why = {404: "no backend: nginx answers 404 (no rule and no default backend)",
-               503: "the backend has no usable endpoints (or a required Secret is missing): nginx answers 503"}
-        return d.answer(loc.status, why.get(loc.status, f"nginx answers {loc.status}"))
-    if c.redirect:
+    if c.redirect:  # before the backend: nginx answers in the rewrite phase
         return d.answer(c.redirect_code, f"redirect annotation: {c.redirect_code} to {c.redirect_url}",
                         c.redirect_url)
     if c.app_root and uri == "/":
         return d.answer(302, f"app-root: / redirects to {c.app_root}", c.app_root)
+    if loc.status:
+        why = {404: "no backend: nginx answers 404 (no rule and no default backend)",
+               503: "the backend has no usable endpoints (or a required Secret is missing): nginx answers 503"}
+        return d.answer(loc.status, why.get(loc.status, f"nginx answers {loc.status}"))
     if c.requires_client_cert:
         return d.answer(403, "auth-tls-secret: nginx answers 403 unless the client sends a verified "
                              "certificate (explain sends none)")
@@ -145,6 +146,8 @@ def _canary(c: Canary, req: Request, d: Decision) -> None:
     if c.weight_all:
         _pick(d, c, True, "canary-weight: 100% of the rest")
     elif c.weight_flag:
+        share = float(c.weight_percent)
+        d.weights = ((c.main_upstream, 100 - share), (c.upstream, share))
         d.reasons.append(f"canary-weight: {c.weight_percent}% of these requests go to the canary "
                          f"({c.upstream}), the rest to the main backend (random per request id)")
     else:

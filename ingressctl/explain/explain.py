@@ -66,6 +66,7 @@ class Explanation:
     endpoints: tuple[EndpointState, ...]
     annotations: tuple[tuple[str, str, str], ...]  # (key, value, "ns/name" that set it)
     reasons: tuple[str, ...]
+    split: tuple[tuple[str, float], ...] = ()  # a random split between Services: ("ns/name:port", percent)
 
     @property
     def ingress(self) -> str | None:
@@ -136,9 +137,16 @@ def explain(snap: Snapshot, result: BuildResult, req: Request, classes: ClassFil
         annotations += tuple((a, v, owner.meta.key) for a, v in sorted(owner.meta.annotations.items())
                              if a.startswith(PREFIX) and a[len(PREFIX):] in SERVER_LEVEL)
         reasons.append(f"server-level settings of {server.host} come from its oldest Ingress {owner.meta.key}")
+    split = tuple((_service_of(model, u), p) for u, p in decision.weights) if decision.status is None else ()
     return Explanation(req, server.host, server_why, location_label(loc) if loc else None, tuple(candidates), route,
                        decision.status, decision.redirect, backend, decision.upstream if backend else "",
-                       endpoints, annotations, tuple(reasons))
+                       endpoints, annotations, tuple(reasons), split)
+
+
+def _service_of(model: Model, upstream: str) -> str:
+    """'ns/name:port' of an upstream, or the status a split share answers ("500")."""
+    u = model_upstream(model, upstream)
+    return f"{u.service}:{u.port}" if u is not None else upstream
 
 
 # Annotations that act on the whole server block: the host's oldest Ingress sets them.

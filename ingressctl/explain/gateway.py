@@ -111,7 +111,7 @@ def _target(dispatch: Dispatch, choice: Choice, d: Decision, key: str, uri: str,
     if target in _STATUS_WHY:
         d.answer(int(target), _STATUS_WHY[target])
         return
-    if target in ("301", "302"):
+    if target in ("301", "302", "303", "307", "308"):
         location = uri_value(dispatch.locations, key, uri, req) if dispatch.locations else ""
         d.answer(int(target), f"RequestRedirect: {target} to {location}", location)
         return
@@ -121,6 +121,8 @@ def _target(dispatch: Dispatch, choice: Choice, d: Decision, key: str, uri: str,
         return
     shares = ", ".join(f"{share} to {t}" for share, t in split.shares) + f", the rest to {split.last}"
     d.reasons.append(f"weighted backendRefs: {shares} (random per request id); explained as the first")
+    given = [(t, float(share.rstrip("%"))) for share, t in split.shares]
+    d.weights = (*given, (split.last, round(100 - sum(p for _, p in given), 2)))
     first = split.shares[0][1] if split.shares else split.last
     if first in _STATUS_WHY:
         d.answer(int(first), _STATUS_WHY[first])

@@ -139,6 +139,7 @@ def _modifier_changes(m: HeaderModifier | None, what: str, reserved: tuple[str, 
 
 
 _WELL_KNOWN = {"http": 80, "https": 443}
+REDIRECT_CODES = (301, 302, 303, 307, 308)  # the spec's enum (301 and 302 are Core)
 _DURATION = re.compile(r"^(?:[0-9]{1,5}(?:h|m|s|ms)){1,4}\Z")
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 PathChange = tuple[str, str]  # (ReplaceFullPath | ReplacePrefixMatch, the validated new path)
@@ -149,8 +150,8 @@ def redirect_base(r: Redirect, listener_port: int, listener_scheme: str = "http"
     scheme's well-known port when a scheme is given, else the listener's port; no port in
     the URL when it is the scheme's well-known one. Raises InvalidValue."""
     scheme = v.enum(r.scheme, ("http", "https")) if r.scheme else listener_scheme
-    if r.status_code not in (301, 302):
-        raise v.InvalidValue(f"redirect statusCode {r.status_code}: only 301 and 302 are served")
+    if r.status_code not in REDIRECT_CODES:
+        raise v.InvalidValue(f"redirect statusCode {r.status_code}: only 301, 302, 303, 307 and 308 are served")
     if r.port and not 1 <= r.port <= 65535:
         raise v.InvalidValue(f"redirect port {r.port} is out of range")
     port = r.port or (_WELL_KNOWN[scheme] if r.scheme else listener_port)
