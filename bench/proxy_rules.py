@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from e2e.netns import Topology, create_topology
 from ingressctl.objects import parse_object
-from ingressctl.proxy.backend import CommandRunner, FragmentBackend, ProxyOptions
-from ingressctl.proxy.iptables import IptablesBackend
-from ingressctl.proxy.nftables import NftablesBackend
-from ingressctl.proxy.tracker import ServiceTracker
+from ingressctl.proxy.backends.base import CommandRunner, FragmentBackend, ProxyOptions
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.backends.nftables import NftablesBackend
+from ingressctl.proxy.core.tracker import ServiceTracker
 from ingressctl.store import Store
 
 BACKENDS = {"iptables": IptablesBackend, "nftables": NftablesBackend}

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from e2e.netns import Netns, sh
 from ingressctl.objects import parse_object
-from ingressctl.proxy.backend import CommandRunner, ProxyOptions
-from ingressctl.proxy.build import build_table
-from ingressctl.proxy.iptables import IptablesBackend
+from ingressctl.proxy.backends.base import CommandRunner, ProxyOptions
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.core.build import build_table
 from ingressctl.store import Snapshot
 
 BACKEND_IP = "10.250.0.2"

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import parse_object
-from ingressctl.proxy.backend import CommandRunner, ProxyOptions
-from ingressctl.proxy.conntrack import ConntrackCleaner
-from ingressctl.proxy.iptables import IptablesBackend
-from ingressctl.proxy.nftables import NftablesBackend
+from ingressctl.proxy.backends.base import CommandRunner, ProxyOptions
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.backends.nftables import NftablesBackend
+from ingressctl.proxy.core.tracker import ServiceTracker
 from ingressctl.proxy.sync import SyncLoop
-from ingressctl.proxy.tracker import ServiceTracker
+from ingressctl.proxy.system.conntrack import ConntrackCleaner
 from ingressctl.store import Store
 
 from .netns import Topology, create_topology

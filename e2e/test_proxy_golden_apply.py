@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ingressctl.proxy.backend import CommandRunner
-from ingressctl.proxy.iptables import IptablesBackend
-from ingressctl.proxy.nftables import NftablesBackend
+from ingressctl.proxy.backends.base import CommandRunner
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.backends.nftables import NftablesBackend
 
 from .netns import Netns, sh
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import parse_object
-from ingressctl.proxy.backend import CommandRunner, FragmentBackend, ProxyOptions
-from ingressctl.proxy.iptables import IptablesBackend
-from ingressctl.proxy.nftables import NftablesBackend
-from ingressctl.proxy.tracker import ServiceTracker
+from ingressctl.proxy.backends.base import CommandRunner, FragmentBackend, ProxyOptions
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.backends.nftables import NftablesBackend
+from ingressctl.proxy.core.tracker import ServiceTracker
 from ingressctl.store import Store
 
 from .netns import Topology, create_topology, tcp_ask, udp_ask

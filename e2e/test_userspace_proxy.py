@@ -11,10 +11,10 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ingressctl.proxy.model import EndpointInfo, ServiceInfo, ServicePortKey, ServiceTable
-from ingressctl.proxy.relay import RelayLimits
-from ingressctl.proxy.splice import PIPE_SIZE
-from ingressctl.proxy.userspace import UserspaceProxy
+from ingressctl.proxy.backends.userspace import UserspaceProxy
+from ingressctl.proxy.core.model import EndpointInfo, ServiceInfo, ServicePortKey, ServiceTable
+from ingressctl.proxy.core.relay import RelayLimits
+from ingressctl.proxy.system.splice import PIPE_SIZE
 
 NET = f"127.98.{os.getpid() % 250}"  # cluster IPs of this test run, bindable on loopback
 TIMEOUT = 20.0

@@ -23,7 +23,7 @@ from ingressctl.cli import build_parser
 from ingressctl.ingress.classes import CONTROLLER_NAME
 from ingressctl.ingress.settings import KEYS, Settings, parse_settings
 from ingressctl.ingress.values import duration
-from ingressctl.proxy.lbipam import LB_CLASS, parse_pools
+from ingressctl.proxy.lb.ipam import LB_CLASS, parse_pools
 
 from .deploy_kit import (
     DEPLOY,

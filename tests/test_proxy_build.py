@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import parse_object
-from ingressctl.proxy.build import build_table
-from ingressctl.proxy.model import ServicePortKey
+from ingressctl.proxy.core.build import build_table
+from ingressctl.proxy.core.model import ServicePortKey
 from ingressctl.store import Snapshot
 
 

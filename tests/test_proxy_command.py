@@ -9,7 +9,7 @@ import pytest
 
 from ingressctl import cli
 from ingressctl.commands import proxy as proxy_cmd
-from ingressctl.proxy import backend as backend_mod
+from ingressctl.proxy.backends import base as backend_mod
 
 MANIFEST = """
 apiVersion: v1

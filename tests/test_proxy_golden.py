@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from ingressctl.proxy.backend import FragmentBackend, ProxyOptions
-from ingressctl.proxy.build import build_table
-from ingressctl.proxy.iptables import IptablesBackend
-from ingressctl.proxy.nftables import NftablesBackend
+from ingressctl.proxy.backends.base import FragmentBackend, ProxyOptions
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.backends.nftables import NftablesBackend
+from ingressctl.proxy.core.build import build_table
 from ingressctl.sources.files import parse_file
 from ingressctl.store import Snapshot
 

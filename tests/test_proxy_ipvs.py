@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ingressctl.cli import main
-from ingressctl.proxy.backend import BackendUnavailable, ProxyOptions
-from ingressctl.proxy.build import build_table
-from ingressctl.proxy.ipvs import IpvsBackend
+from ingressctl.proxy.backends.base import BackendUnavailable, ProxyOptions
+from ingressctl.proxy.backends.ipvs import IpvsBackend
+from ingressctl.proxy.core.build import build_table
 from ingressctl.sources.files import parse_file
 from ingressctl.store import Snapshot
 
@@ -65,7 +65,7 @@ def test_local_policy_keeps_only_local_real_servers_for_external_traffic() -> No
 
 
 def test_check_refuses_without_ipvs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ingressctl.proxy.ipvs.PROC_IPVS", "/nonexistent/ip_vs")
+    monkeypatch.setattr("ingressctl.proxy.backends.ipvs.PROC_IPVS", "/nonexistent/ip_vs")
     backend = IpvsBackend(runner=lambda argv, stdin="": "")
     with pytest.raises(BackendUnavailable, match="IPVS is not available in this kernel"):
         backend.check()
@@ -73,7 +73,7 @@ def test_check_refuses_without_ipvs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_command_exits_with_one_line_without_ipvs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ingressctl.proxy.ipvs.PROC_IPVS", "/nonexistent/ip_vs")
+    monkeypatch.setattr("ingressctl.proxy.backends.ipvs.PROC_IPVS", "/nonexistent/ip_vs")
     (tmp_path / "s.yaml").write_text((CASES_DIR / "clusterip-round-robin" / "input.yaml").read_text())
     assert main(["proxy", "--mode", "ipvs", "--manifests", str(tmp_path), "--once"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ingressctl.objects import Service
-from ingressctl.proxy.build import build_table
-from ingressctl.proxy.lbannounce import FileLockLeader, L2Announcer, LoadBalancerIPs
+from ingressctl.proxy.core.build import build_table
+from ingressctl.proxy.lb.announce import FileLockLeader, L2Announcer, LoadBalancerIPs
 from ingressctl.store import Snapshot
 
 from .test_proxy_lbipam import svc

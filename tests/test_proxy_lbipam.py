@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import Service, parse_object
-from ingressctl.proxy.lbipam import PoolError, allocate, parse_pools, takes_part
+from ingressctl.proxy.lb.ipam import PoolError, allocate, parse_pools, takes_part
 
 POOLS = """
 pools:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingressctl.proxy.relay import (
+from ingressctl.proxy.core.relay import (
     Backend,
     Balancer,
     Close,

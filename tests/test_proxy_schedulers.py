@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ingressctl.proxy.schedulers import (
+from ingressctl.proxy.core.schedulers import (
     TABLE_SIZE,
     Dest,
     Packet,

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import parse_object
-from ingressctl.proxy.conntrack import ConntrackCleaner
-from ingressctl.proxy.model import ServicePortKey
-from ingressctl.proxy.nftables import NftablesBackend
-from ingressctl.proxy.stale import StaleFlow, stale_flows
+from ingressctl.proxy.backends.nftables import NftablesBackend
+from ingressctl.proxy.core.model import ServicePortKey
+from ingressctl.proxy.core.stale import StaleFlow, stale_flows
+from ingressctl.proxy.core.tracker import ServiceTracker
 from ingressctl.proxy.sync import SyncLoop
-from ingressctl.proxy.tracker import ServiceTracker
+from ingressctl.proxy.system.conntrack import ConntrackCleaner
 from ingressctl.store import Store
 from tests.test_proxy_build import ep, eps, svc, table
 from tests.test_proxy_sync import Recorder

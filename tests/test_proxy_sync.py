@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from ingressctl.objects import parse_object
-from ingressctl.proxy.backend import ApplyError, FragmentBackend, ProxyOptions
-from ingressctl.proxy.iptables import IptablesBackend
-from ingressctl.proxy.model import ServicePortKey
-from ingressctl.proxy.nftables import NftablesBackend
+from ingressctl.proxy.backends.base import ApplyError, FragmentBackend, ProxyOptions
+from ingressctl.proxy.backends.iptables import IptablesBackend
+from ingressctl.proxy.backends.nftables import NftablesBackend
+from ingressctl.proxy.core.model import ServicePortKey
+from ingressctl.proxy.core.tracker import ServiceTracker
 from ingressctl.proxy.sync import SyncLoop
-from ingressctl.proxy.tracker import ServiceTracker
 from ingressctl.store import Store
 from tests.test_proxy_build import ep, eps, svc
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ingressctl.proxy.backend import ProxyOptions
-from ingressctl.proxy.model import EndpointInfo, ServiceInfo, ServicePortKey, ServiceTable
-from ingressctl.proxy.userspace import plan_listeners
-from ingressctl.proxy.userspace_backend import UserspaceBackend, nodeport_ips
+from ingressctl.proxy.backends.base import ProxyOptions
+from ingressctl.proxy.backends.userspace import plan_listeners
+from ingressctl.proxy.backends.userspace_backend import UserspaceBackend, nodeport_ips
+from ingressctl.proxy.core.model import EndpointInfo, ServiceInfo, ServicePortKey, ServiceTable
 
 LOCAL_EP = EndpointInfo("10.0.0.1", 80, is_local=True)
 REMOTE_EP = EndpointInfo("10.0.0.2", 80)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PURE = ["ingressctl/ingress", "ingressctl/explain", "ingressctl/migrate", "ingressctl/objects.py", "ingressctl/store.py", "ingressctl/proxy/build.py",
-        "ingressctl/proxy/model.py", "ingressctl/admission/validate.py", "ingressctl/proxy/schedulers.py",
-        "ingressctl/proxy/relay.py", "ingressctl/proxy/lbipam.py", "ingressctl/proxy/stale.py"]
+PURE = ["ingressctl/ingress", "ingressctl/explain", "ingressctl/migrate", "ingressctl/objects.py", "ingressctl/store.py",
+        "ingressctl/proxy/core", "ingressctl/admission/validate.py", "ingressctl/proxy/lb/ipam.py"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -19,14 +19,14 @@ import time
 from typing import Any
 
 from ..cli import UserError
-from ..proxy.lbannounce import (
+from ..proxy.lb.announce import (
     AlwaysLeader,
     FileLockLeader,
     L2Announcer,
     Leadership,
     LoadBalancerIPs,
 )
-from ..proxy.lbipam import PoolError
+from ..proxy.lb.ipam import PoolError
 from ..store import Snapshot
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ import threading
 from collections.abc import Callable
 
 from ..cli import UserError
-from ..proxy.backend import ProxyOptions
-from ..proxy.lbannounce import LoadBalancerIPs
-from ..proxy.lbipam import PoolError
+from ..proxy.backends.base import ProxyOptions
+from ..proxy.backends.userspace_backend import UserspaceBackend
+from ..proxy.core.tracker import ServiceTracker
+from ..proxy.lb.announce import LoadBalancerIPs
+from ..proxy.lb.ipam import PoolError
 from ..proxy.sync import SyncLoop
-from ..proxy.tracker import ServiceTracker
-from ..proxy.userspace_backend import UserspaceBackend
 from ..store import Snapshot, Store
 
 

@@ -24,12 +24,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cli import UserError
-from ..proxy.backend import ApplyError, Backend, BackendUnavailable, ProxyOptions
-from ..proxy.conntrack import ConntrackCleaner
-from ..proxy.iptables import IptablesBackend
-from ..proxy.nftables import NftablesBackend
+from ..proxy.backends.base import ApplyError, Backend, BackendUnavailable, ProxyOptions
+from ..proxy.backends.iptables import IptablesBackend
+from ..proxy.backends.nftables import NftablesBackend
+from ..proxy.core.tracker import ServiceTracker
 from ..proxy.sync import SyncLoop
-from ..proxy.tracker import ServiceTracker
+from ..proxy.system.conntrack import ConntrackCleaner
 from ..store import Snapshot, Store
 from . import lbpools
 
@@ -113,7 +113,7 @@ def proxy_options(args: argparse.Namespace) -> ProxyOptions:
 
 
 def _scheduler(args: argparse.Namespace) -> str:
-    from ..proxy.schedulers import SchedulerError, parse_scheduler
+    from ..proxy.core.schedulers import SchedulerError, parse_scheduler
     try:
         return str(parse_scheduler(args.scheduler))
     except SchedulerError as e:
@@ -121,12 +121,12 @@ def _scheduler(args: argparse.Namespace) -> str:
 
 
 def _userspace(args: argparse.Namespace, options: ProxyOptions) -> Backend:
-    from ..proxy.userspace_backend import UserspaceBackend
+    from ..proxy.backends.userspace_backend import UserspaceBackend
     return UserspaceBackend(options, _scheduler(args))
 
 
 def _ipvs(args: argparse.Namespace, options: ProxyOptions) -> Backend:
-    from ..proxy.ipvs import IpvsBackend
+    from ..proxy.backends.ipvs import IpvsBackend
     return IpvsBackend(options, _scheduler(args))
 
 

@@ -10,8 +10,8 @@ Design choice: the clock and the wait are injected, so tests drive the loop step
 with a fake clock and no sleeping.
 
 After a successful sync of a NAT backend (iptables, nftables) the optional `cleaner`
-deletes the UDP conntrack entries the change made stale (`proxy.stale` computes them from
-the last applied table and this one; `proxy.conntrack` runs them).
+deletes the UDP conntrack entries the change made stale (`proxy.core.stale` computes them from
+the last applied table and this one; `proxy.system.conntrack` runs them).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ..store import Snapshot
-from .backend import Backend, SyncResult
-from .model import ServicePortKey, ServiceTable
-from .stale import StaleFlowCleaner, stale_flows
-from .tracker import ServiceTracker
+from .backends.base import Backend, SyncResult
+from .core.model import ServicePortKey, ServiceTable
+from .core.stale import StaleFlowCleaner, stale_flows
+from .core.tracker import ServiceTracker
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,9 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .backend import (
+from ..core.model import EndpointInfo, ServiceInfo, ServicePortKey, ServiceTable
+from ..core.schedulers import SchedulerError, SchedulerSpec, parse_scheduler
+from .base import (
     ApplyError,
     BackendUnavailable,
     CommandRunner,
@@ -31,8 +33,6 @@ from .backend import (
     SyncResult,
     require_tools,
 )
-from .model import EndpointInfo, ServiceInfo, ServicePortKey, ServiceTable
-from .schedulers import SchedulerError, SchedulerSpec, parse_scheduler
 
 log = logging.getLogger(__name__)
 

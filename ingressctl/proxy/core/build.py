@@ -17,8 +17,8 @@ import ipaddress
 from collections.abc import Iterable
 from types import MappingProxyType
 
-from ..objects import EndpointSlice, Service, ServicePort
-from ..store import Snapshot
+from ...objects import EndpointSlice, Service, ServicePort
+from ...store import Snapshot
 from .model import (
     SCHEDULER_ANNOTATION,
     EndpointInfo,

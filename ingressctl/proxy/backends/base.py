@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .model import ServiceInfo, ServicePortKey, ServiceTable
-from .rules import ChainId, Delta, Fragment
+from ..core.model import ServiceInfo, ServicePortKey, ServiceTable
+from ..core.rules import ChainId, Delta, Fragment
 
 CAP_NET_ADMIN = 12
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 
-from .backend import ApplyError, BackendUnavailable, FragmentBackend, require_tools
-from .model import EndpointInfo, ServiceInfo, ServiceTable
-from .rules import ChainId, Delta, Fragment, ipv4_only, random_probabilities, stable_hash
+from ..core.model import EndpointInfo, ServiceInfo, ServiceTable
+from ..core.rules import ChainId, Delta, Fragment, ipv4_only, random_probabilities, stable_hash
+from .base import ApplyError, BackendUnavailable, FragmentBackend, require_tools
 
 NAT, FILTER = "nat", "filter"
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from ..objects import Service
+from ...objects import Service
 
 LB_CLASS = "ingressctl.io/lb"
 POOL_ANNOTATIONS = ("ingressctl.io/lb-pool", "eip.openelb.kubesphere.io/v1alpha2")

@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..objects import EndpointSlice, Service
-from ..store import Snapshot
+from ...objects import EndpointSlice, Service
+from ...store import Snapshot
 from .build import DEFAULT_PROXY_NAME, service_infos, skip_reason
 from .model import ServiceInfo, ServicePortKey, ServiceTable
 

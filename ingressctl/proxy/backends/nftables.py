@@ -31,11 +31,11 @@ it writes new chains, moves map elements and deletes what is unused, in one tran
 
 from __future__ import annotations
 
+from ..core.model import EndpointInfo, ServiceInfo
+from ..core.rules import ChainId, Delta, Fragment, ipv4_only, stable_hash
 from . import libnft
-from .backend import ApplyError, BackendUnavailable, CommandRunner, FragmentBackend, require_tools
+from .base import ApplyError, BackendUnavailable, CommandRunner, FragmentBackend, require_tools
 from .libnft import LibNftables
-from .model import EndpointInfo, ServiceInfo
-from .rules import ChainId, Delta, Fragment, ipv4_only, stable_hash
 
 MAPS = {
     "service-ips": "ipv4_addr . inet_proto . inet_service : verdict",

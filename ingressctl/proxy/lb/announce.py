@@ -31,9 +31,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..objects import LoadBalancerIngress, Service
-from ..store import Snapshot
-from .lbipam import Allocation, Pool, PoolError, allocate, parse_pools, takes_part
+from ...objects import LoadBalancerIngress, Service
+from ...store import Snapshot
+from .ipam import Allocation, Pool, PoolError, allocate, parse_pools, takes_part
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ the traffic policies say: policies decide where new flows go, not which existing
 survive (the rule kube-proxy's conntrack reconciler follows too).
 
 Design choice: this module only computes `StaleFlow` values (data, no I/O) from two
-ServiceTables; `proxy.conntrack` runs them. The first sync has no previous table and
+ServiceTables; `proxy.system.conntrack` runs them. The first sync has no previous table and
 deletes nothing, so a restart of the proxy does not cut every UDP flow on the node.
 """
 
@@ -61,7 +61,7 @@ class StaleFlow:
 
 
 class StaleFlowCleaner(Protocol):
-    """What the sync loop calls after a successful sync (`proxy.conntrack.ConntrackCleaner`)."""
+    """What the sync loop calls after a successful sync (`proxy.system.conntrack.ConntrackCleaner`)."""
 
     def clean(self, flows: Sequence[StaleFlow]) -> int: ...
 

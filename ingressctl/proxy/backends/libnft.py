@@ -17,7 +17,7 @@ import ctypes.util
 import os
 import threading
 
-from .backend import ApplyError
+from .base import ApplyError
 
 CLONE_NEWNET = 0x40000000
 

@@ -21,9 +21,9 @@ import subprocess
 import threading
 from collections.abc import Iterable
 
-from .backend import BackendUnavailable, ProxyOptions, SyncResult
-from .model import ServicePortKey, ServiceTable
-from .relay import RelayLimits
+from ..core.model import ServicePortKey, ServiceTable
+from ..core.relay import RelayLimits
+from .base import BackendUnavailable, ProxyOptions, SyncResult
 from .userspace import UserspaceProxy, plan_listeners
 
 log = logging.getLogger(__name__)

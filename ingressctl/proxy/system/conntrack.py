@@ -1,6 +1,6 @@
 """Deletes stale UDP conntrack entries with the `conntrack` CLI (conntrack-tools).
 
-The sync loop hands `ConntrackCleaner.clean` the `StaleFlow`s `proxy.stale` computed after
+The sync loop hands `ConntrackCleaner.clean` the `StaleFlow`s `proxy.core.stale` computed after
 a successful iptables or nftables sync; each becomes one `conntrack -D ...` (run inside a
 network namespace when one is given, as the e2e tests do). `conntrack -D` exits 1 when no
 entry matched, which is the common case and not an error. Cleanup is best effort: a failure
@@ -21,7 +21,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from .stale import StaleFlow
+from ..core.stale import StaleFlow
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The ServiceTable: what the Service proxy must make reachable on this node.
 
-`proxy.build` turns a store Snapshot into a ServiceTable; every backend (iptables,
+`proxy.core.build` turns a store Snapshot into a ServiceTable; every backend (iptables,
 nftables, userspace, ipvs) turns the same table into its own rules or sockets. The table
 is keyed by ServicePortKey (namespace/name, port name, protocol), one entry per Service
 port, the unit kube-proxy programs.

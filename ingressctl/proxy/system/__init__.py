@@ -1,0 +1,1 @@
+"""Thin wrappers over the system: spliced TCP connections and conntrack deletion."""
