@@ -24,11 +24,12 @@ from .objects import (
     Ingress,
     IngressClass,
     KubeObject,
+    Namespace,
     Node,
     Secret,
     Service,
 )
-from .objects_gateway import Gateway, GatewayClass, HTTPRoute, Namespace, ReferenceGrant
+from .objects.gateway import Gateway, GatewayClass, HTTPRoute, ReferenceGrant
 
 Key = tuple[str, str, str]  # kind, namespace, name
 
@@ -62,7 +63,7 @@ class Snapshot:
     secrets: Mapping[str, Secret] = field(default_factory=dict)
     configmaps: Mapping[str, ConfigMap] = field(default_factory=dict)
     nodes: Mapping[str, Node] = field(default_factory=dict)
-    # Gateway API (objects_gateway.py): by "ns/name", or name for cluster-scoped kinds
+    # Gateway API (objects/gateway.py): by "ns/name", or name for cluster-scoped kinds
     gateway_classes: Mapping[str, GatewayClass] = field(default_factory=dict)
     gateways: Mapping[str, Gateway] = field(default_factory=dict)
     http_routes: Mapping[str, HTTPRoute] = field(default_factory=dict)

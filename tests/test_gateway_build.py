@@ -201,7 +201,7 @@ def test_route_with_a_value_we_cannot_serve_is_not_accepted(match):
 ])
 def test_redirect_base(redirect, listener_port, expected):
     from ingressctl.gateway.build import redirect_base
-    from ingressctl.objects_gateway import Redirect
+    from ingressctl.objects.gateway import Redirect
     assert redirect_base(Redirect(**redirect), listener_port) == expected
 
 
@@ -220,7 +220,7 @@ def test_redirect_values_we_cannot_serve(redirect, matches):
     if matches:
         rule = dataclasses.replace(rule, matches=parse_object(yaml.safe_load(_route("app", "{name: gw}").replace(
             "rules: [{backendRefs", f"rules: [{{matches: {matches}, backendRefs"))).rules[0].matches)
-    from ingressctl.objects_gateway import Redirect
+    from ingressctl.objects.gateway import Redirect
     route = dataclasses.replace(route, rules=(dataclasses.replace(rule, redirect=Redirect(**redirect)),))
     assert route_invalid(route)
 
@@ -322,7 +322,7 @@ spec: {from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra
 def test_request_header_modifier_values(modifier, expected):
     from ingressctl.gateway.build import header_changes
     from ingressctl.ingress.values import InvalidValue
-    from ingressctl.objects_gateway import HeaderModifier, HTTPMatch, HTTPRule
+    from ingressctl.objects.gateway import HeaderModifier, HTTPMatch, HTTPRule
     rule = HTTPRule((HTTPMatch(),), (), ("RequestHeaderModifier",), None, HeaderModifier(**modifier))
     if expected is None:
         with pytest.raises(InvalidValue):
@@ -416,7 +416,7 @@ def test_replace_prefix_match_follows_the_spec_table(prefix, replacement, uri, e
 def test_response_header_modifier_values(modifier, expected):
     from ingressctl.gateway.build import response_header_changes
     from ingressctl.ingress.values import InvalidValue
-    from ingressctl.objects_gateway import HeaderModifier, HTTPMatch, HTTPRule
+    from ingressctl.objects.gateway import HeaderModifier, HTTPMatch, HTTPRule
     rule = HTTPRule((HTTPMatch(),), (), ("ResponseHeaderModifier",), response_headers=HeaderModifier(**modifier))
     if expected is None:
         with pytest.raises(InvalidValue):
@@ -436,7 +436,7 @@ def test_response_header_modifier_values(modifier, expected):
     ("Prefix", "pkg.Svc", "", None),
 ])
 def test_grpc_method_matches_are_path_matches(kind, service, method, expected):
-    from ingressctl.objects_gateway import grpc_match
+    from ingressctl.objects.gateway import grpc_match
     if expected is None:
         with pytest.raises(ValueError):
             grpc_match(kind, service, method)

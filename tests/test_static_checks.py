@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PURE = ["ingressctl/ingress", "ingressctl/explain", "ingressctl/migrate", "ingressctl/objects.py", "ingressctl/store.py",
+PURE = ["ingressctl/ingress", "ingressctl/explain", "ingressctl/migrate", "ingressctl/objects", "ingressctl/store.py",
         "ingressctl/proxy/core", "ingressctl/admission/validate.py", "ingressctl/proxy/lb/ipam.py"]
 
 

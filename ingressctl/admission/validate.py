@@ -38,7 +38,7 @@ from ..ingress.build import BuildOptions, Route, build, ingress_routes
 from ..ingress.model import Model, Problem
 from ..nginx.render import RenderContext, Renderer, RenderError
 from ..objects import Ingress, ObjectError, parse_object
-from ..objects_gateway import GATEWAY_GROUP, HTTPRoute
+from ..objects.gateway import GATEWAY_GROUP, HTTPRoute
 from ..store import Snapshot
 from . import scan
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..ingress import values as v
-from ..objects_gateway import GATEWAY_GROUP, Gateway, HTTPRoute, Listener, ObjectRef
+from ..objects.gateway import GATEWAY_GROUP, Gateway, HTTPRoute, Listener, ObjectRef
 from ..store import Snapshot
 from .status import Condition, ListenerStatus, ObjectStatus, ParentStatus
 

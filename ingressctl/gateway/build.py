@@ -23,7 +23,7 @@ from ..ingress.backends import BackendResolver
 from ..ingress.model import Certificate, Location, Problem, Server, Upstream
 from ..ingress.tls import TLSError, certificate_from_secret
 from ..objects import ServiceBackend
-from ..objects_gateway import (
+from ..objects.gateway import (
     GATEWAY_GROUP,
     Gateway,
     HeaderModifier,

@@ -25,7 +25,7 @@ from ..ingress.annotations import PREFIX
 from ..ingress.build import BuildResult
 from ..ingress.classes import ClassFilter
 from ..objects import Ingress, IngressPath, parse_object
-from ..objects_gateway import GATEWAY_GROUP, Gateway, GatewayClass, HTTPRoute, ReferenceGrant
+from ..objects.gateway import GATEWAY_GROUP, Gateway, GatewayClass, HTTPRoute, ReferenceGrant
 from ..store import Snapshot
 
 G = f"{GATEWAY_GROUP}/v1"

@@ -1,4 +1,4 @@
-"""Typed views of the Gateway API v1 objects (standard channel) and of Namespaces.
+"""gateway.networking.k8s.io kinds: the Gateway API v1 objects (standard channel).
 
 Parsed like every other kind (`objects.parse_object`): frozen dataclasses, errors that name
 the field, only the fields the gateway build uses. Every list is bounded at the API
@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # objects.py imports this module at its end to register the parsers
-    from .objects import Meta, _Reader
+from .meta import Meta, _describe, _meta, _Reader
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 MAX_LISTENERS = 64
@@ -170,11 +169,6 @@ class ReferenceGrant:
     to: tuple[tuple[str, str, str], ...]  # group, kind, name ("" = any)
 
 
-@dataclass(frozen=True)
-class Namespace:
-    meta: Meta
-
-
 def _ref(r: _Reader, raw: Any, path: str, group: str, kind: str) -> ObjectRef:
     m = r.mapping(raw, path)
     name = r.text(m.get("name"), f"{path}.name")
@@ -219,14 +213,12 @@ def _listener(r: _Reader, raw: Any, path: str) -> Listener:
 
 
 def parse_gateway_class(raw: Mapping[str, Any]) -> GatewayClass:
-    from .objects import _describe, _meta, _Reader
     r = _Reader(_describe(raw))
     spec = r.mapping(raw.get("spec"), "spec")
     return GatewayClass(_meta(r, "GatewayClass", raw, False), r.text(spec.get("controllerName"), "spec.controllerName"))
 
 
 def parse_gateway(raw: Mapping[str, Any]) -> Gateway:
-    from .objects import _describe, _meta, _Reader
     r = _Reader(_describe(raw))
     spec = r.mapping(raw.get("spec"), "spec")
     listeners = tuple(_listener(r, x, f"spec.listeners[{i}]")
@@ -318,7 +310,6 @@ def _redirect(r: _Reader, raw: Any, path: str) -> Redirect:
 
 
 def parse_http_route(raw: Mapping[str, Any]) -> HTTPRoute:
-    from .objects import _describe, _meta, _Reader
     r = _Reader(_describe(raw))
     spec = r.mapping(raw.get("spec"), "spec")
     parents = tuple(_ref(r, x, f"spec.parentRefs[{i}]", GATEWAY_GROUP, "Gateway")
@@ -374,7 +365,6 @@ def _grpc_rule(r: _Reader, raw: Any, path: str) -> HTTPRule:
 
 
 def parse_grpc_route(raw: Mapping[str, Any]) -> HTTPRoute:
-    from .objects import _describe, _meta, _Reader
     r = _Reader(_describe(raw))
     spec = r.mapping(raw.get("spec"), "spec")
     parents = tuple(_ref(r, x, f"spec.parentRefs[{i}]", GATEWAY_GROUP, "Gateway")
@@ -391,7 +381,6 @@ def parse_grpc_route(raw: Mapping[str, Any]) -> HTTPRoute:
 
 
 def parse_reference_grant(raw: Mapping[str, Any]) -> ReferenceGrant:
-    from .objects import _describe, _meta, _Reader
     r = _Reader(_describe(raw))
     spec = r.mapping(raw.get("spec"), "spec")
     frm = tuple((r.text(r.mapping(x, "spec.from").get("group"), "spec.from.group"),
@@ -405,16 +394,11 @@ def parse_reference_grant(raw: Mapping[str, Any]) -> ReferenceGrant:
     return ReferenceGrant(_meta(r, "ReferenceGrant", raw, True), frm, to)
 
 
-def parse_namespace(raw: Mapping[str, Any]) -> Namespace:
-    from .objects import _describe, _meta, _Reader
-    return Namespace(_meta(_Reader(_describe(raw)), "Namespace", raw, False))
-
-
-GATEWAY_PARSERS = {
+GatewayObject = GatewayClass | Gateway | HTTPRoute | ReferenceGrant
+GATEWAY_PARSERS: dict[str, Callable[[Mapping[str, Any]], GatewayObject]] = {
     "GatewayClass": parse_gateway_class,
     "Gateway": parse_gateway,
     "HTTPRoute": parse_http_route,
     "GRPCRoute": parse_grpc_route,
     "ReferenceGrant": parse_reference_grant,
-    "Namespace": parse_namespace,
 }
