@@ -46,7 +46,7 @@ def _controller(store, state: Path):  # type: ignore[no-untyped-def]
         "{% for loc in server.locations %}", 1)
     nginx = Nginx(opts.prefix)
     ctl = Controller(store, opts, nginx)
-    ctl.builtin = Renderer(sources={"server.j2": poisoned})
+    ctl.templates.builtin = Renderer(sources={"server.j2": poisoned})
     nginx.prepare()
     ensure_default_certificate(opts.prefix / "certs" / "default.pem")
     return ctl, nginx

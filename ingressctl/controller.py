@@ -38,11 +38,10 @@ from .metrics_compat import IngressNginxMetrics
 from .metrics_requests import NginxCollector, RequestMetricsOptions
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
-from .nginx.process import ApplyResult, Nginx, UnixHTTPConnection, config_id_of, share_with_workers, write_files
-from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError
-from .nginx.workers import ProcessSample, process_samples
+from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
+from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError, TemplateSets
 from .objects import Ingress
-from .quarantine import Quarantine, find_culprits
+from .quarantine import Quarantine
 from .store import Change, Snapshot, Store
 from .watch import DebouncedWatch
 
@@ -156,12 +155,10 @@ class Controller:
         self.compat = IngressNginxMetrics(self.metrics.registry, options.classes.controller, _version())
         self.metrics.registry.register(NginxCollector(
             self._nginx_page, options.request_metrics or RequestMetricsOptions(), self.compat.labels,
-            options.render_context().request_metrics, self._nginx_processes))
+            options.render_context().request_metrics, lambda: self.nginx.processes() if self.nginx else []))
         self.clock = clock or (lambda: datetime.now(UTC))
         self.observers: list[Callable[[BuildResult], None]] = []
-        self.override = Renderer(options.template_dir) if options.template_dir else None
-        self.builtin = Renderer()
-        self.last_good_override: Renderer | None = None
+        self.templates = TemplateSets(options.template_dir)
         self.last_result: ApplyResult | None = None
         self.live_since: float | None = None
         self._wake = threading.Event()
@@ -177,7 +174,6 @@ class Controller:
         self.quarantine = Quarantine()
         self.live_ingresses: dict[str, Ingress | None] = {}  # key -> the Ingress in the configuration nginx took
         self._pending_lock = threading.Lock()
-        self._nginx_died = threading.Event()
         self.draining = False
         self.failing_since: float | None = None  # monotonic time the wanted config first failed to go live
 
@@ -214,13 +210,7 @@ class Controller:
             pusher.write_file(endpoint_table(rendered.result.model))
 
     def renderers(self) -> list[tuple[str, Renderer]]:
-        out: list[tuple[str, Renderer]] = []
-        if self.override is not None:
-            out.append(("override", Renderer(self.options.template_dir)))
-            if self.last_good_override is not None:
-                out.append(("last-good", self.last_good_override))
-        out.append(("built-in", self.builtin))
-        return out
+        return self.templates.ordered()
 
     def render(self, result: BuildResult, renderer: Renderer) -> Rendered:
         text = renderer.render(result.model, self.options.render_context())
@@ -285,8 +275,8 @@ class Controller:
             outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files)
             if outcome.ok:
                 self._endpoints_live(result.model, table, reloaded=outcome.changed)
-                if name == "override" and outcome.changed:
-                    self.last_good_override = renderer.with_sources(renderer.sources())
+                if outcome.changed:
+                    self.templates.took(name, renderer)
                 return outcome, None
             self.metrics.reload_failures.inc()
             if not outcome.refused:  # nginx itself failed (start, reload): no template is to blame
@@ -306,27 +296,12 @@ class Controller:
     def _isolate(self, snap: Snapshot, result: BuildResult, renderer: Renderer, message: str) -> bool:
         """Find the Ingresses nginx refuses (group testing with nginx -t) and leave them out."""
         keys = [f"{s.namespace}/{s.name}" for s in result.statuses]  # oldest first
-        suspects = [k for k in keys if self.live_ingresses.get(k) != snap.ingresses.get(k)]
-        started = time.monotonic()
         try:
-            search = find_culprits(keys, lambda excluded: not self._check(snap, excluded, renderer)[0],
-                                   suspects=suspects, known_failing=True)
+            return self.quarantine.isolate(snap, keys, self.live_ingresses,
+                                           lambda excluded: not self._check(snap, excluded, renderer)[0], message)
         except RenderError as e:
             log.error("could not find the Ingress nginx refuses: %s", e)
             return False
-        log.info("searched %d suspect Ingresses with %d nginx -t runs in %.1f s", len(suspects), search.tests,
-                 time.monotonic() - started)
-        reason = message.removeprefix("nginx -t failed: ")[:300]
-        for key in search.culprits:
-            self.quarantine.add(snap.ingresses[key], reason)
-            log.error("Ingress %s makes nginx -t fail (%s); it is left out until it changes", key, reason)
-        for key in search.unresolved:
-            self.quarantine.add(snap.ingresses[key], f"{reason}; the search ran out of nginx -t runs, so every "
-                                f"Ingress of a group that still failed is left out ({len(search.unresolved)})")
-        if search.unresolved:
-            log.error("left out %d Ingresses whose group still failed nginx -t when the search ended: %s",
-                      len(search.unresolved), ", ".join(search.unresolved[:20]))
-        return bool(search.culprits or search.unresolved)
 
     def _review_quarantine(self, snap: Snapshot) -> None:
         """A quarantined Ingress that changed goes back in only if it passes nginx -t on its own."""
@@ -377,32 +352,22 @@ class Controller:
 
     def _record_outcome(self, outcome: ApplyResult, seconds: float) -> None:
         self.last_result = outcome
-        self.metrics.sync_duration.observe(seconds)
         if outcome.ok:
             self.failing_since = None
         elif self.failing_since is None:
             self.failing_since = time.monotonic()
+        self.metrics.record_apply(outcome.ok, outcome.changed, outcome.config_id, seconds)
         if not outcome.changed:
             return
-        self.metrics.last_reload_success.set(1 if outcome.ok else 0)
         self.compat.reload(outcome.ok, int(outcome.config_id[:12], 16) if outcome.ok else 0, time.time())
         if outcome.ok:
-            self.metrics.reloads.inc()
-            self.metrics.last_reload_timestamp.set(time.time())
-            self.metrics.config_hash.set(int(outcome.config_id[:12], 16))
             if self.live_since is None:
                 self.live_since = time.monotonic()
             log.info("configuration %s is live (%.0f ms)", outcome.config_id, seconds * 1000)
 
     def _record_problems(self, result: BuildResult) -> None:
         self.compat.orphaned(result.problems)
-        self.metrics.problems.clear()
-        counts: dict[str, int] = {}
-        for p in result.problems:
-            counts[p.reason] = counts.get(p.reason, 0) + 1
-        for reason, n in counts.items():
-            self.metrics.problems.labels(reason).set(n)
-        self.metrics.invalid_ingresses.set(len({(p.namespace, p.name) for p in result.problems if not p.warning}))
+        self.metrics.record_problems(result.problems)
         for p in result.problems:
             if str(p) not in self._reported:
                 log.warning("%s", p, extra=object_fields(p.kind, p.namespace, p.name, p.reason))
@@ -413,22 +378,10 @@ class Controller:
     def ready(self) -> bool:
         return self.live_since is not None
 
-    def _nginx_processes(self) -> list[ProcessSample]:
-        child = self.nginx.child if self.nginx is not None else None
-        return process_samples(child.pid) if child is not None else []
-
     def _nginx_page(self, path: str) -> str:
-        """A page of nginx's private status socket (metrics); OSError when nginx does not answer."""
-        conn = UnixHTTPConnection(str(self.options.prefix / "status.sock"), timeout=2.0)
-        try:
-            conn.request("GET", path, headers={"Connection": "close"})
-            resp = conn.getresponse()
-            body = resp.read().decode("utf-8", "replace")
-            if resp.status != 200:
-                raise OSError(f"nginx answered {resp.status}")
-            return body
-        finally:
-            conn.close()
+        if self.nginx is None:
+            raise OSError("no nginx")
+        return self.nginx.status_page(path)
 
     def readiness(self) -> tuple[bool, str]:
         """/readyz: live, not shutting down, and not stale for longer than options.stale_after."""
@@ -463,7 +416,7 @@ class Controller:
         share_with_workers(ensure_default_certificate(self.options.prefix / "certs" / "default.pem"))
         if self.pusher is not None:
             self.pusher.install_lua()
-        self.nginx.on_exit = self._nginx_exited
+        self.nginx.on_exit = self._wake.set  # the crash watch wakes the loop at once
         self.store.subscribe(self._note_change)
         if self.options.template_dir is not None:
             self._watch_templates(self.options.template_dir)
@@ -472,10 +425,6 @@ class Controller:
         self._thread.start()
 
     def request_sync(self) -> None:
-        self._wake.set()
-
-    def _nginx_exited(self) -> None:
-        self._nginx_died.set()
         self._wake.set()
 
     def _note_change(self, change: Change) -> None:
@@ -508,9 +457,8 @@ class Controller:
 
     def _step(self, woke: bool) -> None:
         assert self.nginx is not None
-        if self._nginx_died.is_set() or not woke:  # a death is handled first, before any debounce
-            self._nginx_died.clear()
-            if self.nginx.ensure_running():
+        if self.nginx.died.is_set() or not woke:  # a death is handled first, before any debounce
+            if self.nginx.keep_running():
                 self._wake.set()  # it restarted with the last good config: bring it up to date
         else:
             time.sleep(self.options.debounce)  # coalesce a burst of changes
@@ -518,7 +466,7 @@ class Controller:
             services = self._take_pending()
             if not (services and self.sync_endpoints(services)):
                 self.sync()
-        self.nginx.reap()
+            self.nginx.reap()
         if self.nginx.restarts > self._restarts_seen:
             self.metrics.nginx_restarts.inc(self.nginx.restarts - self._restarts_seen)
             self._restarts_seen = self.nginx.restarts

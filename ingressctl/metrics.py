@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -12,8 +15,12 @@ from prometheus_client import (
     Histogram,
 )
 
+from .ingress.model import Problem
+
 
 class ControllerMetrics:
+    """Ours; `record_apply` and `record_problems` are what a sync reports."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -37,3 +44,25 @@ class ControllerMetrics:
                                         "endpoint changes applied through the Lua balancer, without a reload",
                                         registry=r)
         self.nginx_restarts = Counter("ingressctl_nginx_restarts", "times nginx died and was restarted", registry=r)
+
+    def record_apply(self, ok: bool, changed: bool, config_id: str, seconds: float) -> None:
+        """One sync's outcome: its duration, and for a reload attempt whether it went live."""
+        self.sync_duration.observe(seconds)
+        if not changed:
+            return
+        self.last_reload_success.set(1 if ok else 0)
+        if ok:
+            self.reloads.inc()
+            self.last_reload_timestamp.set(time.time())
+            self.config_hash.set(int(config_id[:12], 16))
+
+    def record_problems(self, problems: Iterable[Problem]) -> None:
+        """The last build's problems by reason, and the Ingresses refused."""
+        problems = list(problems)
+        self.problems.clear()
+        counts: dict[str, int] = {}
+        for p in problems:
+            counts[p.reason] = counts.get(p.reason, 0) + 1
+        for reason, n in counts.items():
+            self.problems.labels(reason).set(n)
+        self.invalid_ingresses.set(len({(p.namespace, p.name) for p in problems if not p.warning}))

@@ -21,13 +21,17 @@ controller supplies a test that builds, renders and runs `nginx -t` on a candida
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .ingress.model import Problem
 from .objects import Ingress
 from .store import Snapshot
+
+log = logging.getLogger(__name__)
 
 Fails = Callable[[frozenset[str]], bool]  # excluded keys -> does nginx -t fail?
 
@@ -174,6 +178,27 @@ class Quarantine:
     def current(self, snap: Snapshot) -> frozenset[str]:
         """Keys left out: every entry whose Ingress still exists (changed or not; see review)."""
         return frozenset(k for k in self.entries if k in snap.ingresses)
+
+    def isolate(self, snap: Snapshot, keys: Sequence[str], live: Mapping[str, Ingress | None],
+                fails: Fails, message: str) -> bool:
+        """Find the Ingresses nginx refuses among `keys` (oldest first; the suspects are those
+        that differ from what nginx last took, `live`) and leave them out; True if any was."""
+        suspects = [k for k in keys if live.get(k) != snap.ingresses.get(k)]
+        started = time.monotonic()
+        search = find_culprits(keys, fails, suspects=suspects, known_failing=True)
+        log.info("searched %d suspect Ingresses with %d nginx -t runs in %.1f s", len(suspects), search.tests,
+                 time.monotonic() - started)
+        reason = message.removeprefix("nginx -t failed: ")[:300]
+        for key in search.culprits:
+            self.add(snap.ingresses[key], reason)
+            log.error("Ingress %s makes nginx -t fail (%s); it is left out until it changes", key, reason)
+        for key in search.unresolved:
+            self.add(snap.ingresses[key], f"{reason}; the search ran out of nginx -t runs, so every "
+                     f"Ingress of a group that still failed is left out ({len(search.unresolved)})")
+        if search.unresolved:
+            log.error("left out %d Ingresses whose group still failed nginx -t when the search ended: %s",
+                      len(search.unresolved), ", ".join(search.unresolved[:20]))
+        return bool(search.culprits or search.unresolved)
 
     def problems(self) -> tuple[Problem, ...]:
         return tuple(

@@ -108,7 +108,7 @@ def test_an_ingress_nginx_refuses_is_left_out_and_the_rest_goes_live(tmp_path: P
     assert poisoned != builtin["server.j2"]
     nginx = Nginx(opts.prefix)
     ctl = Controller(store, opts, nginx)
-    ctl.builtin = Renderer(sources={"server.j2": poisoned})
+    ctl.templates.builtin = Renderer(sources={"server.j2": poisoned})
     nginx.prepare()
     from ingressctl.nginx.defaultcert import ensure_default_certificate
 
@@ -147,7 +147,7 @@ def test_six_culprits_on_a_fresh_start_and_an_edit_that_still_fails_stays_out(tm
         "{% for loc in server.locations %}", 1)
     nginx = Nginx(opts.prefix)
     ctl = Controller(store, opts, nginx)
-    ctl.builtin = Renderer(sources={"server.j2": poisoned})
+    ctl.templates.builtin = Renderer(sources={"server.j2": poisoned})
     nginx.prepare()
     from ingressctl.nginx.defaultcert import ensure_default_certificate
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .launcher import Child, launcher
-from .workers import Generation, Generations, accepting, workers
+from .workers import Generation, Generations, ProcessSample, accepting, process_samples, workers
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class Nginx:
         self.generations = Generations()
         self.max_draining = 0  # > 0: close the oldest draining generations beyond this many
         self.on_exit: Callable[[], None] | None = None  # called (from a watcher thread) when nginx dies
+        self.died = threading.Event()  # set when the master exits unexpectedly; keep_running clears it
         self._lock = threading.RLock()
         self._stopping = False
         self.restarts = 0
@@ -288,6 +289,7 @@ class Nginx:
         if child is not self.child or self._stopping:
             return
         log.error("nginx master (pid %d) exited: %s", child.pid, _exit_reason(child.proc.returncode))
+        self.died.set()
         if self.on_exit is not None:
             self.on_exit()
 
@@ -317,7 +319,32 @@ class Nginx:
         except OSError:
             return ""
 
+    def status_page(self, path: str) -> str:
+        """A page of nginx's private status socket (metrics); OSError when nginx does not answer."""
+        conn = UnixHTTPConnection(str(self.status_socket), timeout=2.0)
+        try:
+            conn.request("GET", path, headers={"Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read().decode("utf-8", "replace")
+            if resp.status != 200:
+                raise OSError(f"nginx answered {resp.status}")
+            return body
+        finally:
+            conn.close()
+
+    def processes(self) -> list[ProcessSample]:
+        """CPU and memory of the master and its workers (/proc), for the metrics."""
+        return process_samples(self.child.pid) if self.child is not None else []
+
     # -- lifecycle -------------------------------------------------------------------------
+    def keep_running(self) -> bool:
+        """The crash watch's step: restart a dead nginx, reap exited generations; True when it
+        restarted (with the last good configuration, which the caller should bring up to date)."""
+        self.died.clear()
+        restarted = self.ensure_running()
+        self.reap()
+        return restarted
+
     def running(self) -> bool:
         return self.child is not None and self.child.proc.poll() is None
 

@@ -262,3 +262,28 @@ class Renderer:
         except jinja2.TemplateError as e:
             where = f" ({e.filename}:{e.lineno})" if isinstance(e, jinja2.TemplateSyntaxError) else ""
             raise RenderError(f"template error{where}: {e}") from None
+
+
+class TemplateSets:
+    """The template sets a configuration is rendered with, in the order to try: the operator's
+    override (`--template-dir`, read afresh each time), the last override nginx took, then the
+    built-in templates."""
+
+    def __init__(self, override_dir: str | Path | None = None) -> None:
+        self.override_dir = Path(override_dir) if override_dir else None
+        self.builtin = Renderer()
+        self.last_good: Renderer | None = None
+
+    def ordered(self) -> list[tuple[str, Renderer]]:
+        out: list[tuple[str, Renderer]] = []
+        if self.override_dir is not None:
+            out.append(("override", Renderer(self.override_dir)))
+            if self.last_good is not None:
+                out.append(("last-good", self.last_good))
+        out.append(("built-in", self.builtin))
+        return out
+
+    def took(self, name: str, renderer: Renderer) -> None:
+        """nginx loaded what `renderer` rendered: an override becomes the last good one."""
+        if name == "override":
+            self.last_good = renderer.with_sources(renderer.sources())
