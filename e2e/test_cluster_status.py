@@ -53,6 +53,12 @@ def _configmap(data: dict[str, str]) -> dict:  # type: ignore[type-arg]
             "data": data}
 
 
+GRPC_ROUTE = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+              "metadata": {"name": "g", "namespace": "default"},
+              "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["grpc.example.com"],
+                       "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]}}
+
+
 def test_status_sources_class_change_configmap_namespace_and_rbac(
         tmp_path: Path, api: ApiServer, backends: Backends, cluster_controllers: list[ClusterController]) -> None:
     a = backends.start("a")
@@ -61,12 +67,13 @@ def test_status_sources_class_change_configmap_namespace_and_rbac(
               ingress("app", "app.example.com", "web"), ingress("broken", "broken.example.com", "missing"),
               _configmap({"proxy-body-size": "100", "no-such-key": "x"}),
               service("web", "team-b"), endpoint_slice("web", [a], "team-b"), other,
-              *_gateway_objects(free_port(), "web"))  # Gateway API status: the gateway.networking.k8s.io rules
+              *_gateway_objects(free_port(), "web"), GRPC_ROUTE)  # Gateway API status: the gateway.networking.k8s.io rules
     ctl = start_controller(cluster_controllers, tmp_path, api, "pub", "--publish-service", "default/ingressctl",
                            "--configmap", "default/ingressctl", "--watch-namespace", "default",
                            "--event-interval", "1")
     wait_until(lambda: ingress_status(api, "default", "app") == [{"ip": "192.0.2.20"}], 10, "publish-service IP")
     wait_until(lambda: bool(api.get("HTTPRoute", "default", "r").get("status")), 10, "HTTPRoute status")
+    wait_until(lambda: bool(api.get("GRPCRoute", "default", "g").get("status")), 10, "GRPCRoute status")
     assert ingress_status(api, "team-b", "elsewhere") == []  # outside --watch-namespace: not ours
     assert ctl.get("elsewhere.example.com").status == 404
 
