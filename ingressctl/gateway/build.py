@@ -21,6 +21,7 @@ from ..ingress import values as v
 from ..ingress.annotations.config import IngressConfig
 from ..ingress.backends import BackendResolver
 from ..ingress.model import Certificate, Location, Problem, Server, Upstream
+from ..ingress.problems import Problems
 from ..ingress.tls import TLSError, certificate_from_secret
 from ..objects import ServiceBackend
 from ..objects.gateway import (
@@ -272,7 +273,7 @@ class _Candidate:
 class _Builder:
     snap: Snapshot
     resolver: BackendResolver
-    problems: list[Problem] = field(default_factory=list)
+    problems: Problems = field(default_factory=Problems)  # the same collector the Ingress build uses
     upstreams: dict[str, Upstream] = field(default_factory=dict)
     certificates: dict[str, Certificate] = field(default_factory=dict)
 
@@ -476,7 +477,7 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
             if invalid:
                 acc = StatusCondition("Accepted", False, "UnsupportedValue", invalid, g)
                 parents.append(parent_status(route, ref, gw, (acc, resolved)))
-                b.problems.append(Problem(route.meta.kind, route.meta.namespace, route.meta.name, "UnsupportedValue",
+                b.problems.add(Problem(route.meta.kind, route.meta.namespace, route.meta.name, "UnsupportedValue",
                                           invalid))
                 continue
             atts, acc = attach(snap, route, ref, gw, listener_conds[gw.meta.key])
@@ -498,12 +499,12 @@ def build_gateway(snap: Snapshot, opts: GatewayOptions = GatewayOptions()) -> Ga
                 tls[port] = tls.get(port, False) or lst.protocol == "HTTPS"
                 if not lst.hostname and lst.protocol == "HTTPS":
                     host_certs.setdefault((port, ""), certs[k][0].get(lst.name, ""))
-    b.problems += _grpc_conflicts(by_port, opts)
+    b.problems.extend(_grpc_conflicts(by_port, opts))
     servers, dispatches = _servers(by_port, opts, tls, host_certs)
     statuses += [gateway_status(g, listener_conds[k], attached[k]) for k, g in sorted(ours.items())]
     return GatewayResult(tuple(servers), tuple(b.upstreams[k] for k in sorted(b.upstreams)),
                          tuple(b.certificates[k] for k in sorted(b.certificates)), tuple(dispatches),
-                         tuple(statuses), tuple(parents), tuple(b.problems))
+                         tuple(statuses), tuple(parents), tuple(b.problems.items))
 
 
 ByHost = dict[str, list[tuple[str, "_Candidate"]]]

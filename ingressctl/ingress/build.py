@@ -28,6 +28,7 @@ from .backends import BackendResolver
 from .classes import ClassFilter
 from .model import Certificate, Location, Model, Problem, Server, StatusUpdate, Upstream
 from .ownership import host_owners, steals
+from .problems import Problems
 from .settings import Settings
 from .tls import TLSError, certificate_from_secret
 
@@ -151,132 +152,147 @@ def _locations(route: Route, target: Target, explicit_exact: set[str], regex_hos
 _PREFIX_REGEX_ESCAPE = re.compile(r"([.+])")  # the regex metacharacters a valid Prefix path may hold
 
 
-class _Builder:
-    def __init__(self, snap: Snapshot, opts: BuildOptions) -> None:
-        self.snap, self.opts = snap, opts
-        self.problems: list[Problem] = []
-        self.backends = BackendResolver(snap)
-        self.certs: dict[str, Certificate] = {}
-        self.host_cert: dict[str, str] = {}  # host -> cert name ("" = default certificate)
-        self.host_tls_owner: dict[str, str] = {}
-        self.canary_ingresses: set[str] = set()  # never own a host
-        self.owner: dict[str, str] = {}  # host -> namespace that owns it (oldest Ingress naming it)
-        self.annotate = AnnotationResolver(snap, self.backends, self.report, _global_default_ref(opts),
-                                           balancer=opts.balancer, now=opts.now,
-                                           custom_http_errors=opts.settings.custom_http_errors,
-                                           allowed_response_headers=opts.settings.global_allowed_response_headers)
+@dataclass
+class _Build:
+    """What one build knows so far; the steps of `_build` below read and extend it in order."""
 
-    def report(self, ing: Ingress, reason: str, message: str, warning: bool) -> None:
-        self.problems.append(_problem(ing, reason, message, warning))
+    snap: Snapshot
+    opts: BuildOptions
+    problems: Problems
+    backends: BackendResolver  # Services to upstreams, shared with the Gateway build
+    annotate: AnnotationResolver  # what annotations need from other objects
+    certs: dict[str, Certificate] = field(default_factory=dict)
+    host_cert: dict[str, str] = field(default_factory=dict)  # host -> cert name ("" = default certificate)
+    host_tls_owner: dict[str, str] = field(default_factory=dict)
+    canary_ingresses: set[str] = field(default_factory=set)  # never own a host
+    owner: dict[str, str] = field(default_factory=dict)  # host -> namespace that owns it (oldest Ingress naming it)
 
-    def ours(self) -> list[Ingress]:
-        f, classes = self.opts.classes, self.snap.classes
-        return sorted((i for i in self.snap.ingresses.values()
-                       if f.is_ours(i, classes) and i.meta.key not in self.opts.exclude),
-                      key=lambda i: i.meta.age_key)
 
-    def claim_routes(self, ingresses: Iterable[Ingress]) -> tuple[list[Route], list[Ingress]]:
-        winners: dict[tuple[str, str, str], Route] = {}
-        valid: list[Ingress] = []
-        for ing in ingresses:
-            routes, problems = ingress_routes(ing, self.opts.settings.allow_snippet_annotations)
-            self.problems.extend(problems)
-            if any(not p.warning for p in problems):
-                continue
-            if not self.opts.ssl_passthrough and any(r.config.ssl_passthrough for r in routes):
-                self.problems.append(_problem(ing, "SSLPassthroughDisabled", "ssl-passthrough needs the controller's "
-                                              "--enable-ssl-passthrough; refused rather than ending its TLS at nginx"))
-                continue
-            if not self.opts.lua and any(r.config.needs_escaped_request_uri for r in routes):
-                self.problems.append(_problem(ing, "LuaRequired", "auth-signin needs nginx's Lua module "
-                                              "(nginx-extras), which this nginx lacks; Ingress skipped"))
-                continue
-            valid.append(ing)
-            for r in routes:
-                if r.config.canary:  # shares host+path with its main Ingress: attached, never a conflict
-                    self.canary_ingresses.add(ing.meta.key)
-                    up, _, _ = self.target(r)
-                    self.annotate.canaries.add(r.claim, ing, r.config, up.name if up else "", self.report)
-                    continue
-                owner = winners.get(r.claim)
-                if owner is None:
-                    winners[r.claim] = r
-                elif owner.ingress is not ing:
-                    self.problems.append(_problem(
-                        ing, "PathConflict",
-                        f"host {r.host or '*'} path {r.path} ({r.kind}) is already served by the older "
-                        f"Ingress {owner.ingress.meta.key}; this rule is ignored"))
-        return list(winners.values()), valid
+def _start(snap: Snapshot, opts: BuildOptions) -> _Build:
+    problems = Problems()
+    backends = BackendResolver(snap)
+    annotate = AnnotationResolver(snap, backends, problems.about, _global_default_ref(opts),
+                                  balancer=opts.balancer, now=opts.now,
+                                  custom_http_errors=opts.settings.custom_http_errors,
+                                  allowed_response_headers=opts.settings.global_allowed_response_headers)
+    return _Build(snap, opts, problems, backends, annotate)
 
-    def target(self, route: Route) -> Target:
-        if route.backend is None:
-            return None, 404, ""
-        res = self.backends.resolve(route.ingress.meta.namespace, route.backend)
-        for reason, msg, warning in res.problems:
-            self.problems.append(_problem(route.ingress, reason, msg, warning))
-        up = self.annotate.upstream(route.ingress, route.config, route.backend, res.upstream)
-        return up, 503, res.service
 
-    def tls(self, ing: Ingress) -> None:
-        rule_hosts = [r.host for r in ing.rules if r.host]
-        for t in ing.tls:
-            hosts = [h for h in (list(t.hosts) or rule_hosts) if self.owns(ing, h)]
-            cert = self.certificate(ing, t.secret_name) if t.secret_name and hosts else ""
-            for h in hosts:
-                if h not in self.host_cert:
-                    self.host_cert[h] = cert
-                    self.host_tls_owner[h] = ing.meta.key
-                elif self.host_cert[h] != cert:
-                    self.problems.append(_problem(
-                        ing, "TLSConflict", f"host {h} already takes its certificate from the older "
-                        f"Ingress {self.host_tls_owner[h]}", warning=True))
+def ours(b: _Build) -> list[Ingress]:
+    """Our Ingresses (class filter, minus the excluded), oldest first."""
+    f, classes = b.opts.classes, b.snap.classes
+    return sorted((i for i in b.snap.ingresses.values()
+                   if f.is_ours(i, classes) and i.meta.key not in b.opts.exclude),
+                  key=lambda i: i.meta.age_key)
 
-    def owns(self, ing: Ingress, host: str) -> bool:
-        owner = self.owner.get(host, ing.meta.namespace)
-        if owner != ing.meta.namespace:
-            self.problems.append(_problem(ing, "HostOwned", f"host {host} belongs to namespace {owner} (its oldest "
-                                          "Ingress); server-level settings of this Ingress are ignored there",
-                                          warning=True))
-        return owner == ing.meta.namespace
 
-    def foreign_routes_that_steal(self, routes: list[Route]) -> list[Route]:
-        """Routes of other namespaces that could win requests a host's owner matches (reported)."""
-        owned: dict[str, list[tuple[str, str]]] = {}
-        everything: set[str] = set()
+def claim_routes(b: _Build, ingresses: Iterable[Ingress]) -> tuple[list[Route], list[Ingress]]:
+    """Validate each Ingress; the oldest claim of a host+path wins, canaries attach to theirs."""
+    winners: dict[tuple[str, str, str], Route] = {}
+    valid: list[Ingress] = []
+    for ing in ingresses:
+        routes, problems = ingress_routes(ing, b.opts.settings.allow_snippet_annotations)
+        b.problems.extend(problems)
+        if any(not p.warning for p in problems):
+            continue
+        if not b.opts.ssl_passthrough and any(r.config.ssl_passthrough for r in routes):
+            b.problems.about(ing, "SSLPassthroughDisabled", "ssl-passthrough needs the controller's "
+                             "--enable-ssl-passthrough; refused rather than ending its TLS at nginx")
+            continue
+        if not b.opts.lua and any(r.config.needs_escaped_request_uri for r in routes):
+            b.problems.about(ing, "LuaRequired", "auth-signin needs nginx's Lua module "
+                             "(nginx-extras), which this nginx lacks; Ingress skipped")
+            continue
+        valid.append(ing)
         for r in routes:
-            if r.host and self.owner.get(r.host) == r.ingress.meta.namespace:
-                owned.setdefault(r.host, []).append((r.kind, r.path))
-                if r.ingress.default_backend is not None:
-                    everything.add(r.host)
-        out = []
-        for r in routes:
-            if not r.host or self.owner.get(r.host) == r.ingress.meta.namespace:
+            if r.config.canary:  # shares host+path with its main Ingress: attached, never a conflict
+                b.canary_ingresses.add(ing.meta.key)
+                up, _, _ = target(b, r)
+                b.annotate.canaries.add(r.claim, ing, r.config, up.name if up else "", b.problems.about)
                 continue
-            why = steals((r.kind, r.path), owned.get(r.host, []), r.host in everything)
-            if why:
-                out.append(r)
-                self.problems.append(_problem(
-                    r.ingress, "HostOwned", f"host {r.host} belongs to namespace {self.owner[r.host]} (its oldest "
-                    f"Ingress); path {r.path} ({r.kind}) is not served: {why}"))
-        return out
-
-    def certificate(self, ing: Ingress, secret_name: str) -> str:
-        secret = self.snap.secret(ing.meta.namespace, secret_name)
-        if secret is None:
-            self.problems.append(_problem(ing, "SecretNotFound", f"TLS Secret {ing.meta.namespace}/{secret_name} "
-                                          "not found; serving the default certificate", warning=True))
-            return ""
-        try:
-            cert = certificate_from_secret(secret, self.opts.now)
-        except TLSError as e:
-            self.problems.append(_problem(ing, "InvalidCertificate", f"TLS Secret {secret.meta.key}: {e}; "
-                                          "serving the default certificate", warning=True))
-            return ""
-        self.certs[cert.file_name] = cert
-        return cert.file_name
+            owner = winners.get(r.claim)
+            if owner is None:
+                winners[r.claim] = r
+            elif owner.ingress is not ing:
+                b.problems.about(ing, "PathConflict",
+                                 f"host {r.host or '*'} path {r.path} ({r.kind}) is already served by the older "
+                                 f"Ingress {owner.ingress.meta.key}; this rule is ignored")
+    return list(winners.values()), valid
 
 
-def _own_hostless(host: str, routes: list[Route], hostless: list[Route], b: _Builder) -> list[Route]:
+def target(b: _Build, route: Route) -> Target:
+    """Where a route's requests go: the Service's upstream (the variant its annotations ask
+    for), or the status to answer."""
+    if route.backend is None:
+        return None, 404, ""
+    res = b.backends.resolve(route.ingress.meta.namespace, route.backend)
+    for reason, msg, warning in res.problems:
+        b.problems.about(route.ingress, reason, msg, warning)
+    up = b.annotate.upstream(route.ingress, route.config, route.backend, res.upstream)
+    return up, 503, res.service
+
+
+def tls(b: _Build, ing: Ingress) -> None:
+    """The certificate of each TLS host this Ingress's namespace owns (the oldest one wins)."""
+    rule_hosts = [r.host for r in ing.rules if r.host]
+    for t in ing.tls:
+        hosts = [h for h in (list(t.hosts) or rule_hosts) if owns(b, ing, h)]
+        cert = certificate(b, ing, t.secret_name) if t.secret_name and hosts else ""
+        for h in hosts:
+            if h not in b.host_cert:
+                b.host_cert[h] = cert
+                b.host_tls_owner[h] = ing.meta.key
+            elif b.host_cert[h] != cert:
+                b.problems.about(ing, "TLSConflict", f"host {h} already takes its certificate from the older "
+                                 f"Ingress {b.host_tls_owner[h]}", warning=True)
+
+
+def owns(b: _Build, ing: Ingress, host: str) -> bool:
+    owner = b.owner.get(host, ing.meta.namespace)
+    if owner != ing.meta.namespace:
+        b.problems.about(ing, "HostOwned", f"host {host} belongs to namespace {owner} (its oldest "
+                         "Ingress); server-level settings of this Ingress are ignored there", warning=True)
+    return owner == ing.meta.namespace
+
+
+def foreign_routes_that_steal(b: _Build, routes: list[Route]) -> list[Route]:
+    """Routes of other namespaces that could win requests a host's owner matches (reported)."""
+    owned: dict[str, list[tuple[str, str]]] = {}
+    everything: set[str] = set()
+    for r in routes:
+        if r.host and b.owner.get(r.host) == r.ingress.meta.namespace:
+            owned.setdefault(r.host, []).append((r.kind, r.path))
+            if r.ingress.default_backend is not None:
+                everything.add(r.host)
+    out = []
+    for r in routes:
+        if not r.host or b.owner.get(r.host) == r.ingress.meta.namespace:
+            continue
+        why = steals((r.kind, r.path), owned.get(r.host, []), r.host in everything)
+        if why:
+            out.append(r)
+            b.problems.about(r.ingress, "HostOwned", f"host {r.host} belongs to namespace {b.owner[r.host]} (its "
+                             f"oldest Ingress); path {r.path} ({r.kind}) is not served: {why}")
+    return out
+
+
+def certificate(b: _Build, ing: Ingress, secret_name: str) -> str:
+    secret = b.snap.secret(ing.meta.namespace, secret_name)
+    if secret is None:
+        b.problems.about(ing, "SecretNotFound", f"TLS Secret {ing.meta.namespace}/{secret_name} "
+                         "not found; serving the default certificate", warning=True)
+        return ""
+    try:
+        cert = certificate_from_secret(secret, b.opts.now)
+    except TLSError as e:
+        b.problems.about(ing, "InvalidCertificate", f"TLS Secret {secret.meta.key}: {e}; "
+                         "serving the default certificate", warning=True)
+        return ""
+    b.certs[cert.file_name] = cert
+    return cert.file_name
+
+
+def _own_hostless(host: str, routes: list[Route], hostless: list[Route], b: _Build) -> list[Route]:
     """The host-less rules a named host takes: only those of the namespace that serves the host
     (else any namespace could take, say, /admin of every host with a longer host-less prefix).
     A host served from several namespaces takes none."""
@@ -284,7 +300,7 @@ def _own_hostless(host: str, routes: list[Route], hostless: list[Route], b: _Bui
     return [r for r in hostless if owners == {r.ingress.meta.namespace}]
 
 
-def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) -> Server:
+def _server(host: str, routes: list[Route], fallback: list[Route], b: _Build) -> Server:
     if host:
         fallback = _own_hostless(host, routes, fallback, b)
     claimed = {(r.kind, r.path) for r in routes}
@@ -301,7 +317,7 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Builder) 
     for r in merged:
         locations.extend(dataclasses.replace(b.annotate.location(loc, r.ingress, r.kind, r.claim),
                                              ssl_redirect=_ssl_redirect(r.config, tls, b, loc.path))
-                         for loc in _locations(r, b.target(r), explicit_exact, regex_host))
+                         for loc in _locations(r, target(b, r), explicit_exact, regex_host))
     if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
         default = _default_location(b, routes)
         if routes:  # unmatched paths follow the host's oldest Ingress
@@ -342,7 +358,7 @@ def _regex_matches(loc: Location, uri: str) -> bool:
         return re.match(loc.regex_match, uri, re.IGNORECASE if loc.modifier == "~*" else 0) is not None
 
 
-def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Builder, path: str = "/") -> bool:
+def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Build, path: str = "/") -> bool:
     """ssl-redirect (TLS hosts, default from the ConfigMap) or force-ssl-redirect (any host);
     never for no-tls-redirect-locations (cert-manager's HTTP-01 challenge path)."""
     if any(path.startswith(p) for p in b.opts.settings.no_tls_redirect_locations):
@@ -351,7 +367,7 @@ def _ssl_redirect(cfg: IngressConfig, tls: bool, b: _Builder, path: str = "/") -
     return (tls and wanted) or cfg.force_ssl_redirect
 
 
-def _default_location(b: _Builder, routes: list[Route]) -> Location:
+def _default_location(b: _Build, routes: list[Route]) -> Location:
     """`location /` for unmatched paths: the Ingress's defaultBackend, the global one, or 404."""
     for r in routes:
         if r.ingress.default_backend is not None:
@@ -359,10 +375,10 @@ def _default_location(b: _Builder, routes: list[Route]) -> Location:
     return _global_default(b)
 
 
-def _backend_location(b: _Builder, route: Route) -> Location:
+def _backend_location(b: _Build, route: Route) -> Location:
     """`location /` of an Ingress's spec.defaultBackend, with every annotation of that Ingress
     (allowlists, auth, limits...): ingress-nginx applies them there too."""
-    loc = _location("/", "", b.target(route), route.ingress.meta.key, route.config)
+    loc = _location("/", "", target(b, route), route.ingress.meta.key, route.config)
     return b.annotate.location(loc, route.ingress, "prefix", route.claim)
 
 
@@ -375,7 +391,7 @@ def _global_default_ref(opts: BuildOptions) -> tuple[str, ServiceBackend] | None
     return ns, ServiceBackend(name, int(port) if port.isdigit() else port)
 
 
-def _global_default(b: _Builder) -> Location:
+def _global_default(b: _Build) -> Location:
     ref = _global_default_ref(b.opts)
     if ref is not None:
         res = b.backends.resolve(*ref)
@@ -399,7 +415,7 @@ MAX_ISOLATION_ROUNDS = 8
 def _build_isolating(snap: Snapshot, opts: BuildOptions) -> BuildResult:
     """Group testing over our Ingresses (oldest first): the smallest set found whose absence
     lets the build finish. A failure that needs two Ingresses together costs the younger half."""
-    keys = [i.meta.key for i in _Builder(snap, opts).ours()]
+    keys = [i.meta.key for i in ours(_start(snap, opts))]
     everyone = frozenset(keys)
     errors: dict[str, str] = {}
 
@@ -441,24 +457,31 @@ def _build_isolating(snap: Snapshot, opts: BuildOptions) -> BuildResult:
 
 
 def _build(snap: Snapshot, opts: BuildOptions) -> BuildResult:
-    b = _Builder(snap, opts)
-    routes, valid = b.claim_routes(b.ours())
+    """The order of decisions, top to bottom."""
+    b = _start(snap, opts)
+    # 1. our Ingresses, validated; the oldest claim of a host+path wins, canaries attach
+    routes, valid = claim_routes(b, ours(b))
+    # 2. each host belongs to the namespace of its oldest Ingress; others may not take its paths
     b.owner = host_owners(i for i in valid if i.meta.key not in b.canary_ingresses)
-    stolen = {id(r) for r in b.foreign_routes_that_steal(routes)}
+    stolen = {id(r) for r in foreign_routes_that_steal(b, routes)}
     routes = [r for r in routes if id(r) not in stolen]
+    # 3. certificates of the TLS hosts
     for ing in valid:
-        b.tls(ing)
+        tls(b, ing)
+    # 4. one server per host (host-less rules go to the default server and, for their own
+    #    namespace, to its hosts); locations resolve their backends and annotations
     by_host: dict[str, list[Route]] = {}
     for r in routes:
         by_host.setdefault(r.host, []).append(r)
     hostless = by_host.pop("", [])
     for h in b.host_cert:
         by_host.setdefault(h, [])
-    catch_all = _catch_all(b, hostless, valid)
-    servers = [catch_all] + [_server(h, by_host[h], hostless, b) for h in sorted(by_host)]
+    servers = [_catch_all(b, hostless, valid)] + [_server(h, by_host[h], hostless, b) for h in sorted(by_host)]
+    # 5. server-level annotations across servers: aliases, www redirects, canaries without a main
     servers = b.annotate.drop_taken_aliases(servers)
     servers += sorted(b.annotate.www_redirects(servers), key=lambda s: s.host)
-    b.annotate.canaries.report_orphans(b.report)
+    b.annotate.canaries.report_orphans(b.problems.about)
+    # 6. the model
     default_cert = _default_certificate(b)
     upstreams = {u.name: u for u in (*b.backends.upstreams(), *b.annotate.variants.values())}
     model = Model(
@@ -470,11 +493,10 @@ def _build(snap: Snapshot, opts: BuildOptions) -> BuildResult:
         **b.annotate.model_parts(),  # type: ignore[arg-type]
     )
     statuses = tuple(StatusUpdate(i.meta.namespace, i.meta.name) for i in valid)
-    problems = tuple(sorted(set(b.problems), key=lambda p: (p.namespace, p.name, p.reason, p.message)))
-    return BuildResult(model, statuses, problems)
+    return BuildResult(model, statuses, b.problems.sorted())
 
 
-def _default_certificate(b: _Builder) -> str:
+def _default_certificate(b: _Build) -> str:
     """--default-ssl-certificate: served for TLS hosts without a certificate of their own and
     by the default server; a missing or invalid Secret leaves the generated one (reported)."""
     ref = b.opts.default_certificate
@@ -483,21 +505,21 @@ def _default_certificate(b: _Builder) -> str:
     ns, _, name = ref.partition("/")
     secret = b.snap.secret(ns, name)
     if secret is None:
-        b.problems.append(Problem("Secret", ns, name, "DefaultCertificateNotFound",
+        b.problems.add(Problem("Secret", ns, name, "DefaultCertificateNotFound",
                                   "--default-ssl-certificate names a Secret that does not exist; serving the "
                                   "generated certificate", True))
         return ""
     try:
         cert = certificate_from_secret(secret, b.opts.now)
     except TLSError as e:
-        b.problems.append(Problem("Secret", ns, name, "InvalidDefaultCertificate",
+        b.problems.add(Problem("Secret", ns, name, "InvalidDefaultCertificate",
                                   f"--default-ssl-certificate: {e}; serving the generated certificate", True))
         return ""
     b.certs[cert.file_name] = cert
     return cert.file_name
 
 
-def _catch_all(b: _Builder, hostless: list[Route], valid: list[Ingress]) -> Server:
+def _catch_all(b: _Build, hostless: list[Route], valid: list[Ingress]) -> Server:
     """The default server: host-less rules, then the oldest rule-less defaultBackend, else 404."""
     server = _server("", hostless, [], b)
     if any(r.path == "/" and r.kind == "prefix" for r in hostless) or b.opts.default_backend:
