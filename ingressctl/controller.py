@@ -37,7 +37,7 @@ from .metrics import ControllerMetrics
 from .metrics_compat import IngressNginxMetrics
 from .metrics_requests import NginxCollector, RequestMetricsOptions
 from .nginx.defaultcert import ensure_default_certificate
-from .nginx.dynamic import EndpointPusher, endpoint_table, lua_available
+from .nginx.dynamic import EndpointPusher, endpoint_line, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError, TemplateSets
 from .objects import Ingress
@@ -344,7 +344,9 @@ class Controller:
             model = refresh_upstreams(self.live_model, self.store.snapshot(), services)
         if model is None:
             return False
-        if self.pusher.push(endpoint_table(model)):
+        touched = {u.name: endpoint_line(u) for u in model.upstreams
+                   if u.service in services and u.lua_balanced and u.endpoints}
+        if self.pusher.push_lines(touched):
             self.metrics.endpoint_updates.inc()
         self.live_model = model
         self.metrics.sync_duration.observe(time.monotonic() - started)

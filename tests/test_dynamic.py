@@ -88,3 +88,40 @@ def test_lua_balanced_config_passes_nginx_t(tmp_path: Path):
     r = subprocess.run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_push_lines_sends_only_the_touched_upstreams_and_keeps_the_file_whole(tmp_path: Path):
+    """The fast path: one Service changed among many; nginx is sent that line only, and the
+    file a reload reads still holds every upstream."""
+    import socketserver
+    import threading
+    from http.server import BaseHTTPRequestHandler
+
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def address_string(self) -> str:
+            return "unix"
+
+    server = socketserver.UnixStreamServer(str(tmp_path / "status.sock"), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        pusher = EndpointPusher(tmp_path)
+        pusher.loaded({"a": "10.0.0.1|80", "b": "10.0.0.2|80", "c": "10.0.0.3|80"})
+        assert pusher.push_lines({"b": "10.0.0.2|80"}) == 0 and bodies == []  # unchanged: nothing sent
+        assert pusher.push_lines({"b": "10.0.0.9|80"}) == 1
+        assert bodies == [b"b 10.0.0.9|80\n"]
+        assert (tmp_path / "endpoints.txt").read_text() == "a 10.0.0.1|80\nb 10.0.0.9|80\nc 10.0.0.3|80\n"
+    finally:
+        server.shutdown()
+        server.server_close()

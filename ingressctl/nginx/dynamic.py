@@ -72,12 +72,30 @@ class EndpointPusher:
         self.live = dict(table)
 
     def push(self, table: Mapping[str, str]) -> int:
-        """Send the lines that differ from what nginx holds; returns how many changed."""
+        """Make nginx hold `table`: send the lines that differ from what it holds; returns how
+        many changed."""
         changed = {n: line for n, line in table.items() if self.live.get(n) != line}
         changed.update({n: "" for n in self.live if n not in table})
         if not changed:
             return 0
         self.write_file(table)
+        self._post(changed)
+        self.live = dict(table)
+        return len(changed)
+
+    def push_lines(self, lines: Mapping[str, str]) -> int:
+        """The fast path: only these upstreams changed (no name appears or goes): send the ones
+        that differ, then rewrite the file a reload or restart reads. Work follows the change,
+        not the number of upstreams (but for the file, written after traffic follows)."""
+        changed = {n: line for n, line in lines.items() if self.live.get(n) != line}
+        if not changed:
+            return 0
+        self._post(changed)
+        self.live.update(changed)
+        self.write_file(self.live)
+        return len(changed)
+
+    def _post(self, changed: Mapping[str, str]) -> None:
         body = "".join(f"{n} {line}\n" for n, line in sorted(changed.items())).encode()
         conn = UnixHTTPConnection(str(self.socket), timeout=5.0)
         try:
@@ -89,5 +107,3 @@ class EndpointPusher:
                 raise OSError(f"nginx answered {resp.status} to an endpoint update: {answer[:200]}")
         finally:
             conn.close()
-        self.live = dict(table)
-        return len(changed)

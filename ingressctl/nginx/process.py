@@ -136,7 +136,8 @@ class Nginx:
     def __init__(self, prefix: str | Path, binary: str | None = None, reload_timeout: float = 15.0) -> None:
         self.prefix = Path(prefix).resolve()
         self.binary = binary or find_nginx()
-        self.reload_timeout = reload_timeout
+        self.reload_timeout = reload_timeout  # the least time a start or reload is given
+        self.load_seconds = 0.0  # how long nginx took to load the last configuration (its nginx -t)
         self.conf = self.prefix / "nginx.conf"
         self.status_socket = self.prefix / "status.sock"
         self.child: Child | None = None
@@ -194,9 +195,17 @@ class Nginx:
 
     # -- test / start / reload -------------------------------------------------------------
     def test(self, conf: Path) -> tuple[bool, str]:
+        started = time.monotonic()
         r = subprocess.run([self.binary, "-t", "-q", "-p", str(self.prefix), "-c", str(conf)],
-                           capture_output=True, text=True, timeout=60)
+                           capture_output=True, text=True, timeout=load_timeout(60.0, self.load_seconds))
+        self.load_seconds = time.monotonic() - started  # a reload loads the same text once more
         return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+    @property
+    def wait_seconds(self) -> float:
+        """How long a start or reload may take before it counts as failed: the configured least
+        time, or more when loading this configuration is slow (a slow reload is not a failed one)."""
+        return load_timeout(self.reload_timeout, self.load_seconds)
 
     def check(self, text: str, files: Mapping[str, bytes]) -> tuple[bool, str]:
         """`nginx -t` on a candidate that is never made live."""
@@ -261,7 +270,7 @@ class Nginx:
 
     def _wait_until_stopped_accepting(self, master: int, old: frozenset[int]) -> None:
         """nginx tells old workers to stop accepting ~100 ms after the new ones start."""
-        deadline = time.monotonic() + self.reload_timeout
+        deadline = time.monotonic() + self.wait_seconds
         remaining = old
         while remaining and time.monotonic() < deadline:
             remaining = accepting(master, remaining)
@@ -269,7 +278,7 @@ class Nginx:
                 time.sleep(0.005)
         if remaining:
             log.warning("old nginx workers %s still accept connections %.0fs after the reload",
-                        ",".join(map(str, sorted(remaining))), self.reload_timeout)
+                        ",".join(map(str, sorted(remaining))), self.wait_seconds)
 
     def _note_death(self) -> None:
         if self.live_id and self.child is not None:  # it was serving: this start is a restart
@@ -294,7 +303,7 @@ class Nginx:
             self.on_exit()
 
     def _wait_for(self, config_id: str) -> None:
-        deadline = time.monotonic() + self.reload_timeout
+        deadline = time.monotonic() + self.wait_seconds
         seen = ""
         while time.monotonic() < deadline:
             if self.child is not None and self.child.proc.poll() is not None:
@@ -306,7 +315,7 @@ class Nginx:
             if seen == config_id:
                 return
             time.sleep(0.01)
-        raise NginxError(f"nginx did not serve config {config_id} within {self.reload_timeout:.0f}s (saw {seen!r})")
+        raise NginxError(f"nginx did not serve config {config_id} within {self.wait_seconds:.0f}s (saw {seen!r})")
 
     def live_config_id(self) -> str:
         """The config id the current workers answer with ('' when unreachable)."""
@@ -392,6 +401,13 @@ class Nginx:
                 proc.kill()
                 proc.wait(timeout=5)
             self.generations.clear()
+
+
+def load_timeout(least: float, load_seconds: float) -> float:
+    """A deadline that follows the measured load time: 4x what loading took, plus 5 s for the
+    workers to start, never under `least`. At 30,000 Ingresses nginx -t takes ~30 s: a fixed
+    15 s made the first start fail for ever, and a good change under load roll back."""
+    return max(least, 4 * load_seconds + 5)
 
 
 def _exit_reason(code: int | None) -> str:
