@@ -84,7 +84,10 @@ def test_lua_balanced_config_passes_nginx_t(tmp_path: Path):
         (prefix / d).mkdir(parents=True, exist_ok=True)
     ensure_default_certificate(prefix / "certs" / "default.pem")
     (prefix / "nginx.conf").write_text(rendered.text)
-    assert 'balance("default-web-80")' in rendered.text and "10.0.0.1:8080" not in rendered.text
+    # one shared block: the plain location names its upstream in $proxy_upstream_name
+    assert "balance(ngx.var.ingressctl_upstream)" in rendered.text and "upstream default-web-80" not in rendered.text
+    assert 'set $ingressctl_upstream "default-web-80";' in rendered.text
+    assert "proxy_pass http://ingressctl_balancer;" in rendered.text and "10.0.0.1:8080" not in rendered.text
     r = subprocess.run(["nginx", "-t", "-q", "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -125,3 +128,57 @@ def test_push_lines_sends_only_the_touched_upstreams_and_keeps_the_file_whole(tm
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_only_directly_named_plain_upstreams_share_the_balancer_block():
+    """A canary, a TLS backend or a static (hashing) variant keeps its own upstream block."""
+    from ingressctl.ingress.build import BuildOptions, build
+    from tests.factory import endpoint_slice as slice_
+    from tests.factory import ingress, ingress_class, path, service
+
+    a = "nginx.ingress.kubernetes.io/"
+    objs = [ingress_class(), *(o for n in ("web", "tls", "hash", "main", "can")
+                               for o in (service(n), slice_(n, ["10.0.0.1"]))),
+            ingress("plain", [("plain.test", [path("/", "web")])]),
+            ingress("tls", [("tls.test", [path("/", "tls")])], annotations={a + "backend-protocol": "HTTPS"}),
+            ingress("hash", [("hash.test", [path("/", "hash")])], annotations={a + "upstream-hash-by": "$request_uri"}),
+            ingress("main", [("c.test", [path("/", "main")])]),
+            ingress("can", [("c.test", [path("/", "can")])], annotations={a + "canary": "true",
+                                                                          a + "canary-weight": "10"})]
+    model = build(Snapshot.of(objs), BuildOptions()).model
+    assert model.balanced_directly == {"default-web-80"}
+
+
+def test_an_upstream_a_gateway_route_names_keeps_its_block():
+    """A Service an Ingress and an HTTPRoute both send to: the route's dispatch names the
+    upstream through a variable, so its block must stay."""
+    import yaml
+
+    from ingressctl.gateway.build import GatewayOptions
+    from ingressctl.gateway.merge import with_gateway
+    from ingressctl.ingress.build import BuildOptions, build
+    from ingressctl.objects import parse_object
+    from tests.factory import endpoint_slice as slice_
+    from tests.factory import ingress, ingress_class, path, service
+
+    gw = yaml.safe_load_all("""
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ours}
+spec: {controllerName: ingressctl.io/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec: {gatewayClassName: ours, listeners: [{name: h, protocol: HTTP, port: 9000}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: default}
+spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: web, port: 80}]}]}
+""")
+    objs = [ingress_class(), service("web"), slice_("web", ["10.0.0.1"]), service("only"), slice_("only", ["10.0.0.2"]),
+            ingress("a", [("a.test", [path("/", "web"), path("/only", "only")])]), *(parse_object(d) for d in gw)]
+    snap = Snapshot.of(objs)
+    model = with_gateway(build(snap, BuildOptions()), snap, GatewayOptions()).model
+    assert model.balanced_directly == {"default-only-80"}

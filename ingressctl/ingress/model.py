@@ -11,6 +11,7 @@ modifier so templates never compute precedence.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -434,6 +435,35 @@ class Model:
     def auth_cache(self) -> bool:
         """Some auth-url location caches its answers (auth-cache-key)."""
         return any(loc.config.auth_cache_key for s in self.servers for loc in s.auth_subrequests)
+
+    @functools.cached_property
+    def balanced_directly(self) -> frozenset[str]:
+        """Lua-balanced upstreams that only plain HTTP locations name by their own name: with the
+        Lua balancer they need no `upstream` block of their own. Those locations proxy to one
+        shared block whose balancer takes the name from $proxy_upstream_name (ingress-nginx's
+        layout): nginx finds upstream blocks by a linear scan, so one block per Service made
+        loading grow with the square of their number. Upstreams a variable may name (canary,
+        Gateway dispatch, splits, mirrors), error pages use, or that speak TLS or HTTP/2 to the
+        backend keep their block (a kept-alive connection must not serve another protocol)."""
+        by_variable: set[str] = set()
+        direct: set[str] = set()
+        for s in self.servers:
+            by_variable.update(p.upstream for p in s.error_pages)
+            for loc in s.locations:
+                if loc.canary is not None:
+                    by_variable.update((loc.canary.upstream, loc.canary.main_upstream, loc.upstream))
+                elif loc.upstream and not loc.dispatch and not loc.external_name and not loc.config.grpc \
+                        and loc.config.scheme == "http" and not loc.config.proxy_ssl_configured:
+                    direct.add(loc.upstream)
+                elif loc.upstream:
+                    by_variable.add(loc.upstream)
+        for d in self.dispatches:  # Gateway routes name upstreams through map variables
+            by_variable.update(ch.target for ch in d.choices)
+            by_variable.update(t for sp in d.splits for _, t in sp.shares)
+            by_variable.update(sp.last for sp in d.splits)
+            by_variable.update(e.value for m in d.mirrors for e in m.entries)
+        lua = {u.name for u in self.upstreams if u.lua_balanced}
+        return frozenset((direct & lua) - by_variable)
 
     def server(self, host: str) -> Server | None:
         for s in self.servers:

@@ -95,7 +95,7 @@ class Settings:
     proxy_next_upstream_tries: int = 3
     proxy_next_upstream_timeout: v.Duration = v.Duration(0)
     server_tokens: bool = False
-    upstream_keepalive_connections: int = 32
+    upstream_keepalive_connections: int = 320  # as ingress-nginx: the shared Lua-balanced block's idle connections
     keep_alive: v.Duration = v.Duration(75_000)
     use_http2: bool = True
     enable_access_log: bool = True
@@ -369,7 +369,8 @@ KEYS: dict[str, tuple[str, _Parser, str]] = {
     "proxy-next-upstream-timeout": ("proxy_next_upstream_timeout", v.duration, "time limit of the tries (0: none)"),
     "server-tokens": ("server_tokens", v.boolean, "send the nginx version in Server headers"),
     "upstream-keepalive-connections": (
-        "upstream_keepalive_connections", lambda s: v.integer(s, 0, 10_000), "idle keepalive connections per upstream"),
+        "upstream_keepalive_connections", lambda s: v.integer(s, 0, 10_000),
+        "idle keepalive connections per worker of the shared Lua-balanced upstream (other upstream blocks keep 32 each)"),
     "keep-alive": ("keep_alive", v.duration, "client keepalive_timeout"),
     "use-http2": ("use_http2", v.boolean, "enable HTTP/2 on the HTTPS listener"),
     "enable-access-log": ("enable_access_log", v.boolean, "write the access log"),
