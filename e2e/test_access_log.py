@@ -30,8 +30,11 @@ def ctl() -> Iterator[LocalController]:
     b = Backends()
     try:
         yield from started_controller(
-            {"configmap.yaml": CONFIGMAP, "svc.yaml": service("web", [b.start("web")]),
-             "ing.yaml": ingress("site", "log.test", [("/", "Prefix", "web")])},
+            {"configmap.yaml": CONFIGMAP, "svc.yaml": service("web", [port := b.start("web")]),
+             "ing.yaml": ingress("site", "log.test", [("/", "Prefix", "web")]),
+             "auth.yaml": ingress("guarded", "auth.log.test", [("/", "Prefix", "web")],
+                                  {"auth-url": f"http://127.0.0.1:{port}/auth", "mirror-target":
+                                   f"http://127.0.0.1:{port}$request_uri"})},
             lambda c: c.get("log.test").status == 200, extra_args=["--configmap", "ingress/ingressctl"])
     finally:
         b.stop()
@@ -56,3 +59,14 @@ def test_the_variables_exist_for_requests_no_ingress_serves(ctl: LocalController
     ctl.wait_for(lambda: any(e["rid"] == "rid-404" for e in _entries(ctl)), what="the 404's log line")
     entry = next(e for e in _entries(ctl) if e["rid"] == "rid-404")
     assert (entry["ns"], entry["ingress"], entry["status"]) == ("", "", "404")
+
+
+def test_auth_and_mirror_subrequests_leave_the_upstream_name_alone(ctl: LocalController) -> None:
+    """An auth_request or mirror subrequest shares the request's variables and runs the
+    server's rewrite directives again: the log (and the request metrics) must still name the
+    location's upstream, not the server's "-"."""
+    assert ctl.get("auth.log.test", "/", headers={"X-Request-ID": "rid-auth"}).status == 200
+    ctl.wait_for(lambda: any(e["rid"] == "rid-auth" and e["ingress"] == "guarded" for e in _entries(ctl)),
+                 what="the guarded request's log line")
+    entry = next(e for e in _entries(ctl) if e["rid"] == "rid-auth" and e["ingress"] == "guarded")
+    assert (entry["upstream"], entry["status"]) == ("default-web-80", "200")

@@ -362,6 +362,11 @@ class Server:
         return tuple({loc.auth_location: loc for loc in self.locations if loc.auth_location}.values())
 
     @property
+    def subrequests(self) -> bool:
+        """Some location makes auth or mirror subrequests (they share the request's variables)."""
+        return any(loc.auth_location or loc.mirror_location or loc.mirrors for loc in self.locations)
+
+    @property
     def mirror_subrequests(self) -> tuple[Location, ...]:
         return tuple({loc.mirror_location: loc for loc in self.locations if loc.mirror_location}.values())
 
