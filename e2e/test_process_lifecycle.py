@@ -202,3 +202,27 @@ def _ingress(host: str, svc: str) -> str:
               paths:
               - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}
         """
+
+
+def test_a_running_nginx_reloads_without_a_separate_nginx_t_and_a_refused_one_is_reported(
+        mini: MiniNginx, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common path loads each change once (SIGHUP, no nginx -t). A configuration the
+    master cannot load: it prints [emerg] and keeps serving the old one; the controller sees
+    that at once, puts the old file back, and runs nginx -t for the precise reason (refused:
+    the search for the Ingress to blame starts from there)."""
+    mini.apply("aaaaaaaaaaaa")
+    tests: list[Path] = []
+    real = mini.nginx.test
+    monkeypatch.setattr(mini.nginx, "test", lambda conf: (tests.append(conf), real(conf))[1])
+    mini.apply("bbbbbbbbbbbb")
+    assert tests == [] and mini.nginx.live_config_id() == "bbbbbbbbbbbb"
+    good = mini.nginx.conf.read_text()
+    bad = mini.conf("cccccccccccc").replace("events {", "no_such_directive on;\nevents {")
+    started = time.monotonic()
+    result = mini.nginx.apply(bad, "cccccccccccc", {})
+    assert time.monotonic() - started < 5  # seen in the master's output, not by a timeout
+    assert result.refused and not result.ok and "no_such_directive" in result.message, result
+    assert len(tests) == 1  # nginx -t ran once, for the reason
+    assert mini.nginx.live_config_id() == "bbbbbbbbbbbb" and mini.nginx.conf.read_text() == good
+    mini.apply("dddddddddddd")  # and the next good change goes live
+    assert mini.nginx.live_config_id() == "dddddddddddd"

@@ -41,6 +41,7 @@ class Child:
     def __init__(self, proc: subprocess.Popen[bytes], on_exit: Callable[[Child], None] | None) -> None:
         self.proc = proc
         self.errors: collections.deque[str] = collections.deque(maxlen=5)
+        self.error_count = 0  # error lines printed so far (a mark tells which are new)
         self.exited = threading.Event()
         self._reader = threading.Thread(target=self._copy_stderr, name=f"nginx-{proc.pid}-stderr", daemon=True)
         self._reader.start()
@@ -69,6 +70,7 @@ class Child:
                 pass
             if any(m in line for m in ERROR_MARKS):
                 self.errors.append(line.strip())
+                self.error_count += 1
         stream.close()
 
     def _watch(self) -> None:

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
+class ReloadRefused(RuntimeError):
+    """The master printed an [emerg] after SIGHUP: it kept the old configuration."""
+
+
 class NginxError(RuntimeError):
     pass
 
@@ -138,6 +142,10 @@ class Nginx:
         self.binary = binary or find_nginx()
         self.reload_timeout = reload_timeout  # the least time a start or reload is given
         self.load_seconds = 0.0  # how long nginx took to load the last configuration (its nginx -t)
+        # nginx -t before every reload loads each change twice. A running master that cannot
+        # load a configuration says so ([emerg]) and keeps the old one: only then is nginx -t run,
+        # for the precise error and the search for the Ingress to blame.
+        self.test_before_reload = False
         self.conf = self.prefix / "nginx.conf"
         self.status_socket = self.prefix / "status.sock"
         self.child: Child | None = None
@@ -223,13 +231,23 @@ class Nginx:
             self.write_files(files)
             candidate = self.prefix / "nginx.conf.new"
             candidate.write_text(text)
-            ok, out = self.test(candidate)
-            if not ok:
-                return ApplyResult(True, False, config_id, f"nginx -t failed: {_last_error(out)}", refused=True)
+            tested = self.test_before_reload or not self.running()
+            if tested:
+                ok, out = self.test(candidate)
+                if not ok:
+                    return ApplyResult(True, False, config_id, f"nginx -t failed: {_last_error(out)}", refused=True)
             previous = self.conf.read_bytes() if self.conf.exists() else None
             os.replace(candidate, self.conf)
             try:
                 old_workers = self._start_or_reload(config_id)
+            except ReloadRefused as e:
+                if previous is not None:
+                    self.conf.write_bytes(previous)  # the master kept it: no signal needed
+                candidate.write_text(text)
+                ok, out = self.test(candidate)
+                if not ok:
+                    return ApplyResult(True, False, config_id, f"nginx -t failed: {_last_error(out)}", refused=True)
+                return ApplyResult(True, False, config_id, f"nginx did not load the configuration: {e}")
             except NginxError as e:
                 self._restore(previous)
                 return ApplyResult(True, False, config_id, str(e))
@@ -255,8 +273,11 @@ class Nginx:
         master = self.child.pid
         self._bound_draining(master)
         old = frozenset(pid for pid, accepts in workers(master).items() if accepts)
+        mark = self.child.error_count
+        started = time.monotonic()
         self._signal(signal.SIGHUP)
-        self._wait_for(config_id)
+        self._wait_for(config_id, refused_after=mark)
+        self.load_seconds = max(self.load_seconds * 0.5, time.monotonic() - started)  # the deadline follows it
         self._wait_until_stopped_accepting(master, old)
         return old
 
@@ -302,10 +323,14 @@ class Nginx:
         if self.on_exit is not None:
             self.on_exit()
 
-    def _wait_for(self, config_id: str) -> None:
+    def _wait_for(self, config_id: str, refused_after: int | None = None) -> None:
         deadline = time.monotonic() + self.wait_seconds
         seen = ""
         while time.monotonic() < deadline:
+            child = self.child
+            if refused_after is not None and child is not None and child.error_count > refused_after \
+                    and "[emerg]" in child.last_error():
+                raise ReloadRefused(child.last_error())
             if self.child is not None and self.child.proc.poll() is not None:
                 self.child.exited.wait(timeout=1.0)  # its last error line
                 said = self.child.last_error()
