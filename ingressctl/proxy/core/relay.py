@@ -2,10 +2,10 @@
 
 One `Balancer` serves one Service port for one kind of traffic (cluster or external, since
 the Local traffic policies can give them different endpoints). The asyncio server in
-`userspace.py` feeds it what happened on the sockets (`TcpAccepted`, `TcpConnectFailed`,
+`backends/userspace.py` feeds it what happened on the sockets (`TcpAccepted`, `TcpConnectFailed`,
 `UdpDatagram`, `Tick` ...) with the current time, and carries out the commands it returns
 (`Connect`, `Reject`, `OpenUdp` ...). Everything that decides something lives here:
-scheduling (`schedulers.py`), ClientIP affinity with its timeout, retrying a failed connect
+scheduling (`schedulers/`), ClientIP affinity with its timeout, retrying a failed connect
 on another endpoint, avoiding a failing endpoint for a while, the connection cap, the
 bounded UDP session table with idle expiry, and draining removed endpoints.
 

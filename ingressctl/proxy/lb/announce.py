@@ -1,7 +1,7 @@
 """LoadBalancer addresses at work: pools loaded, statuses filled, addresses announced.
 
 `LoadBalancerIPs` sits between the Store and the proxy's tracker. It loads the pools
-(`--lb-pools FILE` or `configmap:NS/NAME`), runs the pure `lbipam.allocate` on every
+(`--lb-pools FILE` or `configmap:NS/NAME`), runs the pure `ipam.allocate` on every
 snapshot, and
 - in local mode (`--manifests`, no API to write to) returns the snapshot with each
   Service's allocated address as its `status.loadBalancer.ingress`, so every backend
