@@ -53,11 +53,19 @@ def handler_for(name: str, port: int) -> type[BaseHTTPRequestHandler]:
     return Echo
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away (nginx ends a request at its timeout) is not an error here."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def serve(name: str, addresses: list[str]) -> list[ThreadingHTTPServer]:
     servers = []
     for addr in addresses:
         host, _, port = addr.rpartition(":")
-        srv = ThreadingHTTPServer((host or "127.0.0.1", int(port)), handler_for(name, int(port)))
+        srv = _Server((host or "127.0.0.1", int(port)), handler_for(name, int(port)))
         srv.daemon_threads = True
         srv.seen = deque(maxlen=100)  # type: ignore[attr-defined]
         threading.Thread(target=srv.serve_forever, daemon=True).start()
