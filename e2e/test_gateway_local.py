@@ -416,13 +416,8 @@ def test_request_mirror_copies_only_its_rule(gw):
     ("/other", "1.5", 200),  # another rule of the route keeps nginx's own timeouts
 ])
 def test_rule_timeouts(gw, path, delay, status):
-    import time
-    start = time.monotonic()
-    r = gw.get("rw.gw.test", path, headers={"X-Echo-Delay": delay})
-    took = time.monotonic() - start
-    assert r.status == status
-    if status == 504:
-        assert took < 1.4, took
+    """nginx's own read timeout is 60 s: a 504 for a 1.5 s backend can only be the rule's."""
+    assert gw.get("rw.gw.test", path, headers={"X-Echo-Delay": delay}).status == status
 
 
 EXPLAIN_HOSTS = ("a.gw.test", "z.gw.test", "deep.z.gw.test", "b.elsewhere.test", "other.test", "unknown.test",

@@ -218,9 +218,8 @@ def test_a_running_nginx_reloads_without_a_separate_nginx_t_and_a_refused_one_is
     assert tests == [] and mini.nginx.live_config_id() == "bbbbbbbbbbbb"
     good = mini.nginx.conf.read_text()
     bad = mini.conf("cccccccccccc").replace("events {", "no_such_directive on;\nevents {")
-    started = time.monotonic()
     result = mini.nginx.apply(bad, "cccccccccccc", {})
-    assert time.monotonic() - started < 5  # seen in the master's output, not by a timeout
+    # refused: the [emerg] was seen (a reload that times out is an NginxError, never refused)
     assert result.refused and not result.ok and "no_such_directive" in result.message, result
     assert len(tests) == 1  # nginx -t ran once, for the reason
     assert mini.nginx.live_config_id() == "bbbbbbbbbbbb" and mini.nginx.conf.read_text() == good

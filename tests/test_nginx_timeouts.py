@@ -28,5 +28,5 @@ def test_the_measured_nginx_t_sets_the_reload_deadline(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text("events {}\n")
     assert nginx.test(conf) == (True, "")
-    assert 1.2 <= nginx.load_seconds < 3.0
+    assert nginx.load_seconds >= 1.2  # at least the fake's sleep
     assert nginx.wait_seconds == pytest.approx(4 * nginx.load_seconds + 5)
