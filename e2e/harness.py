@@ -203,6 +203,14 @@ class LocalController:
         m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
         return float(m.group(1)) if m else 0.0
 
+    def live_config_has(self, text: str) -> bool:
+        """The configuration holding `text` is the one the controller counts live: its id is the
+        live one in /metrics, set once no old worker accepts (one answer from a new worker
+        proves nothing for the next connection)."""
+        conf = (self.state_dir / "nginx" / "nginx.conf").read_text()
+        m = re.search(r"config-id ([0-9a-f]{12})", conf)
+        return text in conf and m is not None and self.metric("ingressctl_config_hash") == int(m.group(1), 16)
+
     def serving_config_id(self) -> str:
         """The config id nginx's newest workers answer with (its private status socket)."""
         from ingressctl.nginx.process import UnixHTTPConnection

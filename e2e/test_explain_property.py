@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,21 +182,13 @@ def random_world(rng: random.Random, n: int) -> str:
     return "---\n".join(docs)
 
 
-def _live_config_has(ctl: LocalController, text: str) -> bool:
-    """The configuration holding `text` is the one nginx serves (its id is the live one in /metrics;
-    a request cannot tell: a host-less rule of the world may answer any host)."""
-    conf = (ctl.state_dir / "nginx" / "nginx.conf").read_text()
-    m = re.search(r"config-id ([0-9a-f]{12})", conf)
-    return text in conf and m is not None and ctl.metric("ingressctl_config_hash") == int(m.group(1), 16)
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_explain_matches_nginx_on_random_worlds(served: tuple[LocalController, Backends], seed: int) -> None:
     ctl, _ = served
     rng = random.Random(seed)
     sentinel = _ingress(f"sentinel-{seed}", _rule(f"sentinel-{seed}.example.com", ("/", "Prefix", "docs")))
     ctl.write("random.yaml", random_world(rng, 14) + "---\n" + sentinel)
-    ctl.wait_for(lambda: _live_config_has(ctl, f"# sentinel-{seed}.example.com\n"), timeout=15,
+    ctl.wait_for(lambda: ctl.live_config_has(f"# sentinel-{seed}.example.com\n"), timeout=15,
                  what="the random world live")
     requests = [(rng.choice(R_REQ_HOSTS), rng.choice(R_REQ_PATHS), rng.choice(((), ("X-Canary: always",))), False)
                 for _ in range(120)]

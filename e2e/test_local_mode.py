@@ -158,7 +158,7 @@ def test_tls_sni_default_certificate_and_redirect(controller, backends, tmp_path
     # the configuration with every file above is live: new workers answer, no old one accepts
     # (one answer from a new worker proves nothing for the next connection, which an old
     # worker of the previous generation may still take until the reload completes)
-    controller.wait_for(lambda: _live_config_has(controller, "# missing.test\n"), timeout=15,
+    controller.wait_for(lambda: controller.live_config_has("# missing.test\n"), timeout=15,
                         what="the configuration with both hosts live")
     assert controller.get("secure.test", tls=True).peer_cn == "secure.test"
     r = controller.get("secure.test", "/p?q=1")
@@ -263,12 +263,3 @@ def test_hot_reload_drops_no_requests(controller, backends):
     stop.set()
     t.join()
     assert statuses[200] > 50 and set(statuses) == {200}, statuses
-
-
-def _live_config_has(ctl, text: str) -> bool:  # type: ignore[no-untyped-def]
-    """The configuration holding `text` is the one the controller counts live (its id is the
-    live one in /metrics, which is set once no old worker accepts)."""
-    import re
-    conf = (ctl.state_dir / "nginx" / "nginx.conf").read_text()
-    m = re.search(r"config-id ([0-9a-f]{12})", conf)
-    return text in conf and m is not None and ctl.metric("ingressctl_config_hash") == int(m.group(1), 16)
