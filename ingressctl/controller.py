@@ -167,6 +167,9 @@ class Controller:
         self._template_watch: DebouncedWatch | None = None
         self._reported: set[str] = set()
         self.pusher = EndpointPusher(options.prefix) if options.dynamic_endpoints else None
+        self.lua_certificates = options.render_context().lua_certificates  # certificates in the endpoint table
+        if nginx is not None:
+            nginx.share_certificates = self.lua_certificates
         self.live_model: Model | None = None
         self._pending: list[Change] = []
         self._restarts_seen = 0
@@ -203,11 +206,11 @@ class Controller:
         """Everything `rendered` refers to, under the state dir (render: `nginx -t` passes on it)."""
         Nginx.prepare_dirs(self.options.prefix)
         share_with_workers(ensure_default_certificate(self.options.prefix / "certs" / "default.pem"))
-        write_files(self.options.prefix / "certs", rendered.files)
+        write_files(self.options.prefix / "certs", rendered.files, self.lua_certificates)
         if self.options.dynamic_endpoints:
             pusher = EndpointPusher(self.options.prefix)
             pusher.install_lua()
-            pusher.write_file(endpoint_table(rendered.result.model))
+            pusher.write_file(endpoint_table(rendered.result.model, self.options.render_context().lua_certificates))
 
     def renderers(self) -> list[tuple[str, Renderer]]:
         return self.templates.ordered()
@@ -268,7 +271,7 @@ class Controller:
             except RenderError as e:
                 log.error("rendering with %s templates failed: %s", name, e)
                 continue
-            table = endpoint_table(result.model) if self.pusher is not None else {}
+            table = endpoint_table(result.model, self.lua_certificates) if self.pusher is not None else {}
             if self.pusher is not None:
                 self.pusher.write_file(table)
             self.nginx.max_draining = result.model.settings.max_draining_generations

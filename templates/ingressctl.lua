@@ -37,16 +37,31 @@ local function bump()
     dict:incr(GENERATION, 1, 0)
 end
 
--- Called from init_by_lua on every (re)load: the file holds the current endpoints.
+local CERTIFICATE = "@cert|"  -- "@cert|<listener>|<name>" -> certificate file name (no upstream name has "@")
+local certs_dir = ""         -- <prefix>/certs/, next to the endpoint file
+
+-- Called from init_by_lua on every (re)load: the file holds the current endpoints and
+-- certificate table. Certificate entries the file no longer has are removed (a stale one
+-- would serve a host a certificate it no longer has); stale upstreams are only unused.
 function M.load_file(path)
+    certs_dir = path:match("^(.*/)") .. "certs/"
     local f = io.open(path, "r")
     if not f then
         return
     end
+    local certificates = {}
     for line in f:lines() do
         set_line(line)
+        if line:sub(1, #CERTIFICATE) == CERTIFICATE then
+            certificates[line:match("^%S+")] = true
+        end
     end
     f:close()
+    for _, key in ipairs(dict:get_keys(0)) do
+        if key:sub(1, #CERTIFICATE) == CERTIFICATE and not certificates[key] then
+            dict:delete(key)
+        end
+    end
     bump()
 end
 
@@ -310,6 +325,89 @@ function M.balance(name)
         cursor[name] = i
     end
     return set_peer(name, peers[i])
+end
+
+-- ssl_client_hello_by_lua in the default server of a listener (it runs before nginx picks the
+-- server by SNI, so in the default server's configuration): servers without an SSL context
+-- of their own keep the default server's context and the certificate set here, chosen by SNI
+-- in nginx's order: the exact name, then "**." wildcards (any depth, longest first), then "*."
+-- (one label). A server with a context of its own replaces it when nginx switches to it. A
+-- name without an entry keeps the default certificate. Parsed certificates are cached per
+-- worker by file name, which changes with the content.
+local ssl, clienthello
+local loaded, loaded_count = {}, 0
+
+local function certificate_file(listener, name)
+    local base = CERTIFICATE .. listener .. "|"
+    local file = dict:get(base .. name)
+    if file then
+        return file
+    end
+    local rest = name:match("^[^.]+%.(.+)$")
+    local one_label = rest
+    while rest do
+        file = dict:get(base .. "**." .. rest)
+        if file then
+            return file
+        end
+        rest = rest:match("^[^.]+%.(.+)$")
+    end
+    return one_label and dict:get(base .. "*." .. one_label)
+end
+
+local function load_pair(file)
+    local pair = loaded[file]
+    if pair then
+        return pair
+    end
+    local f, err = io.open(certs_dir .. file, "r")
+    if not f then
+        return nil, err
+    end
+    local pem = f:read("*a")
+    f:close()
+    local cert, cert_err = ssl.parse_pem_cert(pem)
+    local key, key_err = ssl.parse_pem_priv_key(pem)
+    if not cert or not key then
+        return nil, cert_err or key_err
+    end
+    if loaded_count >= 1000 then  -- bounded: a worker keeps at most 1000 parsed certificates
+        loaded, loaded_count = {}, 0
+    end
+    pair = { cert, key }
+    loaded[file], loaded_count = pair, loaded_count + 1
+    return pair
+end
+
+function M.certificate(listener)
+    ssl = ssl or require "ngx.ssl"
+    clienthello = clienthello or require "ngx.ssl.clienthello"
+    local name = clienthello.get_client_hello_server_name()
+    if not name then
+        return  -- no SNI: the default certificate
+    end
+    name = name:lower():gsub("%.$", "")
+    local file = certificate_file(listener, name)
+    if not file then
+        return
+    end
+    local pair, err = load_pair(file)
+    if not pair then
+        ngx.log(ngx.ERR, "ingressctl: cannot load certificate ", file, " for ", name, ": ", err)
+        return
+    end
+    local ok
+    ok, err = ssl.clear_certs()
+    if ok then
+        ok, err = ssl.set_cert(pair[1])
+    end
+    if ok then
+        ok, err = ssl.set_priv_key(pair[2])
+    end
+    if not ok then
+        ngx.log(ngx.ERR, "ingressctl: cannot set certificate ", file, " for ", name, ": ", err)
+        return ngx.exit(ngx.ERROR)
+    end
 end
 
 return M

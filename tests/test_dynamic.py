@@ -9,6 +9,7 @@ import pytest
 
 from ingressctl.controller import Controller, ControllerOptions
 from ingressctl.ingress.backends import refresh_upstreams
+from ingressctl.ingress.model import IngressConfig
 from ingressctl.nginx.defaultcert import ensure_default_certificate
 from ingressctl.nginx.dynamic import EndpointPusher, endpoint_table, lua_available
 from ingressctl.store import Snapshot, Store
@@ -182,3 +183,50 @@ spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: web, port: 80}]}]
     snap = Snapshot.of(objs)
     model = with_gateway(build(snap, BuildOptions()), snap, GatewayOptions()).model
     assert model.balanced_directly == {"default-only-80"}
+
+
+def _server(host: str, cert: str = "c.pem", **kw):
+    from ingressctl.ingress.model import Server
+    return Server(host=host, locations=(), certificate=cert, **{"tls": bool(cert), **kw})
+
+
+@pytest.mark.parametrize("servers, table", [
+    pytest.param([_server("a.com")], {"@cert|-|a.com": "c.pem"}, id="exact"),
+    pytest.param([_server("*.a.com")], {"@cert|-|*.a.com": "c.pem"}, id="ingress-wildcard-one-label"),
+    pytest.param([_server("*.a.com", ports=(8443,), any_depth_wildcard=True)], {"@cert|8443|**.a.com": "c.pem"},
+                 id="gateway-wildcard-any-depth-on-its-listener"),
+    pytest.param([_server("a.com", aliases=("b.com", "*.c.com"))],
+                 {"@cert|-|a.com": "c.pem", "@cert|-|b.com": "c.pem", "@cert|-|*.c.com": "c.pem"}, id="aliases"),
+    pytest.param([_server("a.com", "")], {}, id="default-certificate-no-entry"),
+    pytest.param([_server("")], {}, id="default-server-own-context"),
+    pytest.param([_server("a.com", client_ca="ca.pem")], {}, id="client-certificates-own-context"),
+    pytest.param([_server("a.com", config=IngressConfig(ssl_ciphers="HIGH"))], {}, id="ssl-ciphers-own-context"),
+    pytest.param([_server("a.com", ports=(8080,), tls=False)], {}, id="plain-http-listener"),
+    pytest.param([_server("a.com", "1.pem"), _server("a.com", "2.pem")], {"@cert|-|a.com": "1.pem"},
+                 id="same-name-first-wins-as-nginx"),
+])
+def test_certificate_table(servers, table):
+    import dataclasses
+
+    from ingressctl.nginx.dynamic import certificate_table
+    model = dataclasses.replace(_model(), servers=tuple(servers))
+    assert certificate_table(model) == table
+    assert set(table) <= set(endpoint_table(model, certificates=True))
+    assert not set(table) & set(endpoint_table(model)), "only with certificates by Lua"
+
+
+def test_lua_certificates_leave_servers_without_ssl_context():
+    from ingressctl.nginx.render import RenderContext, Renderer
+
+    from .factory import tls_secret
+    ann = {"nginx.ingress.kubernetes.io/ssl-ciphers": "HIGH"}
+    objs = [ingress_class(), service(), endpoint_slice(), tls_secret("s", "a.com"), tls_secret("t", "b.com"),
+            ingress("a", [("a.com", [path("/")])], tls=[{"hosts": ["a.com"], "secretName": "s"}]),
+            ingress("b", [("b.com", [path("/")])], tls=[{"hosts": ["b.com"], "secretName": "t"}], annotations=ann)]
+    model = run_build(*objs).model
+    lua = Renderer().render(model, RenderContext(prefix="/p", dynamic=True))
+    static = Renderer().render(model, RenderContext(prefix="/p", dynamic=False))
+    assert lua.count("ssl_client_hello_by_lua_block") == 1
+    assert "certs/default-s-" not in lua and lua.count("certs/default-t-") == 2, "only b.com (ssl-ciphers) names its own"
+    assert "ssl_certificate $ingressctl_default_certificate" in static and "client_hello" not in static
+    assert static.count("certs/default-s-") == 2

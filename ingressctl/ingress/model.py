@@ -380,6 +380,39 @@ class Server:
         return not self.host
 
     @property
+    def serves_tls(self) -> bool:
+        """Listens with TLS: on the Ingress HTTPS port (every Ingress server) or a TLS listener."""
+        return self.tls or not self.ports
+
+    @property
+    def own_tls_context(self) -> bool:
+        """nginx must build this server an SSL context of its own: the default server of its
+        port, or settings that act in the handshake (ciphers, client certificates). Every other
+        server keeps its port's default context, whose Lua callback picks the certificate."""
+        if not self.serves_tls:
+            return False
+        ciphers = self.tls and (bool(self.config.ssl_ciphers) or self.config.ssl_prefer_server_ciphers is not None)
+        return self.is_default or bool(self.client_ca) or ciphers
+
+    @property
+    def listener_key(self) -> str:
+        """Which default server's certificate callback serves this server: "-" for the Ingress
+        HTTPS port (and its passthrough socket), else the Gateway listener's port."""
+        return ",".join(str(p) for p in self.ports) or "-"
+
+    @property
+    def sni_patterns(self) -> tuple[str, ...]:
+        """The names this server answers, as the certificate callback looks them up: exact,
+        "*.x" (one label, Ingress wildcards and aliases) or "**.x" (any depth, Gateway API)."""
+        out = []
+        for name in (self.host, *self.aliases):
+            if name.startswith("*.") and self.any_depth_wildcard and name == self.host:
+                out.append("*" + name)
+            elif name:
+                out.append(name)
+        return tuple(out)
+
+    @property
     def server_name(self) -> str:
         """What nginx matches: exact name, or a regex limiting a wildcard to one label."""
         if not self.host:

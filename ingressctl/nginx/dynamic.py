@@ -38,8 +38,28 @@ def endpoint_line(upstream: Upstream) -> str:
     return " ".join(f"{e.address}|{e.port}" for e in upstream.endpoints)
 
 
-def endpoint_table(model: Model) -> EndpointTable:
-    return {u.name: endpoint_line(u) for u in model.upstreams if u.lua_balanced and u.endpoints}
+CERTIFICATE = "@cert|"  # table entries "@cert|<listener>|<name pattern>" -> certificate file name
+
+
+def certificate_table(model: Model) -> EndpointTable:
+    """Which certificate the Lua callback gives each SNI name, per listener: servers without
+    an SSL context of their own (Server.own_tls_context). Same names: the first server wins,
+    as nginx ignores a later server_name that conflicts."""
+    out: EndpointTable = {}
+    for server in model.servers:
+        if server.certificate and server.serves_tls and not server.own_tls_context:
+            for pattern in server.sni_patterns:
+                out.setdefault(f"{CERTIFICATE}{server.listener_key}|{pattern}", server.certificate)
+    return out
+
+
+def endpoint_table(model: Model, certificates: bool = False) -> EndpointTable:
+    """What the shared dict holds: endpoints of Lua-balanced upstreams and, with
+    `certificates` (RenderContext.lua_certificates), the certificate table."""
+    table = {u.name: endpoint_line(u) for u in model.upstreams if u.lua_balanced and u.endpoints}
+    if certificates:
+        table.update(certificate_table(model))
+    return table
 
 
 class EndpointPusher:

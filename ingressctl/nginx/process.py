@@ -77,17 +77,20 @@ def config_id_of(text: str, files: Mapping[str, bytes]) -> str:
 WORKER_READ_PREFIXES = ("htpasswd",)
 
 
-def write_files(directory: Path, files: Mapping[str, bytes]) -> None:
+def write_files(directory: Path, files: Mapping[str, bytes], share_certificates: bool = False) -> None:
     """Write certificate/auth files (0600, atomically); names are content-addressed.
 
     As root, htpasswd files are 0640 with the group of `nobody` (the worker user), so
-    basic auth can read them; nothing else is readable by the workers.
+    basic auth can read them, and so are certificates with `share_certificates` (the Lua
+    handshake callback loads them: RenderContext.lua_certificates; workers hold every loaded
+    key in memory either way, forked from the master); nothing else is readable by the workers.
     """
     directory.mkdir(parents=True, exist_ok=True)
     worker_gid = pwd.getpwnam("nobody").pw_gid if os.geteuid() == 0 else -1
     for name, content in files.items():
         path = directory / name
-        shared = worker_gid >= 0 and name.startswith(WORKER_READ_PREFIXES)
+        shared = worker_gid >= 0 and (name.startswith(WORKER_READ_PREFIXES)
+                                      or (share_certificates and name.endswith(".pem")))
         if path.exists() and path.read_bytes() == content and (not shared or path.stat().st_gid == worker_gid):
             continue
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -146,6 +149,7 @@ class Nginx:
         # load a configuration says so ([emerg]) and keeps the old one: only then is nginx -t run,
         # for the precise error and the search for the Ingress to blame.
         self.test_before_reload = False
+        self.share_certificates = False  # certificates readable by the workers (Lua loads them per handshake)
         self.conf = self.prefix / "nginx.conf"
         self.status_socket = self.prefix / "status.sock"
         self.child: Child | None = None
@@ -182,7 +186,7 @@ class Nginx:
             os.chmod(prefix, 0o755)
 
     def write_files(self, files: Mapping[str, bytes]) -> None:
-        write_files(self.prefix / "certs", files)
+        write_files(self.prefix / "certs", files, self.share_certificates)
 
     def prune_files(self) -> None:
         """Delete files that neither the live configuration nor a draining generation uses."""

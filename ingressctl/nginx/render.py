@@ -151,6 +151,13 @@ class RenderContext:
     ssl_passthrough: bool = False  # the HTTPS port is a stream server choosing by SNI (--enable-ssl-passthrough)
 
     @property
+    def lua_certificates(self) -> bool:
+        """Servers without TLS settings of their own get no SSL context: Lua picks their
+        certificate by SNI from the endpoint table (needs the Lua balancer, and workers that
+        read the state dir)."""
+        return self.dynamic and self.lazy_default_certificate
+
+    @property
     def lua_path(self) -> str:
         return f"{self.prefix}/lua/?.lua;;"
 
