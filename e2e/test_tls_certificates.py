@@ -88,10 +88,22 @@ def test_requests_over_lua_served_certificates_reach_their_server(ctl: LocalCont
         assert ctl.get(host, tls=True).status == 200, host
 
 
-def test_rotation_and_removal_are_never_served_stale(ctl: LocalController) -> None:
-    before = peer(ctl.https_port, "exact.test")[1]
-    ctl.write("secret-exact.yaml", _secret_yaml(tls_secret("exact", "exact.test")))
+def test_rotation_needs_no_reload_and_removal_is_never_served_stale(ctl: LocalController) -> None:
+    before, reloads = peer(ctl.https_port, "exact.test")[1], ctl.reloads()
+    for host in ("exact.test", "a.w.test"):  # exact and wildcard entries, rotated together
+        assert ctl.get(host, tls=True).status == 200
+    ctl.write("secret-exact.yaml", _secret_yaml(tls_secret("exact", "exact.test")) + "---\n"
+              + _secret_yaml(tls_secret("wild", "*.w.test")))
+    ctl.remove("secret-wild.yaml")
     ctl.wait_for(lambda: peer(ctl.https_port, "exact.test")[1] != before, timeout=10, what="rotated certificate")
+    assert cn(ctl.https_port, "a.w.test") == "*.w.test"
+    # workers that cached the old certificate parse the new one (the file name changed)
+    assert len({peer(ctl.https_port, "exact.test")[1] for _ in range(8)}) == 1
+    # a change that does reload, once live, proves how many reloads the rotation took (syncs
+    # run one after another, so a reload for the rotation would have been counted by then)
+    ctl.write("marker.yaml", ingress("marker", "marker.test", [("/", "Prefix", "app")]))
+    ctl.wait_for(lambda: ctl.live_config_has("marker.test"), timeout=10, what="marker live")
+    assert ctl.reloads() == reloads + 1, "a certificate served by Lua is rotated by a push, not a reload"
     ctl.write("exact.yaml", ingress("exact", "exact.test", [("/", "Prefix", "app")]))  # TLS section removed
     ctl.wait_for(lambda: cn(ctl.https_port, "exact.test") == DEFAULT_CN, timeout=10, what="certificate removed")
     assert ctl.get("exact.test", tls=True).status == 200

@@ -37,7 +37,7 @@ from .metrics import ControllerMetrics
 from .metrics_compat import IngressNginxMetrics
 from .metrics_requests import NginxCollector, RequestMetricsOptions
 from .nginx.defaultcert import ensure_default_certificate
-from .nginx.dynamic import EndpointPusher, endpoint_line, endpoint_table, lua_available
+from .nginx.dynamic import EndpointPusher, certificate_table, endpoint_line, endpoint_table, lua_available
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError, TemplateSets
 from .objects import Ingress
@@ -144,6 +144,7 @@ class Rendered:
     config_id: str
     files: dict[str, bytes]
     result: BuildResult
+    lua_files: frozenset[str] = frozenset()  # certificates only the Lua table names: not in the config id
 
 
 class Controller:
@@ -218,8 +219,11 @@ class Controller:
     def render(self, result: BuildResult, renderer: Renderer) -> Rendered:
         text = renderer.render(result.model, self.options.render_context())
         files = model_files(result.model)
-        cid = config_id_of(text, files)
-        return Rendered(text.replace(CONFIG_ID_MARK, cid), cid, files, result)
+        # a certificate served through the Lua table changes without a reload: its file name
+        # (content-addressed) is pushed with the endpoints (names the text uses stay in the id)
+        lua = frozenset(certificate_table(result.model).values()) if self.lua_certificates else frozenset()
+        cid = config_id_of(text, {n: c for n, c in files.items() if n not in lua})
+        return Rendered(text.replace(CONFIG_ID_MARK, cid), cid, files, result, lua)
 
     def render_snapshot(self, snap: Snapshot) -> Rendered:
         """Build and render with the first template set that renders (no nginx involved)."""
@@ -275,7 +279,7 @@ class Controller:
             if self.pusher is not None:
                 self.pusher.write_file(table)
             self.nginx.max_draining = result.model.settings.max_draining_generations
-            outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files)
+            outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files, rendered.lua_files)
             if outcome.ok:
                 self._endpoints_live(result.model, table, reloaded=outcome.changed)
                 if outcome.changed:
@@ -326,14 +330,13 @@ class Controller:
 
     def _endpoints_live(self, model: Model, table: dict[str, str], reloaded: bool) -> None:
         self.live_model = model
-        if reloaded:  # certificates change only with a new configuration
+        if self.pusher is not None:
+            if reloaded:
+                self.pusher.loaded(table)  # init_by_lua read the file we just wrote
+            elif self.pusher.push(table):  # endpoints and, with lua_certificates, certificates
+                self.metrics.endpoint_updates.inc()
+        if reloaded or self.lua_certificates:  # certificates change with a reload or with a push
             self.compat.certificates(model)
-        if self.pusher is None:
-            return
-        if reloaded:
-            self.pusher.loaded(table)  # init_by_lua read the file we just wrote
-        elif self.pusher.push(table):
-            self.metrics.endpoint_updates.inc()
 
     def sync_endpoints(self, services: frozenset[str]) -> bool:
         """The fast path: new endpoints for `services` without build, render or reload.

@@ -27,7 +27,8 @@ class FailingNginx:
         self.applied: list[str] = []
         self.max_draining = 0
 
-    def apply(self, text: str, config_id: str, files: Mapping[str, bytes]) -> ApplyResult:
+    def apply(self, text: str, config_id: str, files: Mapping[str, bytes],
+              lua_files: frozenset[str] = frozenset()) -> ApplyResult:
         self.applied.append(config_id)
         return ApplyResult(True, False, config_id, BIND_ERROR)
 

@@ -230,3 +230,23 @@ def test_lua_certificates_leave_servers_without_ssl_context():
     assert "certs/default-s-" not in lua and lua.count("certs/default-t-") == 2, "only b.com (ssl-ciphers) names its own"
     assert "ssl_certificate $ingressctl_default_certificate" in static and "client_hello" not in static
     assert static.count("certs/default-s-") == 2
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_rotating_a_lua_served_certificate_keeps_the_config_id(tmp_path: Path, dynamic: bool):
+    from .factory import tls_secret
+    tls = [{"hosts": ["a.com"], "secretName": "s"}]
+    base = [ingress_class(), service(), endpoint_slice(), ingress("a", [("a.com", [path("/")])], tls=tls)]
+    ids, lua = [], []
+    for _ in range(2):
+        store = Store()
+        store.replace(None, [*base, tls_secret("s", "a.com")])  # a new key and certificate each time
+        rendered = Controller(store, ControllerOptions(state_dir=tmp_path, dynamic_endpoints=dynamic)) \
+            .render_snapshot(store.snapshot())
+        ids.append(rendered.config_id)
+        lua.append(rendered.lua_files)
+    assert (ids[0] == ids[1]) is dynamic, "only a certificate the Lua table names is left out of the id"
+    if dynamic:
+        assert lua[0] and lua[0] != lua[1], "the rotated file is the one written on the push path"
+    else:
+        assert not lua[0]

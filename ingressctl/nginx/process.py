@@ -231,9 +231,16 @@ class Nginx:
             ok, out = self.test(candidate, measure=False)
             return ok, _last_error(out) if not ok else ""
 
-    def apply(self, text: str, config_id: str, files: Mapping[str, bytes]) -> ApplyResult:
+    def apply(self, text: str, config_id: str, files: Mapping[str, bytes],
+              lua_files: frozenset[str] = frozenset()) -> ApplyResult:
+        """Make `text` live. `lua_files`: certificates that only the Lua table names (not in
+        config_id): written even when the configuration is unchanged, since the table that
+        names them is pushed without a reload; kept until the next reload's pruning."""
         with self._lock:
             if config_id == self.live_id and self.running():
+                if lua_files:
+                    self.write_files({n: files[n] for n in lua_files})
+                    self.live_files |= lua_files
                 return ApplyResult(False, True, config_id, "unchanged")
             self.write_files(files)
             candidate = self.prefix / "nginx.conf.new"
