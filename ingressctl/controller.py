@@ -138,6 +138,9 @@ def model_files(model: Model) -> dict[str, bytes]:
     return files
 
 
+QUIET = 0.01  # seconds without a store change that end the coalescing of a burst
+
+
 @dataclass(frozen=True)
 class Rendered:
     text: str  # with the config id filled in
@@ -167,6 +170,7 @@ class Controller:
         self._thread: threading.Thread | None = None
         self._template_watch: DebouncedWatch | None = None
         self._reported: set[str] = set()
+        self.phases: dict[str, float] = {}  # the last sync's seconds in build, render, nginx (logged when live)
         self.pusher = EndpointPusher(options.prefix) if options.dynamic_endpoints else None
         self.lua_certificates = options.render_context().lua_certificates  # certificates in the endpoint table
         if nginx is not None:
@@ -246,6 +250,7 @@ class Controller:
         self._review_quarantine(snap)
         with gc_paused():
             result = self.build(snap)
+        self.phases = {"build": time.monotonic() - started}
         outcome, refused_by = self._apply(result)
         if refused_by is not None and self._isolate(snap, result, refused_by, outcome.message):
             with gc_paused():
@@ -269,17 +274,21 @@ class Controller:
         outcome = ApplyResult(False, False, "", "no template rendered")
         refused_by: Renderer | None = None
         for name, renderer in self.renderers():
+            began = time.monotonic()
             try:
                 with gc_paused():
                     rendered = self.render(result, renderer)
             except RenderError as e:
                 log.error("rendering with %s templates failed: %s", name, e)
                 continue
+            self.phases["render"] = time.monotonic() - began
             table = endpoint_table(result.model, self.lua_certificates) if self.pusher is not None else {}
             if self.pusher is not None:
                 self.pusher.write_file(table)
             self.nginx.max_draining = result.model.settings.max_draining_generations
+            began = time.monotonic()
             outcome = self.nginx.apply(rendered.text, rendered.config_id, rendered.files, rendered.lua_files)
+            self.phases["nginx"] = time.monotonic() - began
             if outcome.ok:
                 self._endpoints_live(result.model, table, reloaded=outcome.changed)
                 if outcome.changed:
@@ -371,7 +380,8 @@ class Controller:
         if outcome.ok:
             if self.live_since is None:
                 self.live_since = time.monotonic()
-            log.info("configuration %s is live (%.0f ms)", outcome.config_id, seconds * 1000)
+            phases = ", ".join(f"{k} {v * 1000:.0f}" for k, v in self.phases.items())
+            log.info("configuration %s is live (%.0f ms: %s)", outcome.config_id, seconds * 1000, phases)
 
     def _record_problems(self, result: BuildResult) -> None:
         self.compat.orphaned(result.problems)
@@ -469,7 +479,7 @@ class Controller:
             if self.nginx.keep_running():
                 self._wake.set()  # it restarted with the last good config: bring it up to date
         else:
-            time.sleep(self.options.debounce)  # coalesce a burst of changes
+            self._coalesce()
             self._wake.clear()
             services = self._take_pending()
             if not (services and self.sync_endpoints(services)):
@@ -478,6 +488,16 @@ class Controller:
         if self.nginx.restarts > self._restarts_seen:
             self.metrics.nginx_restarts.inc(self.nginx.restarts - self._restarts_seen)
             self._restarts_seen = self.nginx.restarts
+
+    def _coalesce(self) -> None:
+        """Coalesce a burst of changes: wait until none came for QUIET seconds, and at most
+        options.debounce in all. A lone change waits QUIET, not the whole debounce."""
+        deadline = time.monotonic() + self.options.debounce
+        while True:
+            self._wake.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._wake.wait(min(QUIET, remaining)) or self._stop.is_set():
+                return
 
     def _watch_templates(self, directory: Path) -> None:
         self._template_watch = DebouncedWatch([directory], self._wake.set, debounce=0.05).start()

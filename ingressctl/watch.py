@@ -3,7 +3,7 @@
 Three parts of ingressctl follow files: the manifest directory, the override templates and
 the webhook's certificate files (a Secret volume swaps a `..data` symlink rather than the
 files). Each wants the same thing: after the last relevant event of a burst, wait a short
-quiet period, then call back once, on a timer thread.
+quiet period (shorter for a lone write than for a burst), then call back once, on a timer thread.
 """
 
 from __future__ import annotations
@@ -23,7 +23,14 @@ def any_change(event: FileSystemEvent) -> bool:
     return event.event_type not in IGNORED
 
 
+QUICK = 0.02  # seconds: a lone write's few events (create, modify, close, rename) come within this
+BURST = 16  # more events than this before the callback: a burst (a checkout, a copy of many files)
+
+
 class DebouncedWatch:
+    """A lone write is acted on QUICK seconds after its last event; a burst of more than BURST
+    events, `debounce` seconds after its last (so a checkout is read once, not per file)."""
+
     def __init__(self, directories: Iterable[Path], callback: Callable[[], object], debounce: float = 0.15,
                  recursive: bool = False, relevant: Callable[[FileSystemEvent], bool] = any_change) -> None:
         self.directories = sorted(set(directories))
@@ -31,6 +38,7 @@ class DebouncedWatch:
         self._observer: Any = None
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._events = 0  # relevant events since the callback last ran
 
     def start(self) -> DebouncedWatch:
         watch = self
@@ -51,9 +59,16 @@ class DebouncedWatch:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = threading.Timer(self.debounce, self.callback)
+            self._events += 1
+            delay = min(QUICK, self.debounce) if self._events <= BURST else self.debounce
+            self._timer = threading.Timer(delay, self._fire)
             self._timer.daemon = True
             self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._events = 0
+        self.callback()
 
     def stop(self) -> None:
         if self._observer is not None:

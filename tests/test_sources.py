@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -248,6 +249,37 @@ def test_a_shrunk_file_is_applied_by_itself_once_it_settles(tmp_path: Path):
     try:
         f.write_text(SVC % "a")
         assert _wait(lambda: sorted(store.snapshot().services) == ["d/a"]), "applied after settling, unprompted"
+    finally:
+        src.stop()
+
+
+def test_a_lone_write_does_not_wait_the_burst_debounce(tmp_path: Path):
+    """The debounce is for bursts; a lone write (a few events) is read QUICK after them."""
+    store = Store()
+    src = ManifestDirectory(tmp_path, store, debounce=30.0)
+    src.load()
+    src.watch()
+    try:
+        (tmp_path / "a.yaml").write_text(SVC % "a")
+        assert _wait(lambda: list(store.snapshot().services) == ["d/a"]), "read without waiting 30 s"
+    finally:
+        src.stop()
+
+
+def test_a_smaller_file_renamed_into_place_is_applied_at_once(tmp_path: Path):
+    """A rename puts a file in place whole (kubectl-like tools, editors, a rotated Secret whose
+    signature came out a byte shorter): no settling, unlike a file truncated in place."""
+    f = tmp_path / "svc.yaml"
+    f.write_text(SVC % "a" + "---\n" + SVC % "b")
+    store = Store()
+    src = ManifestDirectory(tmp_path, store, settle=30.0, debounce=0.05)
+    src.load()
+    src.watch()
+    try:
+        tmp = tmp_path / ".svc.yaml.tmp"
+        tmp.write_text(SVC % "a")
+        os.replace(tmp, f)
+        assert _wait(lambda: sorted(store.snapshot().services) == ["d/a"]), "applied without waiting 30 s"
     finally:
         src.stop()
 

@@ -132,6 +132,7 @@ class ManifestDirectory:
         self._last_good: dict[Path, list[KubeObject]] = {}
         self._good_size: dict[Path, int] = {}
         self._settling: dict[Path, tuple[tuple[int, int], float]] = {}  # path -> (signature, first seen)
+        self._renamed: set[str] = set()  # real paths a rename put in place since they were read (complete)
         self._signatures: dict[Path, tuple[int, int]] = {}
         self._loops: set[str] = set()
         self._lock = threading.Lock()
@@ -177,6 +178,7 @@ class ManifestDirectory:
 
         FileNotFoundError if the directory is missing before anything was loaded; later, a
         missing directory keeps the Store as it is and makes `health()` fail."""
+        began = time.monotonic()
         with self._lock:
             if not self.root.is_dir() and self.loaded:
                 if not self.lost:
@@ -195,6 +197,7 @@ class ManifestDirectory:
             problems += [FileProblem(str(self.root), 0, m) for m in alloc_problems]
             self.problems = problems
             self.store.replace(None, by_key.values())
+        log.info("manifests read: %d objects in %.0f ms", len(by_key), (time.monotonic() - began) * 1000)
         if problems:
             self.on_problems(problems)
         return problems
@@ -255,7 +258,9 @@ class ManifestDirectory:
 
     def _still_settling(self, path: Path, sig: tuple[int, int], size: int) -> bool:
         """A file smaller than its last good content is in progress until it held still."""
-        if size >= self._good_size.get(path, 0):
+        renamed = os.path.realpath(path) in self._renamed
+        self._renamed.discard(os.path.realpath(path))
+        if size >= self._good_size.get(path, 0) or renamed:  # a rename puts a file in place whole
             self._settling.pop(path, None)
             return False
         now = time.monotonic()
@@ -286,7 +291,7 @@ class ManifestDirectory:
     def _start_watch(self) -> None:
         try:
             self._watch = DebouncedWatch([self.root.resolve()], self._reload, self.debounce, recursive=True,
-                                         relevant=_manifest_event).start()
+                                         relevant=self._relevant).start()
         except OSError as e:  # gone again meanwhile: the next rescan tries again
             log.warning("cannot watch %s: %s", self.root, e)
 
@@ -329,6 +334,13 @@ class ManifestDirectory:
         self._stopped.set()
         if self._watch is not None:
             self._watch.stop()
+
+    def _relevant(self, event: FileSystemEvent) -> bool:
+        """A manifest event; a rename's destination is noted: it is complete, however small."""
+        dest = str(getattr(event, "dest_path", "") or "")
+        if event.event_type == "moved" and dest.endswith(SUFFIXES):
+            self._renamed.add(os.path.realpath(dest))
+        return _manifest_event(event)
 
     def _reload(self) -> None:
         try:
