@@ -191,7 +191,7 @@ def measure(n: int, changes: int, one: int, two: int) -> dict:
     try:
         first = phases_since(ctl.log(), 0)[0]
         row["first"] = first
-        assert http_status(ctl.http_port, "app1.scale.test", "/")[0] == 200
+        assert http_status(ctl.http_port, "app3.scale.test", "/")[0] == 200
         kinds: dict[str, list[float]] = {}
         reloads: dict[str, float] = {}
         shares: list[dict[str, float]] = []

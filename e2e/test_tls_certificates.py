@@ -104,6 +104,7 @@ def test_rotation_needs_no_reload_and_removal_is_never_served_stale(ctl: LocalCo
     ctl.write("marker.yaml", ingress("marker", "marker.test", [("/", "Prefix", "app")]))
     ctl.wait_for(lambda: ctl.live_config_has("marker.test"), timeout=10, what="marker live")
     assert ctl.reloads() == reloads + 1, "a certificate served by Lua is rotated by a push, not a reload"
+    assert "rotated without a build or reload" in ctl.log(), "the certificate fast path took it"
     ctl.write("exact.yaml", ingress("exact", "exact.test", [("/", "Prefix", "app")]))  # TLS section removed
     ctl.wait_for(lambda: cn(ctl.https_port, "exact.test") == DEFAULT_CN, timeout=10, what="certificate removed")
     assert ctl.get("exact.test", tls=True).status == 200

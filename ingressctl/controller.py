@@ -32,6 +32,7 @@ from .ingress.classes import ClassFilter
 from .ingress.model import Model, Problem
 from .ingress.settings import Settings, parse_settings
 from .ingress.streams import stream_services
+from .ingress.tls import refresh_certificates
 from .logs import object_fields
 from .metrics import ControllerMetrics
 from .metrics_compat import IngressNginxMetrics
@@ -138,6 +139,7 @@ def model_files(model: Model) -> dict[str, bytes]:
     return files
 
 
+FAST_KINDS = frozenset({"EndpointSlice", "Secret"})  # changes a fast path may apply without a build
 QUIET = 0.01  # seconds without a store change that end the coalescing of a burst
 
 
@@ -347,6 +349,38 @@ class Controller:
         if reloaded or self.lua_certificates:  # certificates change with a reload or with a push
             self.compat.certificates(model)
 
+    def sync_fast(self, services: frozenset[str], secrets: frozenset[str]) -> bool:
+        """Endpoint and certificate changes without build, render or reload; False when the
+        change needs a full sync (which then also covers whatever was done here)."""
+        if secrets and not self.sync_certificates(secrets):
+            return False
+        return not services or self.sync_endpoints(services)
+
+    def sync_certificates(self, secrets: frozenset[str]) -> bool:
+        """The fast path for rotated TLS Secrets that the Lua table serves: the new files are
+        written and the table's changed entries pushed (see ingress.tls.refresh_certificates)."""
+        if (not self.lua_certificates or self.pusher is None or self.live_model is None or self.nginx is None
+                or not self.nginx.running()):
+            return False
+        started = time.monotonic()
+        live = self.live_model
+        with gc_paused():
+            model = refresh_certificates(live, self.store.snapshot(), secrets, self.clock())
+        if model is None:
+            return False
+        if model is not live:
+            known = {c.file_name for c in live.certificates}
+            self.nginx.add_files({c.file_name: c.cert_pem + c.key_pem for c in model.certificates
+                                  if c.file_name not in known})
+            before, after = certificate_table(live), certificate_table(model)
+            if self.pusher.push_lines({k: v for k, v in after.items() if before.get(k) != v}):
+                self.metrics.endpoint_updates.inc()
+            self.live_model = model
+            self.compat.certificates(model)
+            log.info("certificates of %s rotated without a build or reload", ", ".join(sorted(secrets)))
+        self.metrics.sync_duration.observe(time.monotonic() - started)
+        return True
+
     def sync_endpoints(self, services: frozenset[str]) -> bool:
         """The fast path: new endpoints for `services` without build, render or reload.
 
@@ -450,13 +484,16 @@ class Controller:
             self._pending.append(change)
         self._wake.set()
 
-    def _take_pending(self) -> frozenset[str] | None:
-        """Services whose endpoints changed, if endpoints are all that changed; else None."""
+    def _take_pending(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """(Services whose endpoints changed, Secrets that changed) when nothing else changed;
+        else None (a full sync)."""
         with self._pending_lock:
             pending, self._pending = self._pending, []
-        if not pending or not all(c.endpoints_only for c in pending):
+        if not pending or not all(c.kinds <= FAST_KINDS for c in pending):
             return None
-        return frozenset().union(*(c.services for c in pending))
+        services: frozenset[str] = frozenset().union(*(c.services for c in pending))
+        secrets = frozenset(f"{ns}/{name}" for c in pending for kind, ns, name in c.keys if kind == "Secret")
+        return services, secrets
 
     def _run(self) -> None:
         """Every failure is logged and the loop goes on; if it ever ends early, /healthz says so."""
@@ -481,8 +518,8 @@ class Controller:
         else:
             self._coalesce()
             self._wake.clear()
-            services = self._take_pending()
-            if not (services and self.sync_endpoints(services)):
+            pending = self._take_pending()
+            if not (pending and self.sync_fast(*pending)):
                 self.sync()
             self.nginx.reap()
         if self.nginx.restarts > self._restarts_seen:

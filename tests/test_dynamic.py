@@ -250,3 +250,51 @@ def test_rotating_a_lua_served_certificate_keeps_the_config_id(tmp_path: Path, d
         assert lua[0] and lua[0] != lua[1], "the rotated file is the one written on the push path"
     else:
         assert not lua[0]
+
+
+def _with_ca(secret):
+    import dataclasses
+    return dataclasses.replace(secret, data={**secret.data, "ca.crt": secret.data["tls.crt"]})
+
+
+def _tls_objects(annotations=None, ca=False):
+    from .factory import tls_secret
+    tls = [{"hosts": ["a.com"], "secretName": "s"}]
+    secret = tls_secret("s", "a.com")
+    return [ingress_class(), service(), endpoint_slice(), _with_ca(secret) if ca else secret,
+            ingress("a", [("a.com", [path("/")])], tls=tls, annotations=annotations)]
+
+
+def _rotated(objs, secret):
+    return [secret if o.meta.kind == "Secret" and o.meta.name == secret.meta.name else o for o in objs]
+
+
+@pytest.mark.parametrize("case", ["rotated", "unchanged", "unused", "deleted", "invalid", "own-context",
+                                  "also-client-ca"])
+def test_refresh_certificates(case):
+    from ingressctl.ingress.tls import refresh_certificates
+
+    from .factory import NOW, tls_secret
+    ann = {"nginx.ingress.kubernetes.io/ssl-ciphers": "HIGH"} if case == "own-context" else None
+    objs = _tls_objects(ann, ca=case == "also-client-ca")
+    if case == "also-client-ca":  # another host's client CA (a.com stays served by Lua)
+        objs.append(ingress("b", [("b.com", [path("/")])],
+                            annotations={"nginx.ingress.kubernetes.io/auth-tls-secret": "default/s"}))
+    model = run_build(*objs).model
+    if case == "also-client-ca":
+        assert model.auth_files, "the Secret's certificate doubles as the client CA"
+    new = {"invalid": tls_secret("s", "a.com", mismatched_key=True), "unchanged": objs[3],
+           "also-client-ca": _with_ca(tls_secret("s", "a.com"))}.get(case, tls_secret("s", "a.com"))
+    after = [o for o in objs if o.meta.kind != "Secret"] if case == "deleted" else _rotated(objs, new)
+    names = {"unused": {"default/other"}}.get(case, {"default/s"})
+    refreshed = refresh_certificates(model, Snapshot.of(after), names, NOW)
+    if case == "unchanged":
+        assert refreshed is model
+    elif case == "rotated":
+        assert refreshed is not None
+        full = run_build(*after).model
+        assert refreshed.servers == full.servers and set(refreshed.certificates) == set(full.certificates), \
+            "the fast path gives what a full build gives"
+        assert refreshed.servers != model.servers
+    else:
+        assert refreshed is None, "needs a full build"

@@ -9,6 +9,8 @@ on it, and with it the configuration of every other Ingress.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from datetime import datetime
 
 from cryptography import x509
@@ -17,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from ..objects import Secret
-from .model import Certificate
+from ..store import Snapshot
+from .model import Certificate, Model
 
 
 class TLSError(ValueError):
@@ -103,3 +106,40 @@ def _certificate(secret: Secret, now: datetime) -> Certificate:
         namespace=m.namespace,
         secret=m.name,
     )
+
+
+def refresh_certificates(model: Model, snap: Snapshot, secrets: Collection[str], now: datetime) -> Model | None:
+    """The model with the rotated certificates of `secrets` ("ns/name"), when a rotation is all
+    that changes: the Lua table serves them (no server names them in nginx.conf), and each
+    Secret was and stays a valid certificate used for nothing else.
+
+    None when the change needs a full build: a Secret no certificate came from (unused, or
+    newly referenced), one that is gone or no longer valid (a problem to report), one that a
+    server with its own SSL context or the default certificate uses, or one an auth file was
+    made from (htpasswd, client CA, backend client certificate)."""
+    by_secret = {f"{c.namespace}/{c.secret}": c for c in model.certificates}
+    replaced: dict[str, Certificate] = {}
+    for key in secrets:
+        ns, _, name = key.partition("/")
+        old, secret = by_secret.get(key), snap.secret(ns, name)
+        if old is None or secret is None or any(f.name.endswith(f"-{ns}-{name}") for f in model.auth_files):
+            return None
+        try:
+            new = certificate_from_secret(secret, now)
+        except TLSError:
+            return None
+        if new.file_name != old.file_name:
+            replaced[old.file_name] = new
+    if not replaced:
+        return model
+    if model.default_certificate in replaced:
+        return None
+    servers = []
+    for s in model.servers:
+        if s.certificate in replaced:
+            if s.own_tls_context:
+                return None
+            s = dataclasses.replace(s, certificate=replaced[s.certificate].file_name)
+        servers.append(s)
+    certificates = tuple(replaced.get(c.file_name, c) for c in model.certificates)
+    return dataclasses.replace(model, servers=tuple(servers), certificates=certificates)

@@ -188,6 +188,16 @@ class Nginx:
     def write_files(self, files: Mapping[str, bytes]) -> None:
         write_files(self.prefix / "certs", files, self.share_certificates)
 
+    def add_files(self, files: Mapping[str, bytes]) -> None:
+        """Files the live configuration uses from now on without a reload (certificates the
+        Lua table names): written, and kept until a reload's pruning."""
+        with self._lock:
+            self._add_files(files)
+
+    def _add_files(self, files: Mapping[str, bytes]) -> None:
+        self.write_files(files)
+        self.live_files |= frozenset(files)
+
     def prune_files(self) -> None:
         """Delete files that neither the live configuration nor a draining generation uses."""
         keep = self.live_files | self.generations.files_in_use()
@@ -239,8 +249,7 @@ class Nginx:
         with self._lock:
             if config_id == self.live_id and self.running():
                 if lua_files:
-                    self.write_files({n: files[n] for n in lua_files})
-                    self.live_files |= lua_files
+                    self._add_files({n: files[n] for n in lua_files})
                 return ApplyResult(False, True, config_id, "unchanged")
             self.write_files(files)
             candidate = self.prefix / "nginx.conf.new"
