@@ -151,6 +151,8 @@ class Store:
                 changed.add(k)
             for k, o in wanted.items():
                 old = self._objects.get(k)
+                if old is o:  # an unchanged file's object, as parsed before: nothing to compare
+                    continue
                 if self._put(o):
                     changed.add(k)
                     services |= _slice_services(old, o)

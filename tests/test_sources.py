@@ -185,6 +185,21 @@ def test_cluster_ips_and_node_ports_assigned_like_the_api_server():
     assert by["a"].ports[0].node_port == 0
 
 
+def test_unchanged_services_keep_their_filled_objects_unless_their_address_is_taken():
+    alloc = AddressAllocator("10.96.0.0/24", (30000, 30002))
+    a, b = _svc("a"), _svc("b", type="NodePort")
+    first, _ = alloc.assign([a, b])
+    again, _ = alloc.assign([a, b])
+    assert [x is y for x, y in zip(first, again, strict=True)] == [True, True], "an unchanged file costs no copy"
+    taker = _svc("c", clusterIP=first[0].cluster_ip, type="NodePort",
+                 ports=[{"port": 80, "nodePort": first[1].ports[0].node_port}])
+    third, problems = alloc.assign([a, b, taker])
+    by = {s.meta.name: s for s in third}
+    assert problems == []
+    assert by["a"].cluster_ip != taker.cluster_ip, "an explicit claim wins over the memo"
+    assert by["b"].ports[0].node_port != taker.ports[0].node_port
+
+
 def test_allocation_is_stable_across_reloads_and_refuses_conflicts():
     alloc = AddressAllocator("10.96.0.0/24")
     first, _ = alloc.assign([_svc("a"), _svc("b")])

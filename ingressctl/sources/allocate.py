@@ -29,6 +29,7 @@ class AddressAllocator:
         self.node_ports = node_port_range
         self._ips: dict[str, str] = {}  # service key -> clusterIP assigned before
         self._ports: dict[tuple[str, str, int, str], int] = {}
+        self._memo: dict[str, tuple[Service, Service]] = {}  # key -> (parsed Service, its filled copy)
 
     def assign(self, services: Iterable[Service]) -> tuple[list[Service], list[str]]:
         services = sorted(services, key=lambda s: s.meta.age_key)
@@ -47,6 +48,7 @@ class AddressAllocator:
         live = {s.meta.key for s in out}
         self._ips = {k: ip for k, ip in self._ips.items() if k in live}
         self._ports = {k: p for k, p in self._ports.items() if k[0] in live}
+        self._memo = {k: m for k, m in self._memo.items() if k in live}
         return out, problems
 
     def _claim_explicit(self, s: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> str:
@@ -73,6 +75,29 @@ class AddressAllocator:
         return ""
 
     def _fill(self, s: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> Service:
+        """`s` with its clusterIP and nodePorts; the same object as last time when the parsed
+        Service is (an unchanged file) and what it was given is still free: what _next_ip and
+        _next_port would give it again, without the copies."""
+        memo = self._memo.get(s.meta.key)
+        if memo is not None and memo[0] is s and self._still_free(s, memo[1], used_ips, used_ports):
+            return memo[1]
+        out = self._filled(s, used_ips, used_ports)
+        self._memo[s.meta.key] = (s, out)
+        return out
+
+    @staticmethod
+    def _still_free(s: Service, out: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> bool:
+        ip = out.cluster_ip if not s.cluster_ip and s.type != "ExternalName" else ""
+        ports = [q.node_port for p, q in zip(s.ports, out.ports, strict=True) if q.node_port and not p.node_port]
+        if (ip and ip in used_ips) or any(p in used_ports for p in ports):
+            return False
+        if ip:
+            used_ips[ip] = s.meta.key
+        for p in ports:
+            used_ports[p] = s.meta.key
+        return True
+
+    def _filled(self, s: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> Service:
         changes: dict[str, object] = {}
         if not s.cluster_ip and s.type != "ExternalName":
             ip = self._next_ip(s.meta.key, used_ips)

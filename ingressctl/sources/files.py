@@ -135,6 +135,7 @@ class ManifestDirectory:
         self._renamed: set[str] = set()  # real paths a rename put in place since they were read (complete)
         self._signatures: dict[Path, tuple[int, int]] = {}
         self._loops: set[str] = set()
+        self._paths: dict[str, Path] = {}  # listed path -> its Path (made once: pathlib parsing is slow)
         self._lock = threading.Lock()
         self._watch: DebouncedWatch | None = None
         self._identity: tuple[str, int, int] | None = None
@@ -157,9 +158,9 @@ class ManifestDirectory:
     def files(self) -> list[Path]:
         if not self.root.is_dir():
             raise FileNotFoundError(f"manifest directory {self.root} does not exist")
-        out: list[Path] = []
+        out: list[str] = []
         seen: set[tuple[int, int]] = set()
-        for top, dirs, names in os.walk(self.root, followlinks=True):
+        for top, dirs, _names in os.walk(self.root, followlinks=True):
             st = os.stat(top)
             if (st.st_dev, st.st_ino) in seen:  # a symlink back up the tree
                 if top not in self._loops:
@@ -169,9 +170,14 @@ class ManifestDirectory:
                 continue
             seen.add((st.st_dev, st.st_ino))
             dirs.sort()
-            out += [Path(top) / n for n in names if n.endswith(SUFFIXES) and not n.startswith(".")
-                    and (Path(top) / n).is_file()]
-        return sorted(out)
+            try:
+                with os.scandir(top) as entries:  # d_type: no stat per regular file
+                    out += [e.path for e in entries if e.name.endswith(SUFFIXES) and not e.name.startswith(".")
+                            and e.is_file()]
+            except OSError:
+                continue
+        paths = self._paths
+        return [paths.get(p) or paths.setdefault(p, Path(p)) for p in sorted(out)]
 
     def load(self) -> list[FileProblem]:
         """Read the directory and replace the Store's contents; returns this load's problems.
@@ -206,9 +212,10 @@ class ManifestDirectory:
         objects: list[KubeObject] = []
         problems: list[FileProblem] = []
         seen: dict[tuple[str, str, str], str] = {}
-        present = set(self.files())
+        listed = self.files()  # sorted
+        present = set(listed)
         self._signatures = {}  # filled by _read: every file as it was read, refused ones included
-        for path in sorted(present):
+        for path in listed:
             objs, errs = self._read(path)
             if errs:
                 problems.extend(errs)
@@ -226,6 +233,7 @@ class ManifestDirectory:
                 seen[key] = str(path)
                 objects.append(o)
         for gone in set(self._last_good) - present:
+            self._paths.pop(str(gone), None)
             del self._last_good[gone]
             self._cache.pop(gone, None)
             self._good_size.pop(gone, None)
