@@ -298,3 +298,23 @@ def test_refresh_certificates(case):
         assert refreshed.servers != model.servers
     else:
         assert refreshed is None, "needs a full build"
+
+
+def test_a_parsed_certificate_is_still_checked_against_the_clock():
+    """certificate_from_secret keeps what parsing a Secret gave; the validity window is checked
+    on every call, so a kept certificate that expired meanwhile is refused."""
+    import datetime as dt
+
+    from ingressctl.ingress.tls import TLSError, certificate_from_secret
+
+    from .factory import NOW, tls_secret
+    secret = tls_secret("s", "a.com", not_after=NOW + dt.timedelta(days=1))
+    assert certificate_from_secret(secret, NOW).secret == "s"
+    with pytest.raises(TLSError, match="expired"):
+        certificate_from_secret(secret, NOW + dt.timedelta(days=2))
+    with pytest.raises(TLSError, match="not valid before"):
+        certificate_from_secret(secret, NOW - dt.timedelta(days=60))
+    bad = tls_secret("s", "a.com", mismatched_key=True)  # the same name, another object: parsed again
+    for _ in range(2):
+        with pytest.raises(TLSError, match="does not match"):
+            certificate_from_secret(bad, NOW)

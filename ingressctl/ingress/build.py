@@ -315,9 +315,10 @@ def _server(host: str, routes: list[Route], fallback: list[Route], b: _Build) ->
                      and (not host or b.owner.get(host) == r.ingress.meta.namespace) for r in merged)
     locations: list[Location] = []
     for r in merged:
-        locations.extend(dataclasses.replace(b.annotate.location(loc, r.ingress, r.kind, r.claim),
-                                             ssl_redirect=_ssl_redirect(r.config, tls, b, loc.path))
-                         for loc in _locations(r, target(b, r), explicit_exact, regex_host))
+        for loc in _locations(r, target(b, r), explicit_exact, regex_host):
+            done = b.annotate.location(loc, r.ingress, r.kind, r.claim)
+            redirect = _ssl_redirect(r.config, tls, b, loc.path)
+            locations.append(done if done.ssl_redirect == redirect else dataclasses.replace(done, ssl_redirect=redirect))
     if not any(loc.modifier == "" and loc.path == "/" for loc in locations):
         default = _default_location(b, routes)
         if routes:  # unmatched paths follow the host's oldest Ingress

@@ -50,23 +50,52 @@ def _too_weak(cert: x509.Certificate) -> str:
     return ""
 
 
+_Parsed = tuple[Certificate, datetime, datetime] | TLSError  # certificate, not before, not after; or why not
+_parsed: dict[str, tuple[Secret, _Parsed]] = {}  # "ns/name" -> (the Secret object, what parsing it gave)
+_PARSED_MAX = 20_000  # Secrets remembered (a deleted one until the next clear): tens of MB at most
+
+
 def certificate_from_secret(secret: Secret, now: datetime) -> Certificate:
-    """The Secret's certificate; TLSError (never another exception) when it cannot be served."""
+    """The Secret's certificate; TLSError (never another exception) when it cannot be served.
+
+    Parsing and checking a Secret does not depend on `now`; its result is kept per Secret
+    object (the store keeps unchanged objects), so each build pays only for changed Secrets.
+    Only the validity window is checked against `now` every time."""
+    key = secret.meta.key
+    hit = _parsed.get(key)
+    if hit is not None and hit[0] is secret:
+        parsed = hit[1]
+    else:
+        parsed = _parse_once(secret)
+        if len(_parsed) >= _PARSED_MAX:
+            _parsed.clear()
+        _parsed[key] = (secret, parsed)
+    if isinstance(parsed, TLSError):
+        raise TLSError(*parsed.args)
+    cert, not_before, not_after = parsed
+    if now > not_after:
+        raise TLSError(f"certificate expired at {not_after.isoformat()}")
+    if now < not_before:
+        raise TLSError(f"certificate is not valid before {not_before.isoformat()}")
+    return cert
+
+
+def _parse_once(secret: Secret) -> _Parsed:
     try:
-        return _certificate(secret, now)
-    except TLSError:
-        raise
+        return _certificate(secret)
+    except TLSError as e:
+        return e
     except UnsupportedAlgorithm as e:
-        raise TLSError(f"uses an algorithm this controller cannot read ({e})") from None
+        return TLSError(f"uses an algorithm this controller cannot read ({e})")
     except Exception as e:
-        raise TLSError(f"cannot be read ({type(e).__name__}: {e})") from None
+        return TLSError(f"cannot be read ({type(e).__name__}: {e})")
 
 
 MAX_CHAIN = 10  # certificates in tls.crt (a real chain has 2-4)
 MAX_PEM = 64 << 10
 
 
-def _certificate(secret: Secret, now: datetime) -> Certificate:
+def _certificate(secret: Secret) -> tuple[Certificate, datetime, datetime]:
     crt, key = secret.data.get("tls.crt"), secret.data.get("tls.key")
     if not crt or not key:
         raise TLSError("Secret has no tls.crt or tls.key")
@@ -91,12 +120,8 @@ def _certificate(secret: Secret, now: datetime) -> Certificate:
         serialization.Encoding.PEM, pub
     ):
         raise TLSError("tls.key does not match the certificate in tls.crt")
-    if now > leaf.not_valid_after_utc:
-        raise TLSError(f"certificate expired at {leaf.not_valid_after_utc.isoformat()}")
-    if now < leaf.not_valid_before_utc:
-        raise TLSError(f"certificate is not valid before {leaf.not_valid_before_utc.isoformat()}")
     m = secret.meta
-    return Certificate(
+    cert = Certificate(
         name=f"{m.namespace}-{m.name}",
         cert_pem=b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain),
         key_pem=private.private_bytes(
@@ -106,6 +131,7 @@ def _certificate(secret: Secret, now: datetime) -> Certificate:
         namespace=m.namespace,
         secret=m.name,
     )
+    return cert, leaf.not_valid_before_utc, leaf.not_valid_after_utc
 
 
 def refresh_certificates(model: Model, snap: Snapshot, secrets: Collection[str], now: datetime) -> Model | None:
