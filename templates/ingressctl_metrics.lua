@@ -122,7 +122,7 @@ function M.log()
     if not METHODS[method] then
         method = "OTHER"
     end
-    local host = var.server_name
+    local host = var.ingressctl_host or var.server_name  -- a shared server block sets the former
     if host == "_" then
         host = ""
     end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -156,7 +157,7 @@ def test_six_culprits_on_a_fresh_start_and_an_edit_that_still_fails_stays_out(tm
         assert ctl.sync().ok
         assert sorted(ctl.quarantine.entries) == [f"team{n}/p{n}" for n in range(6)]
         conf = (opts.prefix / "nginx.conf").read_text()
-        assert "server_name good29.test;" in conf and "poison" not in conf
+        assert re.search(r"server_name [^;]*\bgood29\.test[ ;]", conf) and "poison" not in conf  # maybe shared
         # an edit that still makes nginx -t fail does not release it (nor start a new search)
         store.apply(ingress("p0", [("poison-again.test", [path("/")])], ns="team0"))
         assert ctl.sync().ok

@@ -32,6 +32,7 @@ import jinja2
 from ..ingress.annotations.shapes import URL_VARIABLES
 from ..ingress.model import Model
 from ..ingress.settings import HEADER_VARIABLES
+from .merge import MIN_GROUP, merge_servers
 
 CONFIG_ID_MARK = "@@INGRESSCTL_CONFIG_ID@@"
 
@@ -149,6 +150,7 @@ class RenderContext:
     request_metrics: bool = False  # per-request metrics in the Lua log phase (templates/ingressctl_metrics.lua)
     metrics_buckets: tuple[str, str, str] = ("", "", "")  # time, length, size bucket bounds for Lua
     ssl_passthrough: bool = False  # the HTTPS port is a stream server choosing by SNI (--enable-ssl-passthrough)
+    merge_min: int = MIN_GROUP  # hosts with the same server block share one from this many (nginx/merge.py; 0: never)
 
     @property
     def lua_certificates(self) -> bool:
@@ -263,7 +265,7 @@ class Renderer:
     def render(self, model: Model, ctx: RenderContext) -> str:
         try:
             tpl = self.env.get_template("nginx.conf.j2")
-            return tpl.render(model=model, s=model.settings, ctx=ctx.for_model(model))
+            return merge_servers(tpl.render(model=model, s=model.settings, ctx=ctx.for_model(model)), ctx.merge_min)
         except RenderError:
             raise
         except jinja2.TemplateError as e:

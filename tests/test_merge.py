@@ -1,0 +1,86 @@
+"""nginx/merge.py: which server blocks share one, and that a shared block means the same."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ingressctl.controller import Controller, ControllerOptions
+from ingressctl.nginx.merge import merge_servers
+from ingressctl.nginx.process import Nginx
+from ingressctl.store import Store
+
+from .factory import endpoint_slice, ingress, ingress_class, path, service
+
+
+def block(host: str, upstream: str, extra: str = "", path: str = "/") -> str:
+    return (f"    # {host}\n    server {{\n        server_name {host};\n        listen 80;\n{extra}"
+            f"        location \"{path}\" {{\n            set $proxy_upstream_name \"{upstream}\";\n"
+            f"            set $service_port \"80\";\n            proxy_pass http://ingressctl_balancer;\n"
+            f"        }}\n    }}\n")
+
+
+def hosts(n: int, **kw: str) -> str:
+    return "".join(block(f"h{i}.test", f"up{i}", **kw) for i in range(n))
+
+
+@pytest.mark.parametrize("text, shared", [
+    pytest.param(hosts(3), 0, id="fewer-than-min-group-stay-apart"),
+    pytest.param(hosts(4), 1, id="same-but-name-and-values"),
+    pytest.param(hosts(4) + hosts(4, path="/api").replace("h", "g"), 2, id="another-path-another-block"),
+    pytest.param(hosts(2) + hosts(2, path="/api").replace("h", "g"), 0, id="groups-counted-apart"),
+    pytest.param(hosts(4, extra="        listen 443 default_server;\n"), 0, id="default-server"),
+    pytest.param(hosts(4, extra="        add_header X $server_name;\n"), 0, id="uses-server-name"),
+    pytest.param(hosts(4, extra="        ssl_certificate \"/c.pem\";\n"), 0, id="own-ssl-context"),
+    pytest.param(hosts(4).replace("server_name h", "server_name ~^h"), 0, id="regex-name"),
+    pytest.param(hosts(4).replace(".test;", ".test alias.test;"), 0, id="several-names"),
+])
+def test_which_blocks_share(text: str, shared: int) -> None:
+    out = merge_servers("http {\n" + text + "}\n", min_group=4)
+    assert out.count("hosts with the same block share it") == shared
+    if not shared:
+        assert out == "http {\n" + text + "}\n"
+
+
+def test_a_shared_block_maps_each_host_to_its_own_values() -> None:
+    out = merge_servers(hosts(5), min_group=4)
+    names = re.findall(r"^ +server_name ([^;]+);", out, re.M)
+    assert names == [" ".join(f"h{i}.test" for i in range(5))]
+    entries = dict(re.findall(r'"(h\d\.test)" "(up\d)";', out))
+    assert entries == {f"h{i}.test": f"up{i}" for i in range(5)}
+    assert 'set $service_port "80";' in out, "a value all hosts share stays a literal"
+    assert "set $ingressctl_host $host;" in out
+
+
+def test_a_host_named_like_a_map_keyword_keeps_its_block() -> None:
+    text = hosts(4) + block("default", "upd")
+    out = merge_servers(text, min_group=4)
+    assert "server_name default;" in out and '"default"' not in out
+
+
+def _objects(n: int) -> list:
+    objs = [ingress_class()]
+    for i in range(n):
+        objs += [service(f"s{i}"), endpoint_slice(f"s{i}", name=f"s{i}", addresses=[f"10.0.0.{i + 1}"]),
+                 ingress(f"i{i}", [(f"h{i}.test", [path("/", svc=f"s{i}")])])]
+    return objs
+
+
+def test_a_rendered_configuration_with_shared_blocks_passes_nginx_t(tmp_path: Path) -> None:
+    store = Store()
+    store.replace(None, _objects(20))
+    opts = ControllerOptions(state_dir=tmp_path, dynamic_endpoints=True)
+    ctl = Controller(store, opts)
+    rendered = ctl.render_snapshot(store.snapshot())
+    assert rendered.text.count("hosts with the same block share it") == 1
+    ctl.prepare_state(rendered)
+    conf = opts.prefix / "t.conf"
+    conf.write_text(rendered.text)
+    nginx = Nginx(opts.prefix)
+    nginx.prepare()
+    r = subprocess.run([nginx.binary, "-t", "-q", "-p", str(opts.prefix), "-c", str(conf)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
