@@ -1,30 +1,31 @@
-"""Benchmark: how long nginx takes to load the configuration (`nginx -t`), by size and
-template variant, side by side in one run (issue 18 §1-2: ~90% of a change's time at
-10,000 Ingresses is nginx loading the configuration).
+"""Benchmark: how long nginx takes to load the configuration (`nginx -t`) and its peak
+memory, by size and layout, side by side in one run (issue 18 §1-2).
 
 Each size renders N Ingresses (one host, one Prefix path, own Service with 3 endpoints,
 every 4th host with its own TLS Secret) exactly as `ingressctl run` does with the Lua
-balancer, then times `nginx -t` (median of --runs) for each variant:
+balancer, then times `nginx -t` (median of --runs) in each layout:
 
-  before   the templates as of the commit given with --before (default: HEAD~1)
-  now      the working tree's templates
+  a certificate and a block per host   the layout before issue 18 §1: each TLS host names
+                                       its certificate, every server gets an SSL context
+  certificates by Lua                  only each port's default server has an SSL context;
+                                       a ClientHello callback sets the host's certificate
+  and shared blocks                    hosts whose blocks differ only in name and backend
+                                       share one (nginx/merge.py): what ingressctl runs
+  templates of REV (--before REV)      the running layout with an older commit's templates
 
-Measured while trying to drop the http-level default certificate (the issue's suspect for
-one SSL context per server): 1,000 0.52 -> 0.51 s, 3,000 1.53 -> 1.52 s, no gain with the
-certificate given through a variable as we do; the change was not kept. The cost is the Lua
-module's context per location (bench/nginx_lua_contexts.py).
+Earlier figures (10,000 Ingresses): one upstream block per Service before the shared
+balancer block, 8.84 -> 5.87 s (nginx finds upstream blocks by a linear scan). The cost
+left after that was the Lua module's OpenSSL context per merged location
+(bench/nginx_lua_contexts.py), which shared blocks remove with the blocks themselves.
 
-With --before at the commit before the shared balancer block (one `upstream` for every
-Lua-balanced Service that plain locations name): 1,000 0.61 -> 0.58 s, 3,000 1.81 -> 1.77 s,
-10,000 8.84 -> 5.87 s (0.66; nginx finds upstream blocks by a linear scan).
-
-    .venv/bin/python bench/nginx_load.py [--sizes 1000,3000] [--runs 3] [--before REV]
+    .venv/bin/python bench/nginx_load.py [--sizes 1000,3000,10000] [--runs 3] [--before REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import os
 import statistics
 import subprocess
 import sys
@@ -77,16 +78,24 @@ def _templates_at(rev: str, into: Path) -> Path:
     return into
 
 
-def load_seconds(n: int, template_dir: Path | None, runs: int, work: Path) -> float:
+LAYOUTS = {  # ControllerOptions that select a layout; the last is what ingressctl runs
+    "a certificate and a block per host": {"certificates_by_lua": False, "merge_min": 0},
+    "certificates by Lua": {"merge_min": 0},
+    "and shared blocks": {},
+}
+
+
+def load(n: int, layout: dict, template_dir: Path | None, runs: int, work: Path) -> tuple[float, float]:
+    """Median seconds of `nginx -t` and its peak RSS (MB) for N Ingresses in one layout."""
     from ingressctl.controller import Controller, ControllerOptions
     from ingressctl.nginx.process import Nginx
     from ingressctl.store import Store
 
     store = Store()
     store.replace(None, _with_tls(objects(n), n))
-    state = work / f"state-{n}-{'before' if template_dir else 'now'}"
+    state = work / f"state-{n}-{len(os.listdir(work))}"
     opts = ControllerOptions(state_dir=state, http_port=18080, https_port=18443, dynamic_endpoints=True,
-                             template_dir=template_dir)
+                             template_dir=template_dir, **layout)
     ctl = Controller(store, opts)
     rendered = ctl.render_snapshot(store.snapshot())
     ctl.prepare_state(rendered)
@@ -94,29 +103,35 @@ def load_seconds(n: int, template_dir: Path | None, runs: int, work: Path) -> fl
     nginx.prepare()
     conf = opts.prefix / "bench.conf"
     conf.write_text(rendered.text)
-    times = []
+    times, peaks = [], []
     for _ in range(runs):
         started = time.monotonic()
-        ok, err = nginx.test(conf)
+        p = subprocess.Popen([nginx.binary, "-t", "-q", "-p", str(opts.prefix), "-c", str(conf)])
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
         times.append(time.monotonic() - started)
-        assert ok, err
-    return statistics.median(times)
+        peaks.append(usage.ru_maxrss / 1024)
+        assert p.returncode == 0, f"nginx -t failed for {n} Ingresses ({layout})"
+    return statistics.median(times), max(peaks)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,3000")
+    ap.add_argument("--sizes", default="1000,3000,10000")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--before", default="HEAD~1")
+    ap.add_argument("--before", help="also the templates of this commit, in the running layout")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ingressctl-bench-") as tmp:
         work = Path(tmp)
-        before = _templates_at(args.before, work / "before-templates")
-        print(f"{'Ingresses':>9} | {'nginx -t before':>15} | {'nginx -t now':>12} | ratio")
+        layouts = [(name, layout, None) for name, layout in LAYOUTS.items()]
+        if args.before:
+            layouts.insert(0, (f"templates of {args.before}", {}, _templates_at(args.before, work / "before")))
+        print("nginx -t, median seconds (peak MB); ratio: the running layout to the first")
+        print(f"{'Ingresses':>9} | " + " | ".join(f"{name:>34}" for name, _, _ in layouts) + " | ratio")
         for n in (int(x) for x in args.sizes.split(",")):
-            b = load_seconds(n, before, args.runs, work)
-            a = load_seconds(n, None, args.runs, work)
-            print(f"{n:>9} | {b:>14.2f}s | {a:>11.2f}s | {a / b:.2f}")
+            cells = [load(n, layout, tpl, args.runs, work) for _, layout, tpl in layouts]
+            print(f"{n:>9} | " + " | ".join(f"{f'{t:.2f} s ({mb:.0f} MB)':>34}" for t, mb in cells)
+                  + f" | {cells[-1][0] / cells[0][0]:.2f}")
 
 
 if __name__ == "__main__":

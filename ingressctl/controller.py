@@ -39,6 +39,7 @@ from .metrics_compat import IngressNginxMetrics
 from .metrics_requests import NginxCollector, RequestMetricsOptions
 from .nginx.defaultcert import ensure_default_certificate
 from .nginx.dynamic import EndpointPusher, certificate_table, endpoint_line, endpoint_table, lua_available
+from .nginx.merge import MIN_GROUP
 from .nginx.process import ApplyResult, Nginx, config_id_of, share_with_workers, write_files
 from .nginx.render import CONFIG_ID_MARK, LUA_MODULES, RenderContext, Renderer, RenderError, TemplateSets
 from .objects import Ingress
@@ -71,6 +72,9 @@ class ControllerOptions:
     ssl_passthrough: bool = False  # --enable-ssl-passthrough
     tcp_services: str = ""  # --tcp-services-configmap NS/NAME
     udp_services: str = ""  # --udp-services-configmap NS/NAME
+    # layouts the benchmarks compare (bench/nginx_load.py); the defaults are what runs
+    certificates_by_lua: bool = True  # RenderContext.lua_certificates where it can be
+    merge_min: int = MIN_GROUP  # nginx/merge.py: hosts alike that share one server block (0: never)
 
     @property
     def prefix(self) -> Path:
@@ -85,7 +89,8 @@ class ControllerOptions:
                              lazy_default_certificate=self.lazy_default_certificate,
                              redirect_https_port=self.redirect_https_port,
                              request_metrics=self.dynamic_endpoints and self.request_metrics is not None,
-                             metrics_buckets=self._metric_bounds(), ssl_passthrough=self.ssl_passthrough)
+                             metrics_buckets=self._metric_bounds(), ssl_passthrough=self.ssl_passthrough,
+                             certificates_by_lua=self.certificates_by_lua, merge_min=self.merge_min)
 
     def _metric_bounds(self) -> tuple[str, str, str]:
         opts = self.request_metrics or RequestMetricsOptions()

@@ -84,3 +84,31 @@ def test_a_rendered_configuration_with_shared_blocks_passes_nginx_t(tmp_path: Pa
     r = subprocess.run([nginx.binary, "-t", "-q", "-p", str(opts.prefix), "-c", str(conf)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_kept_server_blocks_render_what_a_fresh_renderer_renders() -> None:
+    """The block cache (nginx/render.py BlockCache) never serves a block rendered from other
+    inputs: after each change, a warm renderer and a fresh one give the same text."""
+    import dataclasses
+
+    from ingressctl.ingress.settings import Settings
+    from ingressctl.nginx.render import RenderContext, Renderer
+
+    from .factory import run_build
+    ctx = RenderContext(prefix="/p", dynamic=True)
+    warm = Renderer()
+    base = _objects(20)
+    steps = [
+        base,
+        base[:-1] + [ingress("i19", [("h19.test", [path("/x", svc="s19")])])],  # one path edit
+        base + [ingress("canary", [("h3.test", [path("/", svc="s4")])], created="2026-01-02T00:00:00Z",
+                        annotations={"nginx.ingress.kubernetes.io/canary": "true",
+                                     "nginx.ingress.kubernetes.io/canary-weight": "10"})],
+    ]
+    for objs in steps:
+        model = run_build(*objs).model
+        for m in (model, dataclasses.replace(model, settings=Settings(use_http2=False))):
+            assert warm.render(m, ctx) == Renderer().render(m, ctx)
+            assert warm.render(m, dataclasses.replace(ctx, http_port=81)) == \
+                Renderer().render(m, dataclasses.replace(ctx, http_port=81))
+    assert warm.server_blocks.blocks, "blocks are kept between renders"

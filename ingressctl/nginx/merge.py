@@ -54,6 +54,8 @@ def merge_servers(text: str, min_group: int = MIN_GROUP) -> str:
     if min_group <= 0:
         return text
     blocks = list(_BLOCK.finditer(text))
+    if len(_shapes) > 2 * len(blocks) + 1000:  # mostly blocks gone meanwhile: start over
+        _shapes.clear()
     groups: dict[str, _Group] = {}
     owner: list[_Group | None] = []
     for m in blocks:
@@ -77,7 +79,31 @@ def merge_servers(text: str, min_group: int = MIN_GROUP) -> str:
     return "".join(out)
 
 
+_Shape = tuple[str, str, tuple[str, ...]] | None  # name, shape, values; None: stays apart
+_shapes: dict[str, _Shape] = {}  # block text -> its shape (the same blocks come back every render)
+_SHAPES_MAX = 200_000  # and at most twice the blocks of the last text (merge_servers)
+
+
 def _shape(block: str, groups: dict[str, _Group]) -> _Group | None:
+    if block in _shapes:
+        found = _shapes[block]
+    else:
+        if len(_shapes) >= _SHAPES_MAX:
+            _shapes.clear()
+        found = _shapes[block] = _shape_of(block)
+    if found is None:
+        return None
+    name, shape, values = found
+    g = groups.get(shape)
+    if g is None:
+        g = groups[shape] = _Group(shape, values=[[] for _ in values])
+    g.names.append(name)
+    for i, v in enumerate(values):
+        g.values[i].append(v)
+    return g
+
+
+def _shape_of(block: str) -> _Shape:
     if any(word in block for word in _KEEP_APART):
         return None
     names = _NAME.findall(block)
@@ -91,14 +117,7 @@ def _shape(block: str, groups: dict[str, _Group]) -> _Group | None:
         values.append(m.group(2))
         return f"{m.group(1)}@@SLOT{len(values) - 1}@@{m.group(3)}"
 
-    shape = _SET.sub(slot, body)
-    g = groups.get(shape)
-    if g is None:
-        g = groups[shape] = _Group(shape, values=[[] for _ in values])
-    g.names.append(names[0])
-    for i, v in enumerate(values):
-        g.values[i].append(v)
-    return g
+    return names[0], _SET.sub(slot, body), tuple(values)
 
 
 def _shared_block(g: _Group, number: int) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -30,7 +31,7 @@ from pathlib import Path
 import jinja2
 
 from ..ingress.annotations.shapes import URL_VARIABLES
-from ..ingress.model import Model
+from ..ingress.model import Model, Server
 from ..ingress.settings import HEADER_VARIABLES
 from .merge import MIN_GROUP, merge_servers
 
@@ -150,6 +151,7 @@ class RenderContext:
     request_metrics: bool = False  # per-request metrics in the Lua log phase (templates/ingressctl_metrics.lua)
     metrics_buckets: tuple[str, str, str] = ("", "", "")  # time, length, size bucket bounds for Lua
     ssl_passthrough: bool = False  # the HTTPS port is a stream server choosing by SNI (--enable-ssl-passthrough)
+    certificates_by_lua: bool = True  # off: every host names its certificate (the layout before; benchmarks)
     merge_min: int = MIN_GROUP  # hosts with the same server block share one from this many (nginx/merge.py; 0: never)
 
     @property
@@ -157,7 +159,7 @@ class RenderContext:
         """Servers without TLS settings of their own get no SSL context: Lua picks their
         certificate by SNI from the endpoint table (needs the Lua balancer, and workers that
         read the state dir)."""
-        return self.dynamic and self.lazy_default_certificate
+        return self.dynamic and self.lazy_default_certificate and self.certificates_by_lua
 
     @property
     def lua_path(self) -> str:
@@ -234,6 +236,40 @@ def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
     return env
 
 
+class BlockCache:
+    """Rendered server blocks by what they are rendered from, so a change re-renders only the
+    servers it touched (10,000 Ingresses: most of a render). A block depends on its Server,
+    on whether each location's upstream is the shared balancer's, on the default
+    certificate, and on the render context and settings: the cache holds blocks for one
+    (context, settings) and starts over when they change, or when it holds more than twice
+    the model's servers (blocks of servers gone meanwhile). At most `limit` blocks."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self.limit = limit
+        self.blocks: dict[object, str] = {}
+        self.scope: object = None
+        self.model: Model | None = None
+
+    def begin(self, model: Model, ctx: RenderContext) -> BlockCache:
+        scope = (ctx, model.settings, model.default_certificate)
+        if scope != self.scope or len(self.blocks) > min(self.limit, 2 * len(model.servers) + 1000):
+            self.blocks, self.scope = {}, scope
+        self.model = model
+        return self
+
+    def _key(self, server: Server) -> object:
+        assert self.model is not None
+        balanced = self.model.balanced_directly
+        return server, tuple(loc.upstream in balanced for loc in server.locations)
+
+    def get(self, server: Server) -> str | None:
+        return self.blocks.get(self._key(server))
+
+    def put(self, server: Server, block: str) -> str:
+        self.blocks[self._key(server)] = block
+        return block
+
+
 class Renderer:
     """Renders a Model with the package templates, optionally overridden from a directory."""
 
@@ -248,6 +284,8 @@ class Renderer:
         else:
             loader = jinja2.DictLoader(self.builtin)
         self.env = _environment(loader)
+        self.server_blocks = BlockCache()
+        self._render_lock = threading.Lock()  # the cache is one render's at a time (sync, webhook)
 
     def sources(self) -> dict[str, str]:
         """The template texts this renderer uses now (to pin them as 'last good')."""
@@ -265,7 +303,11 @@ class Renderer:
     def render(self, model: Model, ctx: RenderContext) -> str:
         try:
             tpl = self.env.get_template("nginx.conf.j2")
-            return merge_servers(tpl.render(model=model, s=model.settings, ctx=ctx.for_model(model)), ctx.merge_min)
+            ctx = ctx.for_model(model)
+            with self._render_lock:
+                text = tpl.render(model=model, s=model.settings, ctx=ctx,
+                                  server_blocks=self.server_blocks.begin(model, ctx))
+            return merge_servers(text, ctx.merge_min)
         except RenderError:
             raise
         except jinja2.TemplateError as e:
