@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -254,31 +256,32 @@ def test_a_file_truncated_while_being_written_keeps_its_objects_until_it_settles
     assert sorted(store.snapshot().services) == ["d/a"]
 
 
+@contextlib.contextmanager
+def _watched(root: Path, store: Store, **kw: float) -> Iterator[ManifestDirectory]:
+    src = ManifestDirectory(root, store, **kw)
+    src.load()
+    src.watch()
+    try:
+        yield src
+    finally:
+        src.stop()
+
+
 def test_a_shrunk_file_is_applied_by_itself_once_it_settles(tmp_path: Path):
     f = tmp_path / "svc.yaml"
     f.write_text(SVC % "a" + "---\n" + SVC % "b")
     store = Store()
-    src = ManifestDirectory(tmp_path, store, settle=0.3, debounce=0.05)
-    src.load()
-    src.watch()
-    try:
+    with _watched(tmp_path, store, settle=0.3, debounce=0.05):
         f.write_text(SVC % "a")
         assert _wait(lambda: sorted(store.snapshot().services) == ["d/a"]), "applied after settling, unprompted"
-    finally:
-        src.stop()
 
 
 def test_a_lone_write_does_not_wait_the_burst_debounce(tmp_path: Path):
     """The debounce is for bursts; a lone write (a few events) is read QUICK after them."""
     store = Store()
-    src = ManifestDirectory(tmp_path, store, debounce=30.0)
-    src.load()
-    src.watch()
-    try:
+    with _watched(tmp_path, store, debounce=30.0):
         (tmp_path / "a.yaml").write_text(SVC % "a")
         assert _wait(lambda: list(store.snapshot().services) == ["d/a"]), "read without waiting 30 s"
-    finally:
-        src.stop()
 
 
 def test_a_smaller_file_renamed_into_place_is_applied_at_once(tmp_path: Path):
@@ -287,16 +290,11 @@ def test_a_smaller_file_renamed_into_place_is_applied_at_once(tmp_path: Path):
     f = tmp_path / "svc.yaml"
     f.write_text(SVC % "a" + "---\n" + SVC % "b")
     store = Store()
-    src = ManifestDirectory(tmp_path, store, settle=30.0, debounce=0.05)
-    src.load()
-    src.watch()
-    try:
+    with _watched(tmp_path, store, settle=30.0, debounce=0.05):
         tmp = tmp_path / ".svc.yaml.tmp"
         tmp.write_text(SVC % "a")
         os.replace(tmp, f)
         assert _wait(lambda: sorted(store.snapshot().services) == ["d/a"]), "applied without waiting 30 s"
-    finally:
-        src.stop()
 
 
 def test_the_directory_removed_and_recreated_is_followed_again(tmp_path: Path):
