@@ -10,6 +10,7 @@ outcome and the model it just made live), never computed twice.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Iterator
@@ -55,6 +56,7 @@ class IngressNginxMetrics:
     def __init__(self, registry: CollectorRegistry, controller_class: str, version: str) -> None:
         self.labels = (os.environ.get("POD_NAMESPACE", ""), controller_class,
                        os.environ.get("POD_NAME", socket.gethostname()))
+        self._served: object = None  # (default certificate, (host, certificate) of TLS servers) last exported
         r = registry
         self.last_reload_ok = Gauge(P + "config_last_reload_successful", "whether the last reload succeeded",
                                     CONTROLLER, registry=r)
@@ -90,7 +92,12 @@ class IngressNginxMetrics:
             self.errors.inc(self.labels)
 
     def certificates(self, model: Model) -> None:
-        """ssl_expire_time_seconds for every host served with a certificate from a Secret."""
+        """ssl_expire_time_seconds for every host served with a certificate from a Secret
+        (recomputed only when which host has which certificate changed)."""
+        served = (model.default_certificate, tuple((s.host, s.certificate) for s in model.servers if s.tls))
+        if served == self._served:
+            return
+        self._served = served
         by_file = {c.file_name: c for c in model.certificates}
         self.ssl_expire.clear()
         self.cert_info.clear()
@@ -118,6 +125,7 @@ class IngressNginxMetrics:
         self.verdicts.labels("true" if allowed else "false").inc()
 
 
+@functools.lru_cache(maxsize=20_000)  # by content: a certificate is parsed once, not at every sync
 def _certificate_labels(cert: Certificate) -> tuple[str, str, str, str, str]:
     """identifier, issuer CN, issuer O, public key algorithm, serial number of the leaf."""
     leaf = x509.load_pem_x509_certificate(cert.cert_pem)

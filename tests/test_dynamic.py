@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -318,3 +319,25 @@ def test_a_parsed_certificate_is_still_checked_against_the_clock():
     for _ in range(2):
         with pytest.raises(TLSError, match="does not match"):
             certificate_from_secret(bad, NOW)
+
+
+def test_certificate_metrics_follow_a_rotation_and_skip_unchanged_models():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ingressctl.metrics_compat import IngressNginxMetrics
+
+    from .factory import tls_secret
+    registry = CollectorRegistry()
+    compat = IngressNginxMetrics(registry, "ingressctl", "test")
+    objs = _tls_objects()
+
+    def serials() -> set[str]:
+        return set(re.findall(r'ssl_certificate_info\{[^}]*serial_number="(\d+)"', generate_latest(registry).decode()))
+
+    model = run_build(*objs).model
+    compat.certificates(model)
+    first = serials()
+    compat.certificates(run_build(*objs).model)  # an equal model: nothing recomputed, nothing lost
+    assert serials() == first and len(first) == 1
+    compat.certificates(run_build(*_rotated(objs, tls_secret("s", "a.com"))).model)
+    assert serials() != first and len(serials()) == 1
