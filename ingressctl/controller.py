@@ -255,10 +255,12 @@ class Controller:
         started = time.monotonic()
         snap = self.store.snapshot()
         self._review_quarantine(snap)
+        # no collection on the way to served (at 10,000 Ingresses one costs up to 0.4 s);
+        # one that is due runs once the configuration is live
         with gc_paused():
             result = self.build(snap)
-        self.phases = {"build": time.monotonic() - started}
-        outcome, refused_by = self._apply(result)
+            self.phases = {"build": time.monotonic() - started}
+            outcome, refused_by = self._apply(result)
         if refused_by is not None and self._isolate(snap, result, refused_by, outcome.message):
             with gc_paused():
                 result = self.build(snap)
