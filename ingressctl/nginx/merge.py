@@ -79,19 +79,19 @@ def merge_servers(text: str, min_group: int = MIN_GROUP) -> str:
     return "".join(out)
 
 
-_Shape = tuple[str, str, tuple[str, ...]] | None  # name, shape, values; None: stays apart
+_Shape = tuple[str, str, tuple[str, ...]]  # name, shape, values
+_APART: _Shape = ("", "", ())  # a block that is not shared
 _shapes: dict[str, _Shape] = {}  # block text -> its shape (the same blocks come back every render)
 _SHAPES_MAX = 200_000  # and at most twice the blocks of the last text (merge_servers)
 
 
 def _shape(block: str, groups: dict[str, _Group]) -> _Group | None:
-    if block in _shapes:
-        found = _shapes[block]
-    else:
+    found = _shapes.get(block)  # one lookup: the sync loop and the webhook render at once
+    if found is None:
         if len(_shapes) >= _SHAPES_MAX:
             _shapes.clear()
         found = _shapes[block] = _shape_of(block)
-    if found is None:
+    if found is _APART:
         return None
     name, shape, values = found
     g = groups.get(shape)
@@ -105,10 +105,10 @@ def _shape(block: str, groups: dict[str, _Group]) -> _Group | None:
 
 def _shape_of(block: str) -> _Shape:
     if any(word in block for word in _KEEP_APART):
-        return None
+        return _APART
     names = _NAME.findall(block)
     if len(names) != 1 or names[0] in _MAP_WORDS or len(_ANY_NAME.findall(block)) != 1:
-        return None
+        return _APART
     body = block.split("\n", 1)[1]  # without the "# host" comment
     body = _NAME.sub("@@NAME@@\n", body)
     values: list[str] = []
