@@ -45,6 +45,11 @@ def test_which_blocks_share(text: str, shared: int) -> None:
         assert out == "http {\n" + text + "}\n"
 
 
+def test_server_name_outside_the_blocks_keeps_every_block_apart() -> None:
+    text = "http {\n    log_format x '$server_name $status';\n" + hosts(5) + "}\n"
+    assert merge_servers(text, min_group=4) == text
+
+
 def test_a_shared_block_maps_each_host_to_its_own_values() -> None:
     out = merge_servers(hosts(5), min_group=4)
     names = re.findall(r"^ +server_name ([^;]+);", out, re.M)

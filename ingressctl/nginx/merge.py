@@ -15,7 +15,8 @@ the host's own block would have set). What a block can differ in and still be sh
 only those values: a different path, annotation, certificate line or snippet makes it a
 different block. Blocks with a regex or wildcard name, several names, the default server,
 `$server_name` (which would name the first host) or `ssl_certificate` (an SSL context of
-their own) are left as they are. Groups smaller than `min_group` stay apart, so a small
+their own) are left as they are, and nothing is shared when `$server_name` is used outside
+the server blocks (a log format, an http snippet). Groups smaller than `min_group` stay apart, so a small
 configuration reads as one block per host.
 
 Request metrics label a request with its host: in a shared block `$ingressctl_host` holds
@@ -54,6 +55,9 @@ def merge_servers(text: str, min_group: int = MIN_GROUP) -> str:
     if min_group <= 0:
         return text
     blocks = list(_BLOCK.finditer(text))
+    edges = [0, *(i for m in blocks for i in (m.start(), m.end())), len(text)]
+    if any("$server_name" in text[a:b] for a, b in zip(edges[::2], edges[1::2], strict=True)):
+        return text  # used outside the server blocks (a log format, an http snippet): every host keeps its own
     if len(_shapes) > 2 * len(blocks) + 1000:  # mostly blocks gone meanwhile: start over
         _shapes.clear()
     groups: dict[str, _Group] = {}
