@@ -167,3 +167,14 @@ def test_json_logs_are_one_object_per_line_with_the_objects_fields(tmp_path, cap
     assert (bad["kind"], bad["namespace"], bad["reason"], bad["level"]) == ("Ingress", "demo", "InvalidIngress",
                                                                          "WARNING")
     assert lines[-1]["message"] == 'a "quoted" message'
+
+
+def test_one_shot_tools_do_not_log_each_manifest_read():
+    """`run` logs each directory read (its time is part of a change's); validate, render and
+    the other one-shot tools print their answer only."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "ingressctl.cli", "validate", "--manifests",
+                        str(ROOT / "examples/quickstart")], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "manifests read" not in r.stderr + r.stdout

@@ -83,12 +83,13 @@ def _manifest_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help=f"range for clusterIPs assigned to Services without one (default {DEFAULT_SERVICE_CIDR})")
 
 
-def load_store(args: argparse.Namespace) -> tuple[Store, ManifestDirectory]:
+def load_store(args: argparse.Namespace, log_reads: bool = False) -> tuple[Store, ManifestDirectory]:
     if not args.manifests.is_dir():
         raise UserError(f"--manifests {args.manifests}: not a directory")
     store = Store()
     try:
-        source = ManifestDirectory(args.manifests, store, AddressAllocator(service_cidr=args.service_cidr))
+        source = ManifestDirectory(args.manifests, store, AddressAllocator(service_cidr=args.service_cidr),
+                                   log_reads=log_reads)
     except ValueError as e:
         raise UserError(f"--service-cidr: {e}") from None
     source.load()
@@ -105,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_state_dir(opts.state_dir)
     lock = lock_state_dir(opts.state_dir)  # noqa: F841 - held until we exit
     check_ports_free(opts)
-    store, source = load_store(args)
+    store, source = load_store(args, log_reads=True)
     try:
         nginx = Nginx(opts.prefix)
     except NginxError as e:

@@ -121,6 +121,7 @@ class ManifestDirectory:
         settle: float = SETTLE,
         rescan: float = RESCAN,
         max_file_bytes: int = MAX_FILE_BYTES,
+        log_reads: bool = False,
     ) -> None:
         self.root = Path(root)
         self.store = store
@@ -128,6 +129,7 @@ class ManifestDirectory:
         self.on_problems = on_problems or self._log_problems
         self.debounce, self.settle, self.rescan = debounce, settle, rescan
         self.max_file_bytes = max_file_bytes
+        self.log_reads = log_reads  # each read's object count and time at INFO (`run`; one-shot tools stay quiet)
         self._cache: dict[Path, tuple[tuple[int, int], list[KubeObject], list[FileProblem]]] = {}
         self._last_good: dict[Path, list[KubeObject]] = {}
         self._good_size: dict[Path, int] = {}
@@ -203,7 +205,8 @@ class ManifestDirectory:
             problems += [FileProblem(str(self.root), 0, m) for m in alloc_problems]
             self.problems = problems
             self.store.replace(None, by_key.values())
-        log.info("manifests read: %d objects in %.0f ms", len(by_key), (time.monotonic() - began) * 1000)
+        log.log(logging.INFO if self.log_reads else logging.DEBUG, "manifests read: %d objects in %.0f ms",
+                len(by_key), (time.monotonic() - began) * 1000)
         if problems:
             self.on_problems(problems)
         return problems
