@@ -341,3 +341,16 @@ def test_certificate_metrics_follow_a_rotation_and_skip_unchanged_models():
     assert serials() == first and len(first) == 1
     compat.certificates(run_build(*_rotated(objs, tls_secret("s", "a.com"))).model)
     assert serials() != first and len(serials()) == 1
+
+
+def test_selected_endpoints_follow_new_slices_and_keep_unchanged_ones():
+    from ingressctl.ingress.backends import select_endpoints
+    svc = service()
+    first = Snapshot.of([svc, endpoint_slice(addresses=["10.0.0.1"])])
+    a = select_endpoints(first, svc, svc.ports[0])
+    assert select_endpoints(first, svc, svc.ports[0]) is a, "the same slices: the same answer, not recomputed"
+    changed = Snapshot.of([svc, endpoint_slice(addresses=["10.0.0.2"])])
+    assert [e.address for e in select_endpoints(changed, svc, svc.ports[0])] == ["10.0.0.2"]
+    more = Snapshot.of([svc, endpoint_slice(addresses=["10.0.0.2"]), endpoint_slice(name="b", addresses=["10.0.0.3"])])
+    assert [e.address for e in select_endpoints(more, svc, svc.ports[0])] == ["10.0.0.2", "10.0.0.3"]
+    assert select_endpoints(Snapshot.of([svc]), svc, svc.ports[0]) == ()

@@ -19,7 +19,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from ..objects import Service, ServiceBackend, ServicePort
+from ..objects import EndpointSlice, Service, ServiceBackend, ServicePort
 from ..store import Snapshot
 from . import values as v
 from .model import Endpoint, Model, Upstream
@@ -34,10 +34,30 @@ class Resolution:
     problems: tuple[ProblemTuple, ...] = ()
 
 
+_selected: dict[tuple[str, str, str, str], tuple[tuple[EndpointSlice, ...], tuple[Endpoint, ...]]] = {}
+_SELECTED_MAX = 100_000
+
+
 def select_endpoints(snap: Snapshot, svc: Service, sp: ServicePort) -> tuple[Endpoint, ...]:
+    """The port's ready endpoints (else its serving terminating ones), from the Service's
+    EndpointSlices. Kept per Service port while its slices are the same objects (the store
+    keeps unchanged ones), so a build reads only the slices that changed."""
+    slices = snap.slices(svc.meta.namespace, svc.meta.name)
+    key = (svc.meta.namespace, svc.meta.name, sp.name, sp.protocol)
+    hit = _selected.get(key)
+    if hit is not None and len(hit[0]) == len(slices) and all(a is b for a, b in zip(hit[0], slices, strict=True)):
+        return hit[1]
+    if len(_selected) >= _SELECTED_MAX:
+        _selected.clear()
+    endpoints = _select(slices, sp)
+    _selected[key] = (slices, endpoints)  # the slices are kept: their ids are not reused meanwhile
+    return endpoints
+
+
+def _select(slices: tuple[EndpointSlice, ...], sp: ServicePort) -> tuple[Endpoint, ...]:
     ready: set[Endpoint] = set()
     terminating: set[Endpoint] = set()
-    for sl in snap.slices(svc.meta.namespace, svc.meta.name):
+    for sl in slices:
         if sl.address_type not in ("IPv4", "IPv6"):
             continue
         port = next((p.port for p in sl.ports if p.name == sp.name and p.protocol == sp.protocol), 0)
