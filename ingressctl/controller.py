@@ -395,9 +395,7 @@ class Controller:
         if model is None:
             return False
         if model is not live:
-            known = {c.file_name for c in live.certificates}
-            self.nginx.add_files({c.file_name: c.cert_pem + c.key_pem for c in model.certificates
-                                  if c.file_name not in known})
+            self.nginx.add_files(model_files(model))  # only names it does not hold yet are written
             before, after = certificate_table(live), certificate_table(model)
             if self.pusher.push_lines({k: v for k, v in after.items() if before.get(k) != v}):
                 self.metrics.endpoint_updates.inc()

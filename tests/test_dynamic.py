@@ -354,3 +354,14 @@ def test_selected_endpoints_follow_new_slices_and_keep_unchanged_ones():
     more = Snapshot.of([svc, endpoint_slice(addresses=["10.0.0.2"]), endpoint_slice(name="b", addresses=["10.0.0.3"])])
     assert [e.address for e in select_endpoints(more, svc, svc.ports[0])] == ["10.0.0.2", "10.0.0.3"]
     assert select_endpoints(Snapshot.of([svc]), svc, svc.ports[0]) == ()
+
+
+def test_added_files_skip_names_the_live_configuration_holds(tmp_path: Path):
+    """Names are content-addressed: an unchanged sync reads no certificate file again."""
+    from ingressctl.nginx.process import Nginx
+    nginx = Nginx(tmp_path)
+    nginx.live_files = frozenset({"held.pem"})
+    nginx.add_files({"held.pem": b"old", "new.pem": b"new"})
+    assert not (tmp_path / "certs" / "held.pem").exists(), "a held name is neither read nor written"
+    assert (tmp_path / "certs" / "new.pem").read_bytes() == b"new"
+    assert nginx.live_files == {"held.pem", "new.pem"}

@@ -195,8 +195,11 @@ class Nginx:
             self._add_files(files)
 
     def _add_files(self, files: Mapping[str, bytes]) -> None:
-        self.write_files(files)
-        self.live_files |= frozenset(files)
+        """Names are content-addressed: one the live configuration holds is not read again."""
+        new = {n: c for n, c in files.items() if n not in self.live_files}
+        if new:
+            self.write_files(new)
+            self.live_files |= frozenset(new)
 
     def prune_files(self) -> None:
         """Delete files that neither the live configuration nor a draining generation uses."""
@@ -248,8 +251,7 @@ class Nginx:
         names them is pushed without a reload; kept until the next reload's pruning."""
         with self._lock:
             if config_id == self.live_id and self.running():
-                if lua_files:
-                    self._add_files({n: files[n] for n in lua_files})
+                self._add_files({n: files[n] for n in lua_files})
                 return ApplyResult(False, True, config_id, "unchanged")
             self.write_files(files)
             candidate = self.prefix / "nginx.conf.new"
