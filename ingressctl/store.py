@@ -46,10 +46,6 @@ class Change:
     keys: frozenset[Key]
     services: frozenset[str] = frozenset()  # "ns/name" of Services whose EndpointSlices changed
 
-    @property
-    def endpoints_only(self) -> bool:
-        return self.kinds == frozenset({"EndpointSlice"})
-
 
 @dataclass(frozen=True)
 class Snapshot:

@@ -62,7 +62,7 @@ def test_store_change_names_the_services_of_changed_slices():
     store.delete("EndpointSlice", "default", "s1")
     store.replace(["EndpointSlice"], [endpoint_slice("api", name="s2")])
     assert [c.services for c in changes] == [{"default/web"}, {"default/web"}, {"default/api"}]
-    assert all(c.endpoints_only for c in changes)
+    assert all(c.kinds == {"EndpointSlice"} for c in changes)
 
 
 def test_pusher_writes_the_table_file(tmp_path: Path):

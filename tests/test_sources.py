@@ -70,7 +70,7 @@ def test_store_indexes_notifications_and_noop_updates():
     assert [s.meta.name for s in store.snapshot().slices("default", "web")] == ["s2"]
     assert [c.kinds for c in changes] == [{"Ingress"}, {"EndpointSlice"}, {"EndpointSlice"}, {"Ingress"},
                                           {"EndpointSlice"}]
-    assert changes[-1].endpoints_only
+    assert changes[-1].kinds == {"EndpointSlice"}
 
 
 def test_store_replace_is_one_step():
