@@ -240,7 +240,7 @@ class Controller:
         if self.options.dynamic_endpoints:
             pusher = EndpointPusher(self.options.prefix)
             pusher.install_lua()
-            pusher.write_file(endpoint_table(rendered.result.model, self.options.render_context().lua_certificates))
+            pusher.write_file(endpoint_table(rendered.result.model, self.lua_certificates))
 
     def renderers(self) -> list[tuple[str, Renderer]]:
         return self.templates.ordered()
@@ -276,8 +276,9 @@ class Controller:
         # no collection on the way to served (at 10,000 Ingresses one costs up to 0.4 s);
         # one that is due runs once the configuration is live
         with gc_paused():
+            began = time.monotonic()
             result = self.build(snap)
-            self.phases = {"build": time.monotonic() - started}
+            self.phases = {"build": time.monotonic() - began}
             outcome, refused_by = self._apply(result)
         if refused_by is not None and self._isolate(snap, result, refused_by, outcome.message):
             with gc_paused():
