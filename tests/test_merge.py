@@ -36,6 +36,7 @@ def hosts(n: int, **kw: str) -> str:
     pytest.param(hosts(4, extra="        add_header X $server_name;\n"), 0, id="uses-server-name"),
     pytest.param(hosts(4, extra="        ssl_certificate \"/c.pem\";\n"), 0, id="own-ssl-context"),
     pytest.param(hosts(4).replace("server_name h", "server_name ~^h"), 0, id="regex-name"),
+    pytest.param(hosts(4, extra='        add_header X "@@NAME@@";\n'), 0, id="a-value-like-a-placeholder"),
     pytest.param(hosts(4).replace(".test;", ".test alias.test;"), 0, id="several-names"),
 ])
 def test_which_blocks_share(text: str, shared: int) -> None:

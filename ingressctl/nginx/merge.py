@@ -38,7 +38,7 @@ _VALUES = ("proxy_upstream_name", "namespace", "ingress_name", "service_name", "
            "ingressctl_upstream", "ingressctl_metric_labels", "ingressctl_namespace", "ingressctl_ingress_name",
            "ingressctl_service_name", "ingressctl_service_port")
 _SET = re.compile(r"^( +set \$(?:" + "|".join(_VALUES) + r") )(\"(?:[^\"\\\n]|\\.)*\")(;.*)$", re.M)
-_KEEP_APART = ("default_server", "$server_name", "ssl_certificate", "@@SLOT")
+_KEEP_APART = ("default_server", "$server_name", "ssl_certificate", "@@SLOT", "@@NAME")  # placeholders: never from a value
 _MAP_WORDS = frozenset({"default", "hostnames", "include", "volatile"})  # map keywords, even quoted
 NAMES_PER_LINE = 32
 
