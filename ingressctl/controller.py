@@ -28,7 +28,7 @@ from pathlib import Path
 from .gateway.build import GatewayOptions
 from .gateway.merge import with_gateway
 from .ingress.backends import refresh_upstreams
-from .ingress.build import BuildOptions, BuildResult, build
+from .ingress.build import BuildMemo, BuildOptions, BuildResult, build
 from .ingress.classes import ClassFilter
 from .ingress.model import Model, Problem
 from .ingress.settings import Settings, parse_settings
@@ -201,6 +201,7 @@ class Controller:
         if nginx is not None:
             nginx.share_certificates = self.lua_certificates
         self.live_model: Model | None = None
+        self.build_memo = BuildMemo()  # the sync loop's builds reuse what did not change
         self._pending: list[Change] = []
         self._restarts_seen = 0
         self._lua = lua_available()
@@ -211,14 +212,16 @@ class Controller:
         self.failing_since: float | None = None  # monotonic time the wanted config first failed to go live
 
     # -- pure-ish pipeline ------------------------------------------------------------------
-    def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset(), quarantine: bool = True) -> BuildResult:
+    def build(self, snap: Snapshot, exclude: frozenset[str] = frozenset(), quarantine: bool = True,
+              memo: BuildMemo | None = None) -> BuildResult:
         settings, settings_problems = settings_from(snap, self.options.configmap)
         if quarantine:
             exclude |= self.quarantine.current(snap)
         opts = BuildOptions(classes=self.options.classes, settings=settings,
                             default_backend=self.options.default_backend, now=self.clock(),
                             lua=self._lua, exclude=exclude, default_certificate=self.options.default_certificate,
-                            balancer=self.options.dynamic_endpoints, ssl_passthrough=self.options.ssl_passthrough)
+                            balancer=self.options.dynamic_endpoints, ssl_passthrough=self.options.ssl_passthrough,
+                            memo=memo)
         result = with_gateway(build(snap, opts), snap, dataclasses.replace(self.options.gateway, now=opts.now))
         if self.options.tcp_services or self.options.udp_services:
             # nginx's HTTP listeners (Gateway listeners too) own their ports: a TCP service there
@@ -277,12 +280,12 @@ class Controller:
         # one that is due runs once the configuration is live
         with gc_paused():
             began = time.monotonic()
-            result = self.build(snap)
+            result = self.build(snap, memo=self.build_memo)
             self.phases = {"build": time.monotonic() - began}
             outcome, refused_by = self._apply(result)
         if refused_by is not None and self._isolate(snap, result, refused_by, outcome.message):
             with gc_paused():
-                result = self.build(snap)
+                result = self.build(snap, memo=self.build_memo)
             outcome, _ = self._apply(result)
         if outcome.ok:
             self.live_ingresses = {f"{s.namespace}/{s.name}": snap.ingresses.get(f"{s.namespace}/{s.name}")

@@ -64,7 +64,11 @@ class AnnotationResolver:
                  global_default: tuple[str, ServiceBackend] | None = None, balancer: bool = True,
                  now: datetime = datetime(2000, 1, 1, tzinfo=UTC), custom_http_errors: tuple[int, ...] = (),
                  allowed_response_headers: tuple[str, ...] = ()) -> None:
-        self.snap, self.backends, self.report = snap, backends, report
+        self._snap, self.backends, self.report = snap, backends, report
+        # set when a location or server read anything besides its own Ingress, config and
+        # backends (other objects, counters and names shared by servers, canaries, aliases):
+        # such a server is made afresh by every build (build.BuildMemo)
+        self.opaque = False
         self.balancer = balancer  # endpoints through the Lua balancer (affinity needs it)
         self.now = now  # certificates are checked against it
         self.custom_http_errors = custom_http_errors  # the ConfigMap's, for locations without the annotation
@@ -78,6 +82,11 @@ class AnnotationResolver:
         self.alias_owner: dict[str, Ingress] = {}
         self.zone_owner: dict[str, str] = {}  # rate-limit zone, '-' and '.' as '_' -> Ingress ns/name
         self.passthrough: dict[str, str] = {}  # host -> upstream name (ssl-passthrough)
+
+    @property
+    def snap(self) -> Snapshot:
+        self.opaque = True
+        return self._snap
 
     # -- upstreams -------------------------------------------------------------------------
     def upstream(self, ing: Ingress, cfg: IngressConfig, backend: ServiceBackend,
@@ -135,6 +144,7 @@ class AnnotationResolver:
     def _global_default_upstream(self) -> Upstream | None:
         if self.global_default is None:
             return None
+        self.opaque = True
         return self.backends.resolve(*self.global_default).upstream
 
     # -- locations -------------------------------------------------------------------------
@@ -193,7 +203,8 @@ class AnnotationResolver:
         if cfg.rate_limited:
             changes["rate_limit"] = self._rate_limit(ing, cfg)
         upstream = str(changes.get("upstream", loc.upstream))
-        if upstream and not changes.get("status", loc.status):
+        if upstream and not changes.get("status", loc.status) and self.canaries.involves(claim):
+            self.opaque = True
             canary = self.canaries.attach(claim, upstream, self.report, ing.meta.namespace)
             if canary is not None:
                 changes["canary"] = canary
@@ -218,6 +229,7 @@ class AnnotationResolver:
                         cfg.session_cookie_change_on_failure)
 
     def _next(self) -> int:
+        self.opaque = True
         self.counter += 1
         return self.counter
 
@@ -226,6 +238,7 @@ class AnnotationResolver:
         '.' become '_') would otherwise be shared by 'a-b'/'c' and 'a'/'b-c', or 'x.y' and 'x-y'
         (nginx -t then fails for everyone, or one Ingress spends another's limit). Cut to 96
         characters: the variables must fit nginx's variables_hash_bucket_size (256)."""
+        self.opaque = True
         key, n = ing.meta.key, 0
         base = f"{ing.meta.namespace}-{ing.meta.name}"
         zone = base if len(base) <= 96 else f"{base[:87]}-{_short_hash(key)}"
@@ -312,6 +325,7 @@ class AnnotationResolver:
             self._passthrough(server, owners[0][0])
         aliases = tuple(a for a in cfg.server_alias if a != server.host)
         if aliases:
+            self.opaque = True
             changes["aliases"] = aliases
             self.alias_owner[server.host] = owners[0][0]
         for ing, c in owners:
@@ -361,6 +375,7 @@ class AnnotationResolver:
         return out
 
     def _passthrough(self, server: Server, ing: Ingress) -> None:
+        self.opaque = True
         root = next((loc for loc in server.locations if loc.modifier == "" and loc.path == "/" and loc.upstream
                      and loc.ingress == ing.meta.key), None)
         if root is None or root.external_name:

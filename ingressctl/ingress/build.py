@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from ..store import Snapshot
 from . import values as v
 from .annotate import AnnotationResolver, check_route
 from .annotations import IngressConfig, parse_annotations
-from .backends import BackendResolver
+from .backends import BackendResolver, Resolution
 from .classes import ClassFilter
 from .model import Certificate, Location, Model, Problem, Server, StatusUpdate, Upstream
 from .ownership import host_owners, steals
@@ -44,6 +45,8 @@ class BuildOptions:
     default_certificate: str = ""  # --default-ssl-certificate "ns/name" ("" = the generated one)
     balancer: bool = True  # endpoints through the Lua balancer (--dynamic-endpoints); affinity needs it
     ssl_passthrough: bool = False  # --enable-ssl-passthrough
+    # what the previous build made, reused where its inputs are the same (never changes the result)
+    memo: BuildMemo | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,57 @@ def _locations(route: Route, target: Target, explicit_exact: set[str], regex_hos
 _PREFIX_REGEX_ESCAPE = re.compile(r"([.+])")  # the regex metacharacters a valid Prefix path may hold
 
 
+# One backend resolution a server made: (namespace, backend, resolution, and for an Ingress's
+# route its Ingress, config and the upstream variant its annotations chose; None for the
+# global default backend)
+_Resolved = tuple[str, ServiceBackend, Resolution, Ingress | None, IngressConfig | None, Upstream | None]
+
+
+@dataclass(frozen=True)
+class _Made:
+    """One host's server as a build made it, with what it was made from."""
+
+    key: tuple[object, ...]  # its routes, its host-less routes, TLS, certificate, owner
+    resolved: tuple[_Resolved, ...]  # in the order it made them
+    problems: tuple[Problem, ...]
+    server: Server
+
+
+class BuildMemo:
+    """What one build made that the next can reuse: each Ingress's validated routes, while the
+    Ingress is the same (the store keeps unchanged objects), and each host's server, while all
+    it was made from is the same.
+
+    A server is reused only when its routes, host-less routes, TLS host, certificate and owner
+    are the same, under the same options and settings, and its backend resolutions, made again
+    in the same order, give the same upstreams: so upstream names, variants and problems come
+    out as a full build makes them. A server that read anything else (Secrets, ConfigMaps,
+    counters and names servers share, canaries, aliases: `AnnotationResolver.opaque`) is made
+    afresh every time. `build` returns the same with a memo as without one
+    (tests/test_build_memo.py). One build uses it at a time; a build that finds it in use
+    builds without it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.scope: object = None
+        self.routes: dict[str, tuple[Ingress, bool, tuple[list[Route], list[Problem]]]] = {}
+        self.servers: dict[str, _Made] = {}
+        self.next_routes: dict[str, tuple[Ingress, bool, tuple[list[Route], list[Problem]]]] = {}
+        self.next_servers: dict[str, _Made] = {}
+        self.reused = 0  # servers the last build reused
+
+    def begin(self, opts: BuildOptions) -> None:
+        scope = (opts.settings, opts.default_backend, opts.lua, opts.balancer, opts.ssl_passthrough)
+        if scope != self.scope:
+            self.scope, self.routes, self.servers = scope, {}, {}
+        self.next_routes, self.next_servers, self.reused = {}, {}, 0
+
+    def finish(self) -> None:
+        """Keep only what this build used (a bound: one entry per Ingress and per host)."""
+        self.routes, self.servers = self.next_routes, self.next_servers
+        self.next_routes, self.next_servers = {}, {}
+
+
 @dataclass
 class _Build:
     """What one build knows so far; the steps of `_build` below read and extend it in order."""
@@ -166,6 +220,8 @@ class _Build:
     host_tls_owner: dict[str, str] = field(default_factory=dict)
     canary_ingresses: set[str] = field(default_factory=set)  # never own a host
     owner: dict[str, str] = field(default_factory=dict)  # host -> namespace that owns it (oldest Ingress naming it)
+    memo: BuildMemo | None = None
+    resolved: list[_Resolved] | None = None  # the resolutions of the server being made (for the memo)
 
 
 def _start(snap: Snapshot, opts: BuildOptions) -> _Build:
@@ -191,7 +247,7 @@ def claim_routes(b: _Build, ingresses: Iterable[Ingress]) -> tuple[list[Route], 
     winners: dict[tuple[str, str, str], Route] = {}
     valid: list[Ingress] = []
     for ing in ingresses:
-        routes, problems = ingress_routes(ing, b.opts.settings.allow_snippet_annotations)
+        routes, problems = _ingress_routes(b, ing)
         b.problems.extend(problems)
         if any(not p.warning for p in problems):
             continue
@@ -220,6 +276,18 @@ def claim_routes(b: _Build, ingresses: Iterable[Ingress]) -> tuple[list[Route], 
     return list(winners.values()), valid
 
 
+def _ingress_routes(b: _Build, ing: Ingress) -> tuple[list[Route], list[Problem]]:
+    snippets = b.opts.settings.allow_snippet_annotations
+    if b.memo is None:
+        return ingress_routes(ing, snippets)
+    key = ing.meta.key
+    hit = b.memo.routes.get(key)
+    if hit is None or hit[0] is not ing or hit[1] != snippets:
+        hit = (ing, snippets, ingress_routes(ing, snippets))
+    b.memo.next_routes[key] = hit
+    return hit[2]
+
+
 def target(b: _Build, route: Route) -> Target:
     """Where a route's requests go: the Service's upstream (the variant its annotations ask
     for), or the status to answer."""
@@ -229,6 +297,8 @@ def target(b: _Build, route: Route) -> Target:
     for reason, msg, warning in res.problems:
         b.problems.about(route.ingress, reason, msg, warning)
     up = b.annotate.upstream(route.ingress, route.config, route.backend, res.upstream)
+    if b.resolved is not None:
+        b.resolved.append((route.ingress.meta.namespace, route.backend, res, route.ingress, route.config, up))
     return up, 503, res.service
 
 
@@ -303,6 +373,39 @@ def _own_hostless(host: str, routes: list[Route], hostless: list[Route], b: _Bui
 def _server(host: str, routes: list[Route], fallback: list[Route], b: _Build) -> Server:
     if host:
         fallback = _own_hostless(host, routes, fallback, b)
+    canaries = b.annotate.canaries.hosts
+    if b.memo is None or not host or host in canaries or (fallback and "" in canaries):
+        return _make_server(host, routes, fallback, b)  # a canary attaches (or is orphaned) as it is made
+    key = (tuple(routes), tuple(fallback), host in b.host_cert, b.host_cert.get(host, ""), b.owner.get(host))
+    made = b.memo.servers.get(host)
+    if made is not None and made.key == key and _replay(b, made):
+        b.memo.reused += 1
+    else:
+        b.resolved, b.annotate.opaque, first_problem = [], False, len(b.problems.items)
+        server = _make_server(host, routes, fallback, b)
+        if b.annotate.opaque:
+            b.resolved = None
+            return server
+        made = _Made(key, tuple(b.resolved), tuple(b.problems.items[first_problem:]), server)
+        b.resolved = None
+    b.memo.next_servers[host] = made
+    return made.server
+
+
+def _replay(b: _Build, made: _Made) -> bool:
+    """Make `made`'s backend resolutions again, in order; True (and its problems reported)
+    when each gives what it gave then."""
+    for namespace, backend, res, ing, cfg, up in made.resolved:
+        now = b.backends.resolve(namespace, backend)
+        if now != res:
+            return False
+        if ing is not None and cfg is not None and b.annotate.upstream(ing, cfg, backend, now.upstream) != up:
+            return False
+    b.problems.extend(made.problems)
+    return True
+
+
+def _make_server(host: str, routes: list[Route], fallback: list[Route], b: _Build) -> Server:
     claimed = {(r.kind, r.path) for r in routes}
     # Host-less rules apply to every host, but not regex ones: nginx tries regex locations
     # before prefix ones, so one would shadow the host's own paths (of any namespace).
@@ -396,6 +499,8 @@ def _global_default(b: _Build) -> Location:
     ref = _global_default_ref(b.opts)
     if ref is not None:
         res = b.backends.resolve(*ref)
+        if b.resolved is not None:
+            b.resolved.append((ref[0], ref[1], res, None, None, None))
         return _location("/", "", (res.upstream, 503, res.service), "", IngressConfig())
     return Location("/", "", "", 404, "", "")
 
@@ -458,8 +563,23 @@ def _build_isolating(snap: Snapshot, opts: BuildOptions) -> BuildResult:
 
 
 def _build(snap: Snapshot, opts: BuildOptions) -> BuildResult:
+    memo = opts.memo
+    if memo is None or not memo.lock.acquire(blocking=False):
+        return _decide(_start(snap, opts))
+    try:
+        memo.begin(opts)
+        b = _start(snap, opts)
+        b.memo = memo
+        result = _decide(b)
+        memo.finish()
+        return result
+    finally:
+        memo.lock.release()
+
+
+def _decide(b: _Build) -> BuildResult:
     """The order of decisions, top to bottom."""
-    b = _start(snap, opts)
+    opts = b.opts
     # 1. our Ingresses, validated; the oldest claim of a host+path wins, canaries attach
     routes, valid = claim_routes(b, ours(b))
     # 2. each host belongs to the namespace of its oldest Ingress; others may not take its paths
@@ -534,4 +654,4 @@ def _catch_all(b: _Build, hostless: list[Route], valid: list[Ingress]) -> Server
     return server
 
 
-__all__ = ["BuildOptions", "BuildResult", "Route", "build", "ingress_routes", "Upstream"]
+__all__ = ["BuildMemo", "BuildOptions", "BuildResult", "Route", "build", "ingress_routes", "Upstream"]

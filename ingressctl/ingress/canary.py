@@ -43,7 +43,13 @@ def weight_percent(weight: int, total: int) -> str:
 class CanaryIndex:
     def __init__(self) -> None:
         self.pending: dict[tuple[Claim, str], _Pending] = {}  # (claim, namespace) -> canary
+        self.claims: set[Claim] = set()  # the claims some canary names, in any namespace
+        self.hosts: set[str] = set()  # their hosts
         self.next_id = 0
+
+    def involves(self, claim: Claim) -> bool:
+        """Whether `attach` for this claim could find, report or number a canary."""
+        return claim in self.claims
 
     def add(self, claim: Claim, ing: Ingress, cfg: IngressConfig, upstream: str, report: Report) -> None:
         """Register a canary route (oldest first); a second canary for the same path is reported."""
@@ -54,6 +60,8 @@ class CanaryIndex:
             return
         if first is None:
             self.pending[(claim, ing.meta.namespace)] = _Pending(ing, cfg, upstream)
+            self.claims.add(claim)
+            self.hosts.add(claim[0])
 
     def attach(self, claim: Claim, main_upstream: str, report: Report, namespace: str) -> Canary | None:
         """The canary of the main location for `claim`, whose Ingress is in `namespace`."""

@@ -247,27 +247,44 @@ class BlockCache:
     def __init__(self, limit: int = 200_000) -> None:
         self.limit = limit
         self.blocks: dict[object, str] = {}
+        # the same blocks by the Server object's identity: a build that reuses a server
+        # (ingress.build.BuildMemo) hands the same object, and hashing a Server is most of a lookup
+        self.by_id: dict[int, tuple[Server, tuple[bool, ...], str]] = {}
         self.scope: object = None
         self.model: Model | None = None
 
     def begin(self, model: Model, ctx: RenderContext) -> BlockCache:
         scope = (ctx, model.settings, model.default_certificate)
         if scope != self.scope or len(self.blocks) > min(self.limit, 2 * len(model.servers) + 1000):
-            self.blocks, self.scope = {}, scope
+            self.blocks, self.by_id, self.scope = {}, {}, scope
         self.model = model
         return self
 
-    def _key(self, server: Server) -> object:
+    def _flags(self, server: Server) -> tuple[bool, ...]:
         assert self.model is not None
         balanced = self.model.balanced_directly
-        return server, tuple(loc.upstream in balanced for loc in server.locations)
+        return tuple(loc.upstream in balanced for loc in server.locations)
 
     def get(self, server: Server) -> str | None:
-        return self.blocks.get(self._key(server))
+        flags = self._flags(server)
+        same = self.by_id.get(id(server))
+        if same is not None and same[0] is server and same[1] == flags:
+            return same[2]
+        block = self.blocks.get((server, flags))
+        if block is not None:
+            self._remember(server, flags, block)
+        return block
 
     def put(self, server: Server, block: str) -> str:
-        self.blocks[self._key(server)] = block
+        flags = self._flags(server)
+        self.blocks[(server, flags)] = block
+        self._remember(server, flags, block)
         return block
+
+    def _remember(self, server: Server, flags: tuple[bool, ...], block: str) -> None:
+        if len(self.by_id) > len(self.blocks):  # entries of servers gone (the Server is kept, so ids are not reused)
+            self.by_id = {}
+        self.by_id[id(server)] = (server, flags, block)
 
 
 class Renderer:
