@@ -217,6 +217,19 @@ def test_allocation_is_stable_across_reloads_and_refuses_conflicts():
     assert any("not in 30000-32767" in p for p in problems)
 
 
+def test_a_new_service_never_takes_the_address_of_an_existing_one():
+    """As the API server: an address stays with its Service, whatever sorts before it later."""
+    alloc = AddressAllocator("10.96.0.0/24", (30000, 30002))
+    first, _ = alloc.assign([_svc("b"), _svc("c", type="NodePort")])
+    second, problems = alloc.assign([_svc("a", type="NodePort"), _svc("b"), _svc("c", type="NodePort")])
+    by = {s.meta.name: s for s in second}
+    assert problems == []
+    assert (by["b"].cluster_ip, by["c"].cluster_ip) == (first[0].cluster_ip, first[1].cluster_ip)
+    assert by["c"].ports[0].node_port == first[1].ports[0].node_port
+    assert by["a"].cluster_ip not in (first[0].cluster_ip, first[1].cluster_ip)
+    assert by["a"].ports[0].node_port != by["c"].ports[0].node_port
+
+
 def test_concurrent_store_writes_are_safe():
     store = Store()
     threads = [threading.Thread(target=lambda i=i: [store.apply(ingress(f"i{i}-{k}")) for k in range(50)])

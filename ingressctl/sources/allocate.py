@@ -30,6 +30,7 @@ class AddressAllocator:
         self._ips: dict[str, str] = {}  # service key -> clusterIP assigned before
         self._ports: dict[tuple[str, str, int, str], int] = {}
         self._memo: dict[str, tuple[Service, Service]] = {}  # key -> (parsed Service, its filled copy)
+        self._used: tuple[dict[str, str], dict[int, str]] | None = None  # the last assign's addresses and ports
 
     def assign(self, services: Iterable[Service]) -> tuple[list[Service], list[str]]:
         services = sorted(services, key=lambda s: s.meta.age_key)
@@ -43,13 +44,53 @@ class AddressAllocator:
                 problems.append(f"Service {s.meta.key}: {err}; skipped")
             else:
                 kept.append(s)
+        for s in kept:  # then what each was given before: an address never moves to another Service
+            self._reserve(s, used_ips, used_ports)
         self._ip_cursor, self._port_cursor = 2, self.node_ports[0]
         out = [self._fill(s, used_ips, used_ports) for s in kept]
         live = {s.meta.key for s in out}
         self._ips = {k: ip for k, ip in self._ips.items() if k in live}
         self._ports = {k: p for k, p in self._ports.items() if k[0] in live}
         self._memo = {k: m for k, m in self._memo.items() if k in live}
+        self._used = (used_ips, used_ports)
         return out, problems
+
+    def assign_more(self, services: Iterable[Service]) -> list[Service] | None:
+        """What `assign` of every Service would give `services` (those of changed manifest
+        files), the others staying as the last `assign` left them; None when only a full
+        `assign` can tell: a Service whose spec changed, or a new one claiming an address
+        or port of its own. A new Service takes the first free address, as `assign` gives it."""
+        if self._used is None:
+            return None
+        used_ips, used_ports = dict(self._used[0]), dict(self._used[1])
+        out: dict[str, Service] = {}
+        fresh: list[Service] = []
+        for s in services:
+            memo = self._memo.get(s.meta.key)
+            if memo is not None:
+                if memo[0] is not s and memo[0] != s:
+                    return None
+                out[s.meta.key] = memo[1]
+            elif (s.cluster_ip and s.cluster_ip != "None") or any(p.node_port for p in s.ports):
+                return None
+            else:
+                fresh.append(s)
+        self._ip_cursor, self._port_cursor = 2, self.node_ports[0]
+        for s in sorted(fresh, key=lambda s: s.meta.age_key):
+            out[s.meta.key] = self._filled(s, used_ips, used_ports)
+        for s in services:
+            self._memo[s.meta.key] = (s, out[s.meta.key])
+        self._used = (used_ips, used_ports)
+        return [out[s.meta.key] for s in services]
+
+    def _reserve(self, s: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> None:
+        key = s.meta.key
+        if not s.cluster_ip and s.type != "ExternalName" and (ip := self._ips.get(key)):
+            used_ips.setdefault(ip, key)
+        if s.type in ("NodePort", "LoadBalancer"):
+            for p in s.ports:
+                if not p.node_port and (port := self._ports.get((key, p.name, p.port, p.protocol))):
+                    used_ports.setdefault(port, key)
 
     def _claim_explicit(self, s: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> str:
         ip = s.cluster_ip
@@ -89,7 +130,8 @@ class AddressAllocator:
     def _still_free(s: Service, out: Service, used_ips: dict[str, str], used_ports: dict[int, str]) -> bool:
         ip = out.cluster_ip if not s.cluster_ip and s.type != "ExternalName" else ""
         ports = [q.node_port for p, q in zip(s.ports, out.ports, strict=True) if q.node_port and not p.node_port]
-        if (ip and ip in used_ips) or any(p in used_ports for p in ports):
+        key = s.meta.key
+        if (ip and used_ips.get(ip, key) != key) or any(used_ports.get(p, key) != key for p in ports):
             return False
         if ip:
             used_ips[ip] = s.meta.key
@@ -114,7 +156,7 @@ class AddressAllocator:
 
     def _next_ip(self, key: str, used: dict[str, str]) -> str:
         prior = self._ips.get(key)
-        if prior and prior not in used:
+        if prior and used.get(prior, key) == key:
             used[prior] = key
             return prior
         base, size = int(self.network.network_address), self.network.num_addresses
@@ -130,7 +172,7 @@ class AddressAllocator:
     def _next_port(self, key: str, name: str, port: int, proto: str, used: dict[int, str]) -> int:
         pkey = (key, name, port, proto)
         prior = self._ports.get(pkey)
-        if prior and prior not in used:
+        if prior and used.get(prior, key) == key:
             used[prior] = key
             return prior
         lo, hi = self.node_ports
