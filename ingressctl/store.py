@@ -145,19 +145,36 @@ class Store:
                 services |= _slice_services(self._objects.get(k))
                 self._drop(k)
                 changed.add(k)
-            for k, o in wanted.items():
-                old = self._objects.get(k)
-                if old is o:  # an unchanged file's object, as parsed before: nothing to compare
-                    continue
-                if self._put(o):
-                    changed.add(k)
-                    services |= _slice_services(old, o)
+            self._put_all(wanted.values(), changed, services)
             if not changed:
                 return None
             change = Change(frozenset(k[0] for k in changed), frozenset(changed), frozenset(services))
             self._bump()
         self._notify(change)
         return change
+
+    def put_many(self, objects: Iterable[KubeObject]) -> Change | None:
+        """Insert or update `objects`, nothing deleted, in one step with one notification."""
+        with self._lock:
+            changed: set[Key] = set()
+            services: set[str] = set()
+            self._put_all(objects, changed, services)
+            if not changed:
+                return None
+            change = Change(frozenset(k[0] for k in changed), frozenset(changed), frozenset(services))
+            self._bump()
+        self._notify(change)
+        return change
+
+    def _put_all(self, objects: Iterable[KubeObject], changed: set[Key], services: set[str]) -> None:
+        for o in objects:
+            k = key_of(o)
+            old = self._objects.get(k)
+            if old is o:  # an unchanged file's object, as parsed before: nothing to compare
+                continue
+            if self._put(o):
+                changed.add(k)
+                services |= _slice_services(old, o)
 
     # -- reads -------------------------------------------------------------------------
     @property

@@ -96,6 +96,7 @@ def parse_file(path: Path) -> tuple[list[KubeObject], list[FileProblem], list[Fi
     return objects, errors, notices
 
 
+MAX_TOUCHED = 64  # paths of one burst of events read alone; more: the whole directory is read
 MAX_FILE_BYTES = 4 << 20  # a manifest file larger than this is reported and not read
 SETTLE = 1.0  # seconds a file that shrank must keep its size and mtime before its objects go
 RESCAN = 2.0  # seconds between full checks (directory identity, file sizes and mtimes)
@@ -138,6 +139,11 @@ class ManifestDirectory:
         self._signatures: dict[Path, tuple[int, int]] = {}
         self._loops: set[str] = set()
         self._paths: dict[str, Path] = {}  # listed path -> its Path (made once: pathlib parsing is slow)
+        self._defined_by: dict[tuple[str, str, str], str] = {}  # object key -> the file whose object is used
+        self._problem_files: set[str] = set()  # files (or the directory) the last load reported
+        self._touched: set[str] = set()  # paths events named since the last load (read alone if they can be)
+        self._touched_all = False  # ... or a directory event: everything is read
+        self._touch_lock = threading.Lock()
         self._lock = threading.Lock()
         self._watch: DebouncedWatch | None = None
         self._identity: tuple[str, int, int] | None = None
@@ -204,6 +210,7 @@ class ManifestDirectory:
                 by_key[("Service", s.meta.namespace, s.meta.name)] = s
             problems += [FileProblem(str(self.root), 0, m) for m in alloc_problems]
             self.problems = problems
+            self._problem_files = {p.path for p in problems}
             self.store.replace(None, by_key.values())
         log.log(logging.INFO if self.log_reads else logging.DEBUG, "manifests read: %d objects in %.0f ms",
                 len(by_key), (time.monotonic() - began) * 1000)
@@ -235,12 +242,82 @@ class ManifestDirectory:
                     continue
                 seen[key] = str(path)
                 objects.append(o)
+        self._defined_by = seen
         for gone in set(self._last_good) - present:
             self._paths.pop(str(gone), None)
             del self._last_good[gone]
             self._cache.pop(gone, None)
             self._good_size.pop(gone, None)
         return objects, problems
+
+    def load_changed(self, touched: set[str]) -> bool:
+        """Read only the files in `touched` (paths watch events named) when that gives what
+        `load` would: each is a manifest file that still exists, reads without problems
+        (before and now) and defines the same objects as before, or only objects no other
+        file defines, with no Service that changed or claims an address of its own. False
+        (nothing done) when only `load` can tell."""
+        began = time.monotonic()
+        with self._lock:
+            if not self.loaded or self.lost or str(self.root) in self._problem_files:
+                return False
+            real_root = os.path.realpath(self.root)
+            changed: list[Path] = []
+            for t in sorted(touched):
+                rel = os.path.relpath(t, real_root)
+                name = os.path.basename(t)
+                if rel.startswith(os.pardir) or os.path.isdir(t):
+                    return False
+                if not name.endswith(SUFFIXES) or name.startswith("."):
+                    continue  # not a manifest (an editor's temporary file)
+                listed = os.path.join(str(self.root), rel)
+                known = self._paths.get(listed)
+                if not os.path.isfile(listed):
+                    if known is not None or os.path.lexists(listed):
+                        return False  # a manifest removed (or not a regular file)
+                    continue  # created and gone again
+                if known is None and os.path.realpath(listed) != os.path.join(real_root, rel):
+                    return False  # reached through a symlink: `files` decides
+                changed.append(known or Path(listed))
+            return self._take(changed, began)
+
+    def _take(self, changed: list[Path], began: float) -> bool:
+        defined = dict(self._defined_by)
+        read: dict[Path, list[KubeObject]] = {}
+        for path in changed:
+            if str(path) in self._problem_files:
+                return False
+            objs, errs = self._read(path)
+            if errs:
+                return False
+            before = self._last_good.get(path)
+            keys = [(o.meta.kind, o.meta.namespace, o.meta.name) for o in objs]
+            if len(set(keys)) != len(keys):
+                return False  # a duplicate within the file: `load` reports it
+            if before is None:
+                if any(k in defined for k in keys):
+                    return False
+                defined.update((k, str(path)) for k in keys)
+            elif {(o.meta.kind, o.meta.namespace, o.meta.name) for o in before} != set(keys) or \
+                    any(defined.get(k) != str(path) for k in keys):
+                return False
+            read[path] = objs
+        services = [o for objs in read.values() for o in objs if isinstance(o, Service)]
+        filled = self.allocator.assign_more(services) if services else []
+        if filled is None:
+            return False
+        by_key = {(s.meta.namespace, s.meta.name): s for s in filled}
+        out = [by_key[(o.meta.namespace, o.meta.name)] if isinstance(o, Service) else o
+               for objs in read.values() for o in objs]
+        for path, objs in read.items():
+            self._last_good[path] = objs
+            self._paths[str(path)] = path
+        self._defined_by = defined
+        self.store.put_many(out)
+        log.log(logging.INFO if self.log_reads else logging.DEBUG, "manifests read: %d objects of %d changed "
+                "files in %.0f ms", len(out), len(read), (time.monotonic() - began) * 1000)
+        if self.problems:
+            self.on_problems(self.problems)
+        return True
 
     def _read(self, path: Path) -> tuple[list[KubeObject], list[FileProblem]]:
         try:
@@ -351,11 +428,22 @@ class ManifestDirectory:
         dest = str(getattr(event, "dest_path", "") or "")
         if event.event_type == "moved" and dest.endswith(SUFFIXES):
             self._renamed.add(os.path.realpath(dest))
-        return _manifest_event(event)
+        relevant = _manifest_event(event)
+        if relevant:
+            with self._touch_lock:
+                if event.is_directory:
+                    self._touched_all = True
+                else:
+                    self._touched.update(p for p in (str(event.src_path), dest) if p)
+        return relevant
 
     def _reload(self) -> None:
+        with self._touch_lock:
+            touched, everything = self._touched, self._touched_all
+            self._touched, self._touched_all = set(), False
         try:
-            self.load()
+            if everything or not touched or len(touched) > MAX_TOUCHED or not self.load_changed(touched):
+                self.load()
         except FileNotFoundError:
             pass  # gone before it was ever loaded: the rescan reports nothing new
         except Exception:  # a reload must never kill the watcher thread
