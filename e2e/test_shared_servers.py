@@ -84,3 +84,12 @@ def test_a_host_that_changes_leaves_the_shared_block(ctl: LocalController) -> No
     ctl.wait_for(lambda: ctl.live_config_has("server_name h3.test;"), timeout=10, what="h3 in its own block")
     assert ctl.get("h3.test", "/only", tls=True).backend == "s3"
     assert ctl.get("h5.test", "/other", tls=True).backend == "s5", "the others still share theirs"
+
+
+def test_a_host_with_its_own_block_logs_no_warning_per_request(ctl: LocalController) -> None:
+    """Request metrics read $ingressctl_host, which only shared blocks set: elsewhere nginx
+    must not warn of an uninitialized variable on every request."""
+    for _ in range(3):
+        assert ctl.get("own.test", "/w").status == 200
+    ctl.wait_for(lambda: "GET /w" in ctl.log(), timeout=10, what="the requests logged")
+    assert "uninitialized" not in ctl.log()

@@ -122,7 +122,10 @@ function M.log()
     if not METHODS[method] then
         method = "OTHER"
     end
-    local host = var.ingressctl_host or var.server_name  -- a shared server block sets the former
+    local host = var.ingressctl_host  -- set by a shared server block, "" elsewhere
+    if not host or host == "" then
+        host = var.server_name
+    end
     if host == "_" then
         host = ""
     end
