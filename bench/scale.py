@@ -155,7 +155,7 @@ def children(pid: int) -> list[int]:
 
 
 LIVE = re.compile(r"is live \((\d+) ms: build (\d+), render (\d+), nginx (\d+)\)")
-READ = re.compile(r"manifests read: \d+ objects in (\d+) ms")
+READ = re.compile(r"manifests read: \d+ objects (?:of \d+ changed files )?in (\d+) ms")
 
 
 def phases_since(log: str, offset: int) -> list[dict[str, float]]:
