@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from watchdog.events import (
     DirCreatedEvent,
+    DirModifiedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -84,19 +85,21 @@ class Pair:
         path = self.root / name
         new = not path.exists()
         path.write_text(text)
-        self.events(*([FileCreatedEvent(str(path))] if new else []), FileModifiedEvent(str(path)),
-                    FileClosedEvent(str(path)))
+        self.events(*([FileCreatedEvent(str(path)), DirModifiedEvent(str(path.parent))] if new else []),
+                    FileModifiedEvent(str(path)), FileClosedEvent(str(path)))
 
     def replace(self, name: str, text: str) -> None:
         path = self.root / name
         tmp = path.parent / f".{path.name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, path)
-        self.events(FileCreatedEvent(str(tmp)), FileModifiedEvent(str(tmp)), FileMovedEvent(str(tmp), str(path)))
+        # as watchdog reports it: the directory is modified too, whenever an entry comes or goes
+        self.events(FileCreatedEvent(str(tmp)), DirModifiedEvent(str(path.parent)), FileModifiedEvent(str(tmp)),
+                    FileMovedEvent(str(tmp), str(path)), DirModifiedEvent(str(path.parent)))
 
     def remove(self, name: str) -> None:
         (self.root / name).unlink()
-        self.events(FileDeletedEvent(str(self.root / name)))
+        self.events(FileDeletedEvent(str(self.root / name)), DirModifiedEvent(str(self.root)))
 
 
 def test_a_random_sequence_of_edits(tmp_path: Path) -> None:

@@ -432,7 +432,9 @@ class ManifestDirectory:
         if relevant:
             with self._touch_lock:
                 if event.is_directory:
-                    self._touched_all = True
+                    # a directory created, removed or moved: read it all. "modified" only says an
+                    # entry came or went, which the entry's own event names
+                    self._touched_all = self._touched_all or event.event_type != "modified"
                 else:
                     self._touched.update(p for p in (str(event.src_path), dest) if p)
         return relevant
