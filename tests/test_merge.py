@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import subprocess
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from ingressctl.controller import Controller, ControllerOptions
-from ingressctl.nginx.merge import merge_servers
+from ingressctl.nginx.merge import block_spans, merge_servers
 from ingressctl.nginx.process import Nginx
 from ingressctl.store import Store
 
 from .factory import endpoint_slice, ingress, ingress_class, path, service
+
+CASES_DIR = Path(__file__).parent / "cases"
 
 
 def block(host: str, upstream: str, extra: str = "", path: str = "/") -> str:
@@ -122,3 +125,18 @@ def test_kept_server_blocks_render_what_a_fresh_renderer_renders() -> None:
     other_settings = dataclasses.replace(model, settings=Settings(use_http2=False))
     for m, c in ((model, other_ctx), (other_settings, ctx), (model, ctx)):
         assert warm.render(m, c) == Renderer().render(m, c), "another context or settings: other blocks"
+
+
+# what block_spans must find: each server block with its comment line, as this regex does
+BLOCK = re.compile(r"^    # [^\n]*\n    server \{\n.*?^    \}\n", re.M | re.S)
+
+
+def test_block_spans_are_what_the_regex_finds() -> None:
+    texts = [(case / "expected.conf").read_text() for case in sorted(CASES_DIR.iterdir())
+             if (case / "expected.conf").exists()]
+    rnd = random.Random(18)
+    pieces = ["    # h\n", "    server {\n", "        x;\n", "    }\n", "    # \n", "  # no\n", "\n", "    }}\n",
+              "    server {}\n", "    #x\n", "    # a\n    server {\n        y;\n    }\n"]
+    texts += ["".join(rnd.choice(pieces) for _ in range(rnd.randrange(1, 40))) for _ in range(3000)]
+    for text in texts:
+        assert block_spans(text) == [m.span() for m in BLOCK.finditer(text)], text

@@ -35,6 +35,9 @@ class Resolution:
 
 
 _selected: dict[tuple[str, str, str, str], tuple[tuple[EndpointSlice, ...], tuple[Endpoint, ...]]] = {}
+# a build's resolution of a Service port, kept across builds: a build that reuses a server
+# (build.BuildMemo) compares it with what it had, which the same object makes cheap
+_resolved: dict[tuple[str, str, int | str], tuple[Service, tuple[Endpoint, ...], str, Resolution]] = {}
 _SELECTED_MAX = 100_000
 
 
@@ -168,7 +171,15 @@ class BackendResolver:
         if not endpoints:
             return Resolution(None, label, (("NoEndpoints", f"Service {svc.meta.key} port {backend.port} has "
                                              "no ready endpoints; answering 503", True),))
-        return Resolution(Upstream(name, svc.meta.key, endpoints, port=sp.port), label)
+        key = (namespace, backend.name, backend.port)
+        hit = _resolved.get(key)  # the same Resolution while its Service and endpoints are the same
+        if hit is not None and hit[0] is svc and hit[1] is endpoints and hit[2] == name:
+            return hit[3]
+        if len(_resolved) >= _SELECTED_MAX:
+            _resolved.clear()
+        res = Resolution(Upstream(name, svc.meta.key, endpoints, port=sp.port), label)
+        _resolved[key] = (svc, endpoints, name, res)
+        return res
 
     def _external(self, svc: Service, backend: ServiceBackend, label: str) -> Resolution:
         try:

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 MIN_GROUP = 16  # hosts with the same block before they share one
 
-_BLOCK = re.compile(r"^    # [^\n]*\n    server \{\n.*?^    \}\n", re.M | re.S)
 _NAME = re.compile(r"^        server_name ([^\s;~\"'{}$\\]+);\n", re.M)
 _ANY_NAME = re.compile(r"^\s+server_name\s", re.M)
 # per-location values a shared block takes from maps: which backend, and its labels
@@ -54,33 +53,53 @@ def merge_servers(text: str, min_group: int = MIN_GROUP) -> str:
     """`text` with blocks that differ only in name and `set` values merged (see module doc)."""
     if min_group <= 0:
         return text
-    blocks = list(_BLOCK.finditer(text))
-    edges = [0, *(i for m in blocks for i in (m.start(), m.end())), len(text)]
+    blocks = block_spans(text)
+    edges = [0, *(i for span in blocks for i in span), len(text)]
     if any("$server_name" in text[a:b] for a, b in zip(edges[::2], edges[1::2], strict=True)):
         return text  # used outside the server blocks (a log format, an http snippet): every host keeps its own
     if len(_shapes) > 2 * len(blocks) + 1000:  # mostly blocks gone meanwhile: start over
         _shapes.clear()
     groups: dict[str, _Group] = {}
     owner: list[_Group | None] = []
-    for m in blocks:
-        g = _shape(m.group(0), groups)
-        owner.append(g)
+    for start, end in blocks:
+        owner.append(_shape(text[start:end], groups))
     shared = {id(g) for g in groups.values() if len(g.names) >= min_group}
     out: list[str] = []
     pos = 0
     written: set[int] = set()
     number = 0
-    for m, g in zip(blocks, owner, strict=True):
-        out.append(text[pos:m.start()])
-        pos = m.end()
+    for (start, end), g in zip(blocks, owner, strict=True):
+        out.append(text[pos:start])
+        pos = end
         if g is None or id(g) not in shared:
-            out.append(m.group(0))
+            out.append(text[start:end])
         elif id(g) not in written:
             written.add(id(g))
             out.append(_shared_block(g, number))
             number += 1
     out.append(text[pos:])
     return "".join(out)
+
+
+_OPEN, _CLOSE = "\n    server {\n", "\n    }\n"
+
+
+def block_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each server block with its comment line: what `_BLOCK.finditer` finds,
+    found with str.find (a regex takes ~0.1 s over 10,000 blocks)."""
+    out: list[tuple[int, int]] = []
+    i = text.find(_OPEN)
+    while i != -1:
+        line = text.rfind("\n", 0, i) + 1  # the line before `server {`
+        close = text.find(_CLOSE, i + len(_OPEN) - 1)
+        if close == -1:
+            break
+        if text.startswith("    # ", line):
+            out.append((line, close + len(_CLOSE)))
+            i = text.find(_OPEN, close + len(_CLOSE) - 1)
+        else:
+            i = text.find(_OPEN, i + 1)
+    return out
 
 
 _Shape = tuple[str, str, tuple[str, ...]]  # name, shape, values
