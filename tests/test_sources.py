@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ingressctl.objects import ObjectError, Service, parse_object
 from ingressctl.sources.allocate import AddressAllocator
@@ -395,3 +397,22 @@ def test_the_rescan_does_not_reload_a_file_it_refuses_again_and_again(tmp_path: 
         assert len(loads) == 1, f"{len(loads)} loads of an unchanged directory"
     finally:
         src.stop()
+
+
+def test_the_rescan_reads_a_file_changed_unseen_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A change the rescan finds (no event, or its event not read yet) reads that file, not the
+    directory: at 30,000 files a whole read takes a second."""
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"kind": "Service", "apiVersion": "v1",
+                                                     "metadata": {"name": "a", "namespace": "d"},
+                                                     "spec": {"ports": [{"port": 80}]}}))
+    (tmp_path / "b.yaml").write_text("kind: ConfigMap\napiVersion: v1\nmetadata: {name: b, namespace: d}\n")
+    store = Store()
+    src = ManifestDirectory(tmp_path, store)
+    src.load()
+    src._identity = src._current_identity()
+    (tmp_path / "b.yaml").write_text("kind: ConfigMap\napiVersion: v1\nmetadata: {name: b, namespace: d}\n"
+                                     "data: {k: v}\n")
+    with caplog.at_level(logging.DEBUG, logger="ingressctl.sources.files"):
+        src._rescan()
+    assert store.snapshot().configmaps["d/b"].data == {"k": "v"}
+    assert "1 changed files" in caplog.text

@@ -416,7 +416,14 @@ class ManifestDirectory:
         except OSError:
             return
         if now != self._signatures:
-            self._reload()
+            # files whose size or mtime changed unseen (or just before their event was read):
+            # read alone where that gives what reading the directory gives
+            gone = self._signatures.keys() - now.keys()
+            changed = [p for p, sig in now.items() if self._signatures.get(p) != sig]
+            real_root = os.path.realpath(self.root)
+            touched = {os.path.join(real_root, os.path.relpath(p, self.root)) for p in changed}
+            if gone or len(touched) > MAX_TOUCHED or not self.load_changed(touched):
+                self._reload()
 
     def stop(self) -> None:
         self._stopped.set()
