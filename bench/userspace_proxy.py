@@ -1,11 +1,13 @@
 """Throughput and latency through the userspace proxy vs direct vs iptables DNAT.
 
-Everything runs inside one network namespace this script creates (`icu<pid>-bench`,
-deleted at the end): a backend process (a sink on :9000 that answers with the byte count,
-an echo on :9001) on 10.250.0.2 (a veth end), `ingressctl proxy --mode userspace` as a separate process
-serving cluster IP 127.96.0.10, and iptables DNAT rules from the iptables backend for
-cluster IP 10.96.0.10. The client runs in threads of this process that entered the
-namespace. Every loop is bounded in count and in time.
+Two network namespaces this script creates (deleted at the end), joined by a veth pair:
+`icu<pid>-back` holds the backend process (a sink on :9000 that answers with the byte count,
+an echo on :9001) on 10.250.0.2; `icu<pid>-bench` holds the client (threads of this process
+that entered it), `ingressctl proxy --mode userspace` as a separate process serving cluster
+IP 127.96.0.10, and iptables DNAT rules from the iptables backend for cluster IP 10.96.0.10.
+Every path reaches the backend over the veth pair (MTU 1500), as a node reaches a pod: with
+the backend in the client's own namespace the direct path ran over loopback (MTU 65536) and
+flattered it. Every loop is bounded in count and in time.
 
     sudo .venv/bin/python bench/userspace_proxy.py [--mib 256] [--conns 2000] [--rr 5000]
 """
@@ -203,19 +205,23 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per path; the table shows medians (default 3)")
     ap.add_argument("--no-iptables", action="store_true", help="skip the iptables DNAT row")
     args = ap.parse_args()
-    name = f"icu{os.getpid()}-bench"
+    name, back_name = f"icu{os.getpid()}-bench", f"icu{os.getpid()}-back"
     procs: list[subprocess.Popen[bytes]] = []
     tmp = tempfile.TemporaryDirectory()
     sh("ip", "netns", "add", name)
+    sh("ip", "netns", "add", back_name)
     try:
-        ns = Netns(name)
-        ns.exec("ip", "link", "set", "lo", "up")
-        ns.exec("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")  # no dummy module here
-        ns.exec("ip", "addr", "add", f"{BACKEND_IP}/32", "dev", "v0")
-        for dev in ("v0", "v1"):
-            ns.exec("ip", "link", "set", dev, "up")
+        ns, back = Netns(name), Netns(back_name)
+        for n in (ns, back):
+            n.exec("ip", "link", "set", "lo", "up")
+        ns.exec("ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        ns.exec("ip", "link", "set", "v1", "netns", back_name)
+        ns.exec("ip", "addr", "add", "10.250.0.1/24", "dev", "v0")
+        back.exec("ip", "addr", "add", f"{BACKEND_IP}/24", "dev", "v1")
+        ns.exec("ip", "link", "set", "v0", "up")
+        back.exec("ip", "link", "set", "v1", "up")
         ns.exec("ip", "route", "add", "default", "dev", "v0")
-        procs.append(subprocess.Popen(["ip", "netns", "exec", name, sys.executable, "-c", BACKEND]))
+        procs.append(subprocess.Popen(["ip", "netns", "exec", back_name, sys.executable, "-c", BACKEND]))
         wait_until(answers(ns, BACKEND_IP), 10, "backend")
         paths = {"direct": BACKEND_IP}
 
@@ -244,6 +250,7 @@ def main() -> int:
             proc.kill()
             proc.wait(timeout=10)
         sh("ip", "netns", "del", name, check=False)
+        sh("ip", "netns", "del", back_name, check=False)
         tmp.cleanup()
     return 0
 
