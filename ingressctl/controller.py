@@ -137,6 +137,42 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class OldGeneration:
+    """Full garbage collections where they delay no change. Python starts one when enough
+    objects survived into the old generation, from whatever thread allocates: at 10,000
+    Ingresses one takes 0.35 s, and landing between a change and nginx serving it, it made
+    one change in ten take 1.1 s instead of 0.7 s. While the sync loop runs, the young
+    generations stay automatic and the old one is collected by the loop: once it has been
+    idle a second (at most every `idle_every` s), or after a sync when none ran for `latest`
+    s (changes that never pause)."""
+
+    def __init__(self, idle_every: float = 30.0, latest: float = 300.0) -> None:
+        self.idle_every, self.latest = idle_every, latest
+        self.last = time.monotonic()
+        self.saved: tuple[int, int, int] | None = None
+
+    def take_over(self) -> None:
+        if self.saved is None:
+            self.saved = gc.get_threshold()
+            gc.set_threshold(self.saved[0], self.saved[1], 1 << 30)  # never by Python itself
+
+    def give_back(self) -> None:
+        if self.saved is not None:
+            gc.set_threshold(*self.saved)
+            self.saved = None
+
+    def idle(self) -> None:
+        self._collect_after(self.idle_every)
+
+    def synced(self) -> None:
+        self._collect_after(self.latest)
+
+    def _collect_after(self, seconds: float) -> None:
+        if self.saved is not None and time.monotonic() - self.last >= seconds:
+            gc.collect()
+            self.last = time.monotonic()
+
+
 def settings_from(snap: Snapshot, configmap: str) -> tuple[Settings, list[Problem]]:
     """The controller ConfigMap's settings, and its problems as warnings on the ConfigMap
     (not found, a bad value kept at its default, an unknown key): Events, metric, log."""
@@ -202,6 +238,7 @@ class Controller:
             nginx.share_certificates = self.lua_certificates
         self.live_model: Model | None = None
         self.build_memo = BuildMemo()  # the sync loop's builds reuse what did not change
+        self.old_generation = OldGeneration()
         self._pending: list[Change] = []
         self._restarts_seen = 0
         self._lua = lua_available()
@@ -501,6 +538,7 @@ class Controller:
         if self.options.template_dir is not None:
             self._watch_templates(self.options.template_dir)
         self._wake.set()
+        self.old_generation.take_over()
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
         self._thread.start()
 
@@ -543,6 +581,8 @@ class Controller:
         if self.nginx.died.is_set() or not woke:  # a death is handled first, before any debounce
             if self.nginx.keep_running():
                 self._wake.set()  # it restarted with the last good config: bring it up to date
+            elif not woke:
+                self.old_generation.idle()
         else:
             self._coalesce()
             self._wake.clear()
@@ -550,6 +590,7 @@ class Controller:
             if not (pending and self.sync_fast(*pending)):
                 self.sync()
             self.nginx.reap()
+            self.old_generation.synced()
         if self.nginx.restarts > self._restarts_seen:
             self.metrics.nginx_restarts.inc(self.nginx.restarts - self._restarts_seen)
             self._restarts_seen = self.nginx.restarts
@@ -572,6 +613,7 @@ class Controller:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.old_generation.give_back()
         if self._template_watch is not None:
             self._template_watch.stop()
         if self.nginx is not None:

@@ -107,3 +107,27 @@ def test_stopping_does_not_run_another_sync(tmp_path: Path) -> None:
     ctl._wake.set()
     ctl._thread.join(timeout=10)
     assert not ctl._thread.is_alive() and steps == []
+
+
+def test_the_sync_loop_collects_the_old_generation_itself() -> None:
+    """Python's own full collections (0.35 s at 10,000 Ingresses) land in the middle of
+    changes; while the loop runs it makes them, when idle or after a sync."""
+    import gc
+
+    from ingressctl.controller import OldGeneration
+
+    before = gc.get_threshold()
+    old = OldGeneration(idle_every=0.0, latest=3600.0)
+    old.take_over()
+    try:
+        assert gc.get_threshold()[:2] == before[:2] and gc.get_threshold()[2] >= 1 << 30
+        full = gc.get_stats()[2]["collections"]
+        old.synced()  # none for an hour is not yet due
+        assert gc.get_stats()[2]["collections"] == full
+        old.idle()  # idle, and due
+        assert gc.get_stats()[2]["collections"] == full + 1
+    finally:
+        old.give_back()
+    assert gc.get_threshold() == before
+    old.idle()  # not running: leaves collections to Python
+    assert gc.get_stats()[2]["collections"] == full + 1
