@@ -143,10 +143,10 @@ class OldGeneration:
     Ingresses one takes 0.35 s, and landing between a change and nginx serving it, it made
     one change in ten take 1.1 s instead of 0.7 s. While the sync loop runs, the young
     generations stay automatic and the old one is collected by the loop: once it has been
-    idle a second (at most every `idle_every` s), or after a sync when none ran for `latest`
-    s (changes that never pause)."""
+    idle a second, at most every `idle_every` s (a change that comes during one waits for
+    it), or after a sync when none ran for `latest` s (changes that never pause)."""
 
-    def __init__(self, idle_every: float = 30.0, latest: float = 300.0) -> None:
+    def __init__(self, idle_every: float = 120.0, latest: float = 600.0) -> None:
         self.idle_every, self.latest = idle_every, latest
         self.last = time.monotonic()
         self.saved: tuple[int, int, int] | None = None
