@@ -135,46 +135,37 @@ class Store:
 
     def replace(self, kinds: Iterable[str] | None, objects: Iterable[KubeObject]) -> Change | None:
         """Make the store hold exactly `objects` for `kinds` (None: every kind) in one step."""
+        return self._write(objects, kinds, drop_others=True)
+
+    def put_many(self, objects: Iterable[KubeObject]) -> Change | None:
+        """Insert or update `objects`, nothing deleted, in one step with one notification."""
+        return self._write(objects, None, drop_others=False)
+
+    def _write(self, objects: Iterable[KubeObject], kinds: Iterable[str] | None, drop_others: bool) -> Change | None:
         objects = list(objects)
         with self._lock:
             scope = set(kinds) if kinds is not None else None
             wanted = {key_of(o): o for o in objects if scope is None or o.meta.kind in scope}
             changed: set[Key] = set()
             services: set[str] = set()
-            for k in [k for k in self._objects if (scope is None or k[0] in scope) and k not in wanted]:
-                services |= _slice_services(self._objects.get(k))
-                self._drop(k)
-                changed.add(k)
-            self._put_all(wanted.values(), changed, services)
+            if drop_others:
+                for k in [k for k in self._objects if (scope is None or k[0] in scope) and k not in wanted]:
+                    services |= _slice_services(self._objects.get(k))
+                    self._drop(k)
+                    changed.add(k)
+            for k, o in wanted.items():
+                old = self._objects.get(k)
+                if old is o:  # an unchanged file's object, as parsed before: nothing to compare
+                    continue
+                if self._put(o):
+                    changed.add(k)
+                    services |= _slice_services(old, o)
             if not changed:
                 return None
             change = Change(frozenset(k[0] for k in changed), frozenset(changed), frozenset(services))
             self._bump()
         self._notify(change)
         return change
-
-    def put_many(self, objects: Iterable[KubeObject]) -> Change | None:
-        """Insert or update `objects`, nothing deleted, in one step with one notification."""
-        with self._lock:
-            changed: set[Key] = set()
-            services: set[str] = set()
-            self._put_all(objects, changed, services)
-            if not changed:
-                return None
-            change = Change(frozenset(k[0] for k in changed), frozenset(changed), frozenset(services))
-            self._bump()
-        self._notify(change)
-        return change
-
-    def _put_all(self, objects: Iterable[KubeObject], changed: set[Key], services: set[str]) -> None:
-        for o in objects:
-            k = key_of(o)
-            old = self._objects.get(k)
-            if old is o:  # an unchanged file's object, as parsed before: nothing to compare
-                continue
-            if self._put(o):
-                changed.add(k)
-                services |= _slice_services(old, o)
 
     # -- reads -------------------------------------------------------------------------
     @property
