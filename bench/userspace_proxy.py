@@ -166,6 +166,15 @@ def measure(ns: Netns, paths: dict[str, str], args: argparse.Namespace) -> dict[
 
 
 PROXY_CPU: list[float] = []  # userspace proxy CPU seconds per GiB, one per throughput run
+MACHINE: dict[str, list[tuple[float, float]]] = {}  # path -> (CPU-seconds per GiB, busy share), whole machine
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU-seconds of the whole machine so far (/proc/stat; softirq included)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    total, idle = sum(fields), fields[3] + fields[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / tick, total / tick
 
 
 def cpu_seconds(pid: int) -> float:
@@ -175,7 +184,12 @@ def cpu_seconds(pid: int) -> float:
 
 def measure_once(ns: Netns, ip: str, args: argparse.Namespace) -> dict[str, float]:
     before = cpu_seconds(args.proxy_pid) if ip == USERSPACE_IP else 0.0
+    busy, total = machine_cpu()
     tput = ns.run(lambda: throughput(ip, args.mib), timeout=120)
+    busy2, total2 = machine_cpu()
+    gib = args.mib / 1024 if tput * TIME_LIMIT >= args.mib else tput * TIME_LIMIT / 1024
+    MACHINE.setdefault(next(k for k, v in args.paths.items() if v == ip), []).append(
+        ((busy2 - busy) / gib, (busy2 - busy) / max(total2 - total, 1e-9)))
     if ip == USERSPACE_IP:  # CPU per byte: a figure the noise of a shared machine hardly moves
         PROXY_CPU.append((cpu_seconds(args.proxy_pid) - before) / (args.mib / 1024))
     conn = ns.run(lambda: connect_latency(ip, args.conns), timeout=120)
@@ -241,7 +255,13 @@ def main() -> int:
             backend.sync(build_table(Snapshot.of(objs)), None)
             wait_until(answers(ns, "10.96.0.10"), 10, "iptables DNAT")
             paths["iptables"] = "10.96.0.10"
+        args.paths = paths
         print_table(measure(ns, paths, args))
+        print("\nthe whole machine during the throughput runs (median): CPU-seconds per GiB, and the share "
+              f"of its {os.cpu_count()} CPUs busy")
+        for path, runs in MACHINE.items():
+            print(f"{path:<12}{statistics.median(r[0] for r in runs):>14.2f}"
+                  f"{statistics.median(r[1] for r in runs) * 100:>13.0f}%")
         if PROXY_CPU:
             print(f"\nuserspace proxy process: {statistics.median(PROXY_CPU):.2f} CPU-seconds per GiB relayed "
                   "(median; user+system)")
