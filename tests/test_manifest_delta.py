@@ -176,3 +176,21 @@ def test_edits_only_a_full_read_can_tell(tmp_path: Path, edit: str) -> None:
     else:
         pair.write("app7.yaml", app(7, cluster_ip="127.96.0.77"))
     assert pair.taken == 0
+
+
+def test_the_settle_timer_reads_everything_even_with_other_events_pending(tmp_path: Path) -> None:
+    """A file that shrank waits `settle` seconds (a writer may still be at it), then the
+    timer's read must apply it, whatever other events are pending at that moment: a read of
+    only their files would leave the shrunk one unread until something touched it again."""
+    (tmp_path / "a.yaml").write_text(app(1, path="/long/path/to/make/this/file/longer"))
+    (tmp_path / "b.yaml").write_text(app(2))
+    src = ManifestDirectory(tmp_path, Store(), settle=0.0, on_problems=lambda _: None)
+    src.load()
+    (tmp_path / "a.yaml").write_text(app(1, path="/x"))  # smaller: it settles first
+    assert src.load_changed({str(tmp_path / "a.yaml")})
+    assert src._settling
+    (tmp_path / "b.yaml").write_text(app(2, endpoint=3))
+    src._relevant(FileModifiedEvent(str(tmp_path / "b.yaml")))  # pending when the timer fires
+    src._settled()  # what the settle timer calls (settle=0: the time is up)
+    rules = src.store.snapshot().ingresses["ns1/app1"].rules
+    assert [p.path for r in rules for p in r.paths] == ["/x"]

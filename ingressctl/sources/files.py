@@ -25,7 +25,7 @@ import yaml
 from watchdog.events import FileSystemEvent
 
 from ..objects import KINDS, KubeObject, ObjectError, Service, parse_object
-from ..store import Store
+from ..store import Store, key_of
 from ..watch import DebouncedWatch, any_change
 from .allocate import AddressAllocator
 
@@ -208,7 +208,7 @@ class ManifestDirectory:
                 log.warning("manifest directory %s is back", self.root)
             self.lost, self.loaded = False, True
             services, alloc_problems = self.allocator.assign([o for o in objects if isinstance(o, Service)])
-            by_key = {(o.meta.kind, o.meta.namespace, o.meta.name): o for o in objects}
+            by_key = {key_of(o): o for o in objects}
             for s in services:
                 by_key[("Service", s.meta.namespace, s.meta.name)] = s
             problems += [FileProblem(str(self.root), 0, m) for m in alloc_problems]
@@ -238,7 +238,7 @@ class ManifestDirectory:
             else:
                 self._last_good[path] = objs
             for o in objs:
-                key = (o.meta.kind, o.meta.namespace, o.meta.name)
+                key = key_of(o)
                 if key in seen:
                     problems.append(FileProblem(str(path), 0, f"{o.meta.kind} {o.meta.key} is also defined in "
                                                 f"{seen[key]}; the first one is used"))
@@ -293,14 +293,14 @@ class ManifestDirectory:
             if errs:
                 return False
             before = self._last_good.get(path)
-            keys = [(o.meta.kind, o.meta.namespace, o.meta.name) for o in objs]
+            keys = [key_of(o) for o in objs]
             if len(set(keys)) != len(keys):
                 return False  # a duplicate within the file: `load` reports it
             if before is None:
                 if any(k in defined for k in keys):
                     return False
                 defined.update((k, str(path)) for k in keys)
-            elif {(o.meta.kind, o.meta.namespace, o.meta.name) for o in before} != set(keys) or \
+            elif {key_of(o) for o in before} != set(keys) or \
                     any(defined.get(k) != str(path) for k in keys):
                 return False
             read[path] = objs
@@ -368,7 +368,7 @@ class ManifestDirectory:
 
     def _settle_later(self) -> None:
         if self._watch is not None and not self._stopped.is_set():
-            timer = threading.Timer(self.settle + 0.05, self._reload)
+            timer = threading.Timer(self.settle + 0.05, self._settled)
             timer.daemon = True
             timer.start()
 
@@ -410,7 +410,7 @@ class ManifestDirectory:
             if identity is not None:
                 log.info("manifest directory %s was replaced; watching %s", self.root, identity[0])
                 self._start_watch()
-            self._reload()
+            self._reload(everything=True)
             return
         if identity is None or time.monotonic() < self._next_sweep:
             return
@@ -430,7 +430,7 @@ class ManifestDirectory:
             real_root = os.path.realpath(self.root)
             touched = {os.path.join(real_root, os.path.relpath(p, self.root)) for p in changed}
             if gone or len(touched) > MAX_TOUCHED or not self.load_changed(touched):
-                self._reload()
+                self._reload(everything=True)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -453,9 +453,16 @@ class ManifestDirectory:
                     self._touched.update(p for p in (str(event.src_path), dest) if p)
         return relevant
 
-    def _reload(self) -> None:
+    def _settled(self) -> None:
+        """The settle timer: the whole directory (the files that settled are not among the
+        events that may be pending)."""
+        self._reload(everything=True)
+
+    def _reload(self, everything: bool = False) -> None:
+        """Read what pending events named, or everything (`everything`, a directory event, or
+        what they named cannot be read alone)."""
         with self._touch_lock:
-            touched, everything = self._touched, self._touched_all
+            touched, everything = self._touched, everything or self._touched_all
             self._touched, self._touched_all = set(), False
         try:
             if everything or not touched or len(touched) > MAX_TOUCHED or not self.load_changed(touched):
